@@ -1,0 +1,37 @@
+# Synatra: `make up` runs the platform, `make test` runs every test,
+# `make bench` prints benchmark figures. Each installs what is missing first.
+
+CARGO ?= cargo
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+WASM_TARGET := wasm32-wasip2
+COMPONENTS := -p synatra-api -p conformance-component
+LISTEN ?= 127.0.0.1:3000
+
+.PHONY: up test bench prereqs components host lint clean
+
+prereqs:
+	@scripts/prereqs.sh
+
+components: prereqs
+	$(CARGO) build --release --target $(WASM_TARGET) $(COMPONENTS)
+
+host: prereqs
+	$(CARGO) build --release -p runtime-host
+
+up: components host
+	$(TARGET_DIR)/release/synatra up --listen $(LISTEN)
+
+test: components host
+	$(CARGO) test --release --workspace --exclude synatra-api --exclude conformance-component
+
+bench: components host
+	$(CARGO) run --release -p synatra-bench
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --workspace --exclude synatra-api --exclude conformance-component --all-targets -- -D warnings
+	$(CARGO) clippy --release --target $(WASM_TARGET) $(COMPONENTS) -- -D warnings
+
+clean:
+	$(CARGO) clean
+	rm -rf .synatra

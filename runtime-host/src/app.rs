@@ -1,0 +1,287 @@
+//! The loaded application: compiled components, their granted capabilities,
+//! the router, and request dispatch to a fresh instance.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use hyper::body::Body;
+use sqlx::PgPool;
+use wasmtime::component::Linker;
+use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::WasiHttpView as _;
+
+use crate::allowed_hosts::AllowedHosts;
+use crate::engine::{self, ComponentCache, EngineSettings};
+use crate::factors::postgres::PgPools;
+use crate::factors::variables::AppVariables;
+use crate::instance::{InstanceState, MemoryLimitExceeded, TimeLimitExceeded};
+use crate::manifest::{ComponentLimits, Manifest, RouteDecl};
+use crate::metrics::Metrics;
+use crate::router::Router;
+
+/// Everything one component is granted, plus its pre-linked instance.
+pub struct ComponentRuntime {
+    pub id: String,
+    pub pre: ProxyPre<InstanceState>,
+    pub variables: HashMap<String, String>,
+    pub allowed_hosts: AllowedHosts,
+    pub key_value_stores: HashSet<String>,
+    pub environment: Vec<(String, String)>,
+    pub dirs: Vec<(PathBuf, String)>,
+    pub limits: ComponentLimits,
+}
+
+/// The running application shared by all requests.
+pub struct App {
+    pub engine: Engine,
+    pub router: Router,
+    pub components: HashMap<String, Arc<ComponentRuntime>>,
+    pub pg_pools: PgPools,
+    /// The application database (key-value store, host tables).
+    pub db: PgPool,
+    pub metrics: Metrics,
+}
+
+/// Inputs to [`App::load`] besides the manifest.
+pub struct LoadOptions {
+    pub cache_dir: PathBuf,
+    pub runtime_variables: std::collections::BTreeMap<String, String>,
+    pub host_variables: std::collections::BTreeMap<String, String>,
+    pub db: PgPool,
+    pub pg_max_connections: u32,
+}
+
+/// Why a request to a component produced no response of its own.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error("component `{0}` exceeded its time limit")]
+    Timeout(String),
+    #[error("component `{0}` exceeded its memory limit")]
+    Memory(String),
+    #[error("component `{component}` failed: {message}")]
+    Trap { component: String, message: String },
+    #[error("no component named `{0}`")]
+    NoSuchComponent(String),
+}
+
+impl DispatchError {
+    /// Short label for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Timeout(_) => "timeout",
+            Self::Memory(_) => "memory",
+            Self::Trap { .. } => "trap",
+            Self::NoSuchComponent(_) => "not_found",
+        }
+    }
+}
+
+impl App {
+    /// Compiles and links every component of `manifest`.
+    pub fn load(manifest: &Manifest, options: LoadOptions) -> Result<Arc<Self>> {
+        if !manifest.trigger.cron.is_empty() {
+            bail!(
+                "[[trigger.cron]] is not supported by this host yet; remove it from the manifest"
+            );
+        }
+        let variables = AppVariables::resolve(
+            manifest,
+            &options.runtime_variables,
+            &options.host_variables,
+        )?;
+        let max_memory = manifest
+            .component
+            .values()
+            .map(|c| c.limits().map(|l| (l.memory_limit_mb as usize) << 20))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .max()
+            .unwrap_or(128 << 20);
+        let engine = engine::build_engine(EngineSettings {
+            max_memory_bytes: max_memory,
+            max_instances: 1000,
+        })?;
+        engine::start_epoch_ticker(&engine);
+        let cache = ComponentCache::new(&options.cache_dir)?;
+        let mut linker = Linker::<InstanceState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        crate::bindings::SpinHost::add_to_linker::<_, wasmtime::component::HasSelf<InstanceState>>(
+            &mut linker,
+            |s| s,
+        )?;
+
+        let mut components = HashMap::new();
+        for (id, decl) in &manifest.component {
+            let ctx = || format!("component `{id}`");
+            let component = cache
+                .load(&engine, &manifest.source_path(decl))
+                .with_context(ctx)?;
+            let pre = linker
+                .instantiate_pre(&component)
+                .and_then(ProxyPre::new)
+                .map_err(anyhow::Error::from)
+                .with_context(ctx)?;
+            let hosts = decl
+                .allowed_outbound_hosts
+                .iter()
+                .map(|h| variables.expand(h))
+                .collect::<Result<Vec<_>>>()
+                .with_context(ctx)?;
+            let dirs = decl
+                .files
+                .iter()
+                .map(|f| file_mount(manifest, f))
+                .collect::<Result<Vec<_>>>()
+                .with_context(ctx)?;
+            let runtime = ComponentRuntime {
+                id: id.clone(),
+                pre,
+                variables: variables
+                    .component_variables(&decl.variables)
+                    .with_context(ctx)?,
+                allowed_hosts: AllowedHosts::parse(&hosts).with_context(ctx)?,
+                key_value_stores: decl.key_value_stores.iter().cloned().collect(),
+                environment: decl
+                    .environment
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                dirs,
+                limits: decl.limits()?,
+            };
+            components.insert(id.clone(), Arc::new(runtime));
+        }
+        let router = Router::new(&manifest.trigger.http)?;
+        for t in &manifest.trigger.http {
+            if let RouteDecl::Path(r) = &t.route {
+                tracing::info!(route = %r, component = %t.component, "route");
+            }
+        }
+        Ok(Arc::new(Self {
+            engine,
+            router,
+            components,
+            pg_pools: PgPools::new(options.pg_max_connections),
+            db: options.db,
+            metrics: Metrics::default(),
+        }))
+    }
+
+    /// Runs `request` on a fresh instance of `component`. `depth` counts
+    /// nested in-process calls (service chaining) to stop loops.
+    pub async fn dispatch<B>(
+        self: &Arc<Self>,
+        component: &str,
+        request: http::Request<B>,
+        depth: u32,
+    ) -> Result<http::Response<HyperOutgoingBody>, DispatchError>
+    where
+        B: Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let runtime = self
+            .components
+            .get(component)
+            .cloned()
+            .ok_or_else(|| DispatchError::NoSuchComponent(component.to_string()))?;
+        let timeout = std::time::Duration::from_millis(runtime.limits.timeout_ms);
+        let state = InstanceState::new(self.clone(), runtime.clone(), depth);
+        let deadline = state.deadline;
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if std::time::Instant::now() >= deadline {
+                Err(TimeLimitExceeded.into())
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let guard = self.metrics.instance();
+        let task = tokio::spawn(async move {
+            let _guard = guard;
+            let work = async {
+                let proxy = runtime.pre.instantiate_async(&mut store).await?;
+                let req = store
+                    .data_mut()
+                    .http()
+                    .new_incoming_request(Scheme::Http, request)?;
+                let out = store.data_mut().http().new_response_outparam(sender)?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await
+            };
+            // Host calls (database, network) are bounded by the same budget.
+            match tokio::time::timeout(timeout + std::time::Duration::from_secs(1), work).await {
+                Ok(result) => result,
+                Err(_) => Err(TimeLimitExceeded.into()),
+            }
+        });
+
+        match receiver.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => Err(DispatchError::Trap {
+                component: component.to_string(),
+                message: format!("component returned error code {code:?}"),
+            }),
+            Err(_) => {
+                let error = match task.await {
+                    Ok(Ok(())) => {
+                        return Err(DispatchError::Trap {
+                            component: component.to_string(),
+                            message: "component did not send a response".into(),
+                        })
+                    }
+                    Ok(Err(e)) => e,
+                    Err(join) => wasmtime::Error::msg(join.to_string()),
+                };
+                Err(classify(component, error))
+            }
+        }
+    }
+}
+
+fn classify(component: &str, error: wasmtime::Error) -> DispatchError {
+    if error.downcast_ref::<TimeLimitExceeded>().is_some() {
+        return DispatchError::Timeout(component.to_string());
+    }
+    if error.downcast_ref::<MemoryLimitExceeded>().is_some() {
+        return DispatchError::Memory(component.to_string());
+    }
+    DispatchError::Trap {
+        component: component.to_string(),
+        message: format!("{error:#}"),
+    }
+}
+
+/// A `files` entry: `{ source = "dir", destination = "/path" }` mounts a
+/// directory read-only; a plain string mounts that directory at the same path.
+fn file_mount(manifest: &Manifest, entry: &toml::Value) -> Result<(PathBuf, String)> {
+    let (source, dest) = match entry {
+        toml::Value::String(s) => (s.clone(), format!("/{}", s.trim_start_matches('/'))),
+        toml::Value::Table(t) => {
+            let get = |k: &str| {
+                t.get(k)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+                    .with_context(|| format!("files entry needs a string `{k}`"))
+            };
+            (get("source")?, get("destination")?)
+        }
+        _ => bail!("files entries must be strings or tables"),
+    };
+    let path = manifest.base_dir.join(&source);
+    if !path.is_dir() {
+        bail!("files source `{source}` must be a directory (glob patterns are not supported)");
+    }
+    Ok((path, dest))
+}

@@ -1,0 +1,67 @@
+//! The application database: an external server from `DATABASE_URL`, or an
+//! embedded one under the data directory; migrated at start.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use embedded_postgres::{EmbeddedPostgres, Options};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+
+/// Where the database lives; the embedded server stops when this drops.
+pub enum Database {
+    External(String),
+    Embedded(EmbeddedPostgres),
+}
+
+impl Database {
+    /// Uses `url` when given, else starts the embedded server in `data_dir`.
+    pub fn open(url: Option<String>, data_dir: &Path) -> Result<Self> {
+        match url {
+            Some(url) => Ok(Self::External(url)),
+            None => {
+                tracing::info!(dir = %data_dir.join("postgres").display(), "starting embedded PostgreSQL");
+                let pg = EmbeddedPostgres::start(&data_dir.join("postgres"), Options::default())?;
+                tracing::info!(port = pg.port(), "embedded PostgreSQL ready");
+                Ok(Self::Embedded(pg))
+            }
+        }
+    }
+
+    /// The connection URL.
+    pub fn url(&self) -> String {
+        match self {
+            Self::External(u) => u.clone(),
+            Self::Embedded(pg) => pg.url(),
+        }
+    }
+
+    /// Whether this is the embedded development database.
+    pub fn is_embedded(&self) -> bool {
+        matches!(self, Self::Embedded(_))
+    }
+}
+
+/// Connects a pool and applies pending migrations from `migrations/`.
+pub async fn connect_and_migrate(url: &str) -> Result<PgPool> {
+    let pool = PgPoolOptions::new()
+        .max_connections(10)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await
+        .context("cannot connect to the database (check DATABASE_URL)")?;
+    sqlx::migrate!("../migrations")
+        .run(&pool)
+        .await
+        .context("database migration failed")?;
+    Ok(pool)
+}
+
+/// `host:port` of a Postgres URL, for `allowed_outbound_hosts` templates.
+pub fn host_port(url: &str) -> Result<String> {
+    use std::str::FromStr;
+    let options =
+        sqlx::postgres::PgConnectOptions::from_str(url).context("invalid DATABASE_URL")?;
+    Ok(format!("{}:{}", options.get_host(), options.get_port()))
+}

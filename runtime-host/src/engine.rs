@@ -1,0 +1,124 @@
+//! The wasmtime engine: pooling allocator, epoch ticker and the on-disk cache
+//! of compiled components.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Interval of the epoch ticker; time limits are counted in these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Engine settings derived from the manifest.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineSettings {
+    /// Largest memory any component may use, in bytes.
+    pub max_memory_bytes: usize,
+    /// Concurrent instances the pool reserves slots for.
+    pub max_instances: u32,
+}
+
+/// Builds the engine, trying the pooling allocator first.
+pub fn build_engine(settings: EngineSettings) -> Result<Engine> {
+    let mut config = base_config();
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(settings.max_instances)
+        .total_core_instances(settings.max_instances * 8)
+        .total_memories(settings.max_instances * 2)
+        .total_tables(settings.max_instances * 4)
+        .max_core_instances_per_component(64)
+        .max_memories_per_component(8)
+        .max_tables_per_component(16)
+        .max_memory_size(settings.max_memory_bytes);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    match Engine::new(&config) {
+        Ok(engine) => Ok(engine),
+        Err(e) => {
+            tracing::warn!(error = %e, "pooling allocator unavailable, using on-demand allocation");
+            Ok(Engine::new(&base_config())?)
+        }
+    }
+}
+
+fn base_config() -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] on a background thread.
+pub fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("epoch-ticker".into())
+        .spawn(move || loop {
+            std::thread::sleep(EPOCH_TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => break,
+            }
+        })
+        .expect("spawn epoch ticker");
+}
+
+/// Compiles components once and keeps the native code on disk, keyed by the
+/// hash of the Wasm bytes and the engine's compatibility settings.
+pub struct ComponentCache {
+    dir: PathBuf,
+}
+
+impl ComponentCache {
+    /// A cache rooted at `dir` (created when missing).
+    pub fn new(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create cache directory {}", dir.display()))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Loads the compiled component for the Wasm file at `path`.
+    pub fn load(&self, engine: &Engine, path: &Path) -> Result<Component> {
+        let wasm = std::fs::read(path).with_context(|| {
+            format!(
+                "cannot read component {} (build it with `make components`)",
+                path.display()
+            )
+        })?;
+        let mut hasher = Sha256::new();
+        hasher.update(&wasm);
+        let mut engine_hash = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut engine_hash);
+        hasher.update(std::hash::Hasher::finish(&engine_hash).to_le_bytes());
+        let key = hex(&hasher.finalize());
+        let cached = self.dir.join(format!("{key}.cwasm"));
+        if cached.exists() {
+            // SAFETY: the file was written by `Component::serialize` of an
+            // engine with the same compatibility hash (it is in the key), into
+            // a directory only this host writes.
+            match unsafe { Component::deserialize_file(engine, &cached) } {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, file = %cached.display(), "discarding bad cache entry")
+                }
+            }
+        }
+        let started = std::time::Instant::now();
+        let component = Component::new(engine, &wasm)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("cannot compile component {}", path.display()))?;
+        tracing::info!(component = %path.display(), ms = started.elapsed().as_millis() as u64, "compiled");
+        let tmp = cached.with_extension("tmp");
+        std::fs::write(&tmp, component.serialize()?)?;
+        std::fs::rename(&tmp, &cached)?;
+        Ok(component)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,404 @@
+//! `spin:postgres/postgres@4.0.0`: pooled Postgres connections for components.
+//!
+//! One sqlx pool per address; a `connection` resource holds one pooled
+//! connection for its lifetime, so `BEGIN … COMMIT` across calls is one
+//! transaction. A connection dropped inside an open transaction is rolled
+//! back before it returns to the pool. Addresses must be allowed by the
+//! component's `allowed_outbound_hosts` (`postgres://host:port`).
+
+// The WIT `error` type is large, and it is what the interface returns.
+#![allow(clippy::result_large_err)]
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{
+    PgArguments, PgConnectOptions, PgDatabaseError, PgPoolOptions, PgRow, PgTypeInfo,
+};
+use sqlx::{Arguments, Column, Executor, PgPool, Postgres, Row, Statement, TypeInfo};
+use wasmtime::component::Resource;
+
+use crate::bindings::spin::postgres::postgres::{
+    Column as WitColumn, DbDataType, DbError, DbValue, Error, Host, HostConnection, Interval,
+    ParameterValue, QueryError, RowSet,
+};
+use crate::instance::InstanceState;
+
+/// Pools shared by all instances of the application, one per address.
+pub struct PgPools {
+    pools: Mutex<HashMap<String, PgPool>>,
+    max_connections: u32,
+}
+
+impl PgPools {
+    /// Creates an empty pool registry; pools are created on first use.
+    pub fn new(max_connections: u32) -> Self {
+        Self {
+            pools: Mutex::new(HashMap::new()),
+            max_connections,
+        }
+    }
+
+    fn pool(&self, address: &str, options: PgConnectOptions) -> PgPool {
+        let mut pools = self.pools.lock().expect("pool registry poisoned");
+        pools
+            .entry(address.to_string())
+            .or_insert_with(|| {
+                PgPoolOptions::new()
+                    .max_connections(self.max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_lazy_with(options)
+            })
+            .clone()
+    }
+}
+
+/// The host side of a `connection` resource.
+pub struct PgConnection {
+    conn: Option<PoolConnection<Postgres>>,
+    maybe_in_transaction: bool,
+}
+
+impl Drop for PgConnection {
+    fn drop(&mut self) {
+        if !self.maybe_in_transaction {
+            return;
+        }
+        if let Some(mut conn) = self.conn.take() {
+            // Never hand a connection with an open transaction to the next user.
+            tokio::spawn(async move {
+                if conn.execute("ROLLBACK").await.is_err() {
+                    conn.close_on_drop();
+                }
+            });
+        }
+    }
+}
+
+impl PgConnection {
+    fn conn(&mut self, statement: &str) -> &mut PoolConnection<Postgres> {
+        let upper = statement.trim_start().to_ascii_uppercase();
+        if upper.starts_with("BEGIN") || upper.starts_with("START") {
+            self.maybe_in_transaction = true;
+        }
+        self.conn.as_mut().expect("connection present until drop")
+    }
+}
+
+impl Host for InstanceState {}
+
+impl HostConnection for InstanceState {
+    async fn open(
+        &mut self,
+        address: String,
+    ) -> wasmtime::Result<Result<Resource<PgConnection>, Error>> {
+        let options = match PgConnectOptions::from_str(&address) {
+            Ok(o) => o,
+            Err(e) => {
+                return Ok(Err(Error::ConnectionFailed(format!(
+                    "invalid address: {e}"
+                ))))
+            }
+        };
+        let (host, port) = (options.get_host().to_string(), options.get_port());
+        if !self
+            .component
+            .allowed_hosts
+            .allows("postgres", &host, Some(port))
+        {
+            return Ok(Err(Error::ConnectionFailed(format!(
+                "postgres://{host}:{port} is not in allowed_outbound_hosts of component `{}`",
+                self.component.id
+            ))));
+        }
+        let pool = self.app.pg_pools.pool(&address, options);
+        let conn = match pool.acquire().await {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(Error::ConnectionFailed(e.to_string()))),
+        };
+        let resource = self.table.push(PgConnection {
+            conn: Some(conn),
+            maybe_in_transaction: false,
+        })?;
+        Ok(Ok(resource))
+    }
+
+    async fn query(
+        &mut self,
+        this: Resource<PgConnection>,
+        statement: String,
+        params: Vec<ParameterValue>,
+    ) -> wasmtime::Result<Result<RowSet, Error>> {
+        let args = match bind_all(params) {
+            Ok(a) => a,
+            Err(e) => return Ok(Err(e)),
+        };
+        let conn = self.table.get_mut(&this)?.conn(&statement);
+        let prepared = match conn.prepare(&statement).await {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(query_error(e))),
+        };
+        let columns: Vec<WitColumn> = prepared
+            .columns()
+            .iter()
+            .map(|c| WitColumn {
+                name: c.name().to_string(),
+                data_type: data_type(c.type_info()),
+            })
+            .collect();
+        let rows = match prepared.query_with(args).fetch_all(&mut **conn).await {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(query_error(e))),
+        };
+        let rows = rows
+            .iter()
+            .map(|row| (0..columns.len()).map(|i| decode(row, i)).collect())
+            .collect::<Result<Vec<_>, _>>();
+        Ok(rows.map(|rows| RowSet { columns, rows }))
+    }
+
+    async fn execute(
+        &mut self,
+        this: Resource<PgConnection>,
+        statement: String,
+        params: Vec<ParameterValue>,
+    ) -> wasmtime::Result<Result<u64, Error>> {
+        let args = match bind_all(params) {
+            Ok(a) => a,
+            Err(e) => return Ok(Err(e)),
+        };
+        let conn = self.table.get_mut(&this)?.conn(&statement);
+        let result = sqlx::query_with(&statement, args)
+            .execute(&mut **conn)
+            .await;
+        Ok(result.map(|r| r.rows_affected()).map_err(query_error))
+    }
+
+    async fn drop(&mut self, this: Resource<PgConnection>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        Ok(())
+    }
+}
+
+fn query_error(e: sqlx::Error) -> Error {
+    match &e {
+        sqlx::Error::Database(db) => match db.try_downcast_ref::<PgDatabaseError>() {
+            Some(pg) => {
+                let mut extras = Vec::new();
+                for (k, v) in [
+                    ("constraint", pg.constraint()),
+                    ("table", pg.table()),
+                    ("column", pg.column()),
+                ] {
+                    if let Some(v) = v {
+                        extras.push((k.to_string(), v.to_string()));
+                    }
+                }
+                Error::QueryFailed(QueryError::DbError(DbError {
+                    as_text: e.to_string(),
+                    severity: format!("{:?}", pg.severity()).to_uppercase(),
+                    code: pg.code().to_string(),
+                    message: pg.message().to_string(),
+                    detail: pg.detail().map(str::to_string),
+                    extras,
+                }))
+            }
+            None => Error::QueryFailed(QueryError::Text(e.to_string())),
+        },
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+            Error::ConnectionFailed(e.to_string())
+        }
+        _ => Error::QueryFailed(QueryError::Text(e.to_string())),
+    }
+}
+
+/// A NULL whose type Postgres infers from the statement.
+struct UntypedNull;
+
+impl sqlx::Type<Postgres> for UntypedNull {
+    fn type_info() -> PgTypeInfo {
+        PgTypeInfo::with_oid(sqlx::postgres::types::Oid(0))
+    }
+}
+
+impl sqlx::Encode<'_, Postgres> for UntypedNull {
+    fn encode_by_ref(
+        &self,
+        _buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        Ok(sqlx::encode::IsNull::Yes)
+    }
+}
+
+fn bind_all(params: Vec<ParameterValue>) -> Result<PgArguments, Error> {
+    let mut args = PgArguments::default();
+    for (i, p) in params.into_iter().enumerate() {
+        bind(&mut args, p)
+            .map_err(|e| Error::BadParameter(format!("parameter ${}: {e}", i + 1)))?;
+    }
+    Ok(args)
+}
+
+fn bind(args: &mut PgArguments, p: ParameterValue) -> Result<(), sqlx::error::BoxDynError> {
+    use ParameterValue as P;
+    match p {
+        P::Boolean(v) => args.add(v),
+        P::Int8(v) => args.add(i16::from(v)),
+        P::Int16(v) => args.add(v),
+        P::Int32(v) => args.add(v),
+        P::Int64(v) => args.add(v),
+        P::Floating32(v) => args.add(v),
+        P::Floating64(v) => args.add(v),
+        P::Str(v) => args.add(v),
+        P::Binary(v) => args.add(v),
+        P::Date((y, m, d)) => {
+            args.add(NaiveDate::from_ymd_opt(y, m.into(), d.into()).ok_or("invalid date")?)
+        }
+        P::Time((h, m, s, ns)) => args.add(
+            NaiveTime::from_hms_nano_opt(h.into(), m.into(), s.into(), ns).ok_or("invalid time")?,
+        ),
+        P::Datetime((y, mo, d, h, mi, s, ns)) => {
+            let date = NaiveDate::from_ymd_opt(y, mo.into(), d.into()).ok_or("invalid date")?;
+            let time = NaiveTime::from_hms_nano_opt(h.into(), mi.into(), s.into(), ns)
+                .ok_or("invalid time")?;
+            args.add(NaiveDateTime::new(date, time).and_utc())
+        }
+        P::Timestamp(secs) => {
+            args.add(DateTime::<Utc>::from_timestamp(secs, 0).ok_or("timestamp out of range")?)
+        }
+        P::Uuid(v) => args.add(sqlx::types::Uuid::parse_str(&v)?),
+        P::Jsonb(bytes) => {
+            let value: serde_json::Value = serde_json::from_slice(&bytes)?;
+            args.add(sqlx::types::Json(value))
+        }
+        P::Decimal(v) => args.add(sqlx::types::Decimal::from_str_exact(&v)?),
+        P::ArrayInt32(v) => args.add(v),
+        P::ArrayInt64(v) => args.add(v),
+        P::ArrayStr(v) => args.add(v),
+        P::ArrayDecimal(v) => {
+            let parsed = v
+                .iter()
+                .map(|d| {
+                    d.as_deref()
+                        .map(sqlx::types::Decimal::from_str_exact)
+                        .transpose()
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            args.add(parsed)
+        }
+        P::Interval(i) => args.add(sqlx::postgres::types::PgInterval {
+            months: i.months,
+            days: i.days,
+            microseconds: i.micros,
+        }),
+        P::DbNull => args.add(UntypedNull),
+        P::RangeInt32(_) | P::RangeInt64(_) | P::RangeDecimal(_) => {
+            Err("range parameters are not supported by this host".into())
+        }
+    }
+}
+
+fn data_type(t: &PgTypeInfo) -> DbDataType {
+    match t.name() {
+        "BOOL" => DbDataType::Boolean,
+        "\"CHAR\"" | "CHAR" => DbDataType::Int8,
+        "INT2" => DbDataType::Int16,
+        "INT4" => DbDataType::Int32,
+        "INT8" => DbDataType::Int64,
+        "FLOAT4" => DbDataType::Floating32,
+        "FLOAT8" => DbDataType::Floating64,
+        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" => DbDataType::Str,
+        "BYTEA" => DbDataType::Binary,
+        "DATE" => DbDataType::Date,
+        "TIME" => DbDataType::Time,
+        "TIMESTAMP" | "TIMESTAMPTZ" => DbDataType::Datetime,
+        "UUID" => DbDataType::Uuid,
+        "JSON" | "JSONB" => DbDataType::Jsonb,
+        "NUMERIC" => DbDataType::Decimal,
+        "INT4[]" => DbDataType::ArrayInt32,
+        "INT8[]" => DbDataType::ArrayInt64,
+        "NUMERIC[]" => DbDataType::ArrayDecimal,
+        "TEXT[]" | "VARCHAR[]" => DbDataType::ArrayStr,
+        "INTERVAL" => DbDataType::Interval,
+        other => DbDataType::Other(other.to_string()),
+    }
+}
+
+fn decode(row: &PgRow, i: usize) -> Result<DbValue, Error> {
+    let name = row.columns()[i].type_info().name().to_string();
+    let conv = |e: sqlx::Error| Error::ValueConversionFailed(format!("column {i} ({name}): {e}"));
+    macro_rules! get {
+        ($t:ty) => {
+            row.try_get::<Option<$t>, _>(i).map_err(conv)?
+        };
+    }
+    let value = match name.as_str() {
+        "BOOL" => get!(bool).map(DbValue::Boolean),
+        "\"CHAR\"" | "CHAR" => get!(i8).map(DbValue::Int8),
+        "INT2" => get!(i16).map(DbValue::Int16),
+        "INT4" => get!(i32).map(DbValue::Int32),
+        "INT8" => get!(i64).map(DbValue::Int64),
+        "FLOAT4" => get!(f32).map(DbValue::Floating32),
+        "FLOAT8" => get!(f64).map(DbValue::Floating64),
+        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" => get!(String).map(DbValue::Str),
+        "BYTEA" => get!(Vec<u8>).map(DbValue::Binary),
+        "DATE" => get!(NaiveDate).map(|d| DbValue::Date(ymd(d))),
+        "TIME" => get!(NaiveTime).map(|t| DbValue::Time(hmsn(t))),
+        "TIMESTAMP" => get!(NaiveDateTime).map(datetime),
+        "TIMESTAMPTZ" => get!(DateTime<Utc>).map(|d| datetime(d.naive_utc())),
+        "UUID" => get!(sqlx::types::Uuid).map(|u| DbValue::Uuid(u.to_string())),
+        "JSON" | "JSONB" => {
+            get!(serde_json::Value).map(|v| DbValue::Jsonb(v.to_string().into_bytes()))
+        }
+        "NUMERIC" => get!(sqlx::types::Decimal).map(|d| DbValue::Decimal(d.to_string())),
+        "INT4[]" => get!(Vec<Option<i32>>).map(DbValue::ArrayInt32),
+        "INT8[]" => get!(Vec<Option<i64>>).map(DbValue::ArrayInt64),
+        "TEXT[]" | "VARCHAR[]" => get!(Vec<Option<String>>).map(DbValue::ArrayStr),
+        "NUMERIC[]" => get!(Vec<Option<sqlx::types::Decimal>>).map(|v| {
+            DbValue::ArrayDecimal(v.into_iter().map(|d| d.map(|d| d.to_string())).collect())
+        }),
+        "INTERVAL" => get!(sqlx::postgres::types::PgInterval).map(|i| {
+            DbValue::Interval(Interval {
+                micros: i.microseconds,
+                days: i.days,
+                months: i.months,
+            })
+        }),
+        _ => {
+            let raw = row.try_get_raw(i).map_err(conv)?;
+            if sqlx::ValueRef::is_null(&raw) {
+                None
+            } else {
+                Some(DbValue::Unsupported(
+                    raw.as_bytes()
+                        .map_err(|e| conv(sqlx::Error::Decode(e)))?
+                        .to_vec(),
+                ))
+            }
+        }
+    };
+    Ok(value.unwrap_or(DbValue::DbNull))
+}
+
+fn ymd(d: NaiveDate) -> (i32, u8, u8) {
+    (d.year(), d.month() as u8, d.day() as u8)
+}
+
+fn hmsn(t: NaiveTime) -> (u8, u8, u8, u32) {
+    (
+        t.hour() as u8,
+        t.minute() as u8,
+        t.second() as u8,
+        t.nanosecond(),
+    )
+}
+
+fn datetime(d: NaiveDateTime) -> DbValue {
+    let (y, mo, da) = ymd(d.date());
+    let (h, mi, s, ns) = hmsn(d.time());
+    DbValue::Datetime((y, mo, da, h, mi, s, ns))
+}

@@ -1,0 +1,173 @@
+//! `fermyon:spin/variables`: application variables resolved at start-up.
+//!
+//! Values come, in order of precedence, from `SPIN_VARIABLE_<NAME>`
+//! environment variables, the runtime config file's `[variables]` table,
+//! values the host provides itself (such as `database_url` for the embedded
+//! database) and the manifest default. A required variable without a value
+//! stops start-up with an error naming it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::{bail, Context, Result};
+
+use crate::bindings::fermyon::spin::variables::{Error, Host};
+use crate::instance::InstanceState;
+use crate::manifest::{check_variable_name, Manifest};
+
+/// Resolved application-level variables.
+#[derive(Debug, Clone, Default)]
+pub struct AppVariables {
+    values: HashMap<String, String>,
+}
+
+impl AppVariables {
+    /// Resolves every `[variables]` entry of the manifest.
+    pub fn resolve(
+        manifest: &Manifest,
+        runtime_config: &BTreeMap<String, String>,
+        host_provided: &BTreeMap<String, String>,
+    ) -> Result<Self> {
+        for name in runtime_config.keys() {
+            check_variable_name(name).context("runtime config [variables]")?;
+        }
+        let mut values = HashMap::new();
+        for (name, decl) in &manifest.variables {
+            let env_name = format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase());
+            let value = std::env::var(&env_name)
+                .ok()
+                .or_else(|| runtime_config.get(name).cloned())
+                .or_else(|| host_provided.get(name).cloned())
+                .or_else(|| decl.default.clone());
+            match value {
+                Some(v) => {
+                    values.insert(name.clone(), v);
+                }
+                None if decl.required => bail!(
+                    "required variable `{name}` has no value: set {env_name} or add it to the runtime config"
+                ),
+                None => {}
+            }
+        }
+        Ok(Self { values })
+    }
+
+    /// Expands `{{ name }}` references in `template`.
+    pub fn expand(&self, template: &str) -> Result<String> {
+        let mut out = String::new();
+        let mut rest = template;
+        while let Some(start) = rest.find("{{") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find("}}") else {
+                bail!("unterminated `{{{{` in `{template}`");
+            };
+            let name = after[..end].trim();
+            let value = self
+                .values
+                .get(name)
+                .with_context(|| format!("`{template}` refers to undefined variable `{name}`"))?;
+            out.push_str(value);
+            rest = &after[end + 2..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    /// Resolves a component's `[component.X.variables]` templates.
+    pub fn component_variables(
+        &self,
+        templates: &BTreeMap<String, String>,
+    ) -> Result<HashMap<String, String>> {
+        templates
+            .iter()
+            .map(|(k, t)| Ok((k.clone(), self.expand(t)?)))
+            .collect()
+    }
+}
+
+impl Host for InstanceState {
+    async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, Error>> {
+        if check_variable_name(&name).is_err() {
+            return Ok(Err(Error::InvalidName(name)));
+        }
+        Ok(self
+            .component
+            .variables
+            .get(&name)
+            .cloned()
+            .ok_or(Error::Undefined(name)))
+    }
+}
+
+/// For local development only: values for required secret variables that
+/// nothing else sets, generated once and kept in `path` (mode 0600) so they
+/// survive restarts.
+pub fn development_secrets(
+    manifest: &Manifest,
+    path: &std::path::Path,
+    provided: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>> {
+    use std::io::Read;
+    let mut stored: BTreeMap<String, String> = match std::fs::read_to_string(path) {
+        Ok(text) => toml::from_str(&text).with_context(|| format!("invalid {}", path.display()))?,
+        Err(_) => BTreeMap::new(),
+    };
+    let mut changed = false;
+    for (name, decl) in &manifest.variables {
+        let env_set = std::env::var_os(format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()))
+            .is_some()
+            || std::env::var_os(name.to_ascii_uppercase()).is_some();
+        if decl.required
+            && decl.secret
+            && !env_set
+            && !provided.contains_key(name)
+            && !stored.contains_key(name)
+        {
+            let mut buf = [0u8; 32];
+            std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+            stored.insert(
+                name.clone(),
+                buf.iter().map(|b| format!("{b:02x}")).collect(),
+            );
+            tracing::warn!(variable = %name, file = %path.display(), "generated a development secret");
+            changed = true;
+        }
+    }
+    if changed {
+        std::fs::write(path, toml::to_string(&stored)?)?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(stored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> AppVariables {
+        AppVariables {
+            values: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn templates_expand_with_surrounding_text() {
+        let v = vars(&[("host", "db"), ("port", "5432")]);
+        assert_eq!(
+            v.expand("postgres://{{ host }}:{{port}}").unwrap(),
+            "postgres://db:5432"
+        );
+        assert_eq!(v.expand("plain").unwrap(), "plain");
+    }
+
+    #[test]
+    fn undefined_reference_names_the_variable() {
+        let err = vars(&[]).expand("{{ missing }}").unwrap_err().to_string();
+        assert!(err.contains("missing"), "{err}");
+        assert!(vars(&[]).expand("{{ open").is_err());
+    }
+}

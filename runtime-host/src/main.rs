@@ -1,0 +1,194 @@
+//! `synatra`: run a Synatra (Spin) application on the Synatra host.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use synatra_host::app::{App, LoadOptions};
+use synatra_host::database::{self, Database};
+use synatra_host::factors::variables::development_secrets;
+use synatra_host::manifest::Manifest;
+use tokio::net::TcpListener;
+
+#[derive(Parser)]
+#[command(
+    name = "synatra",
+    version,
+    about = "Synatra's Spin-compatible WebAssembly host"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the application: database, migrations, HTTP trigger.
+    Up(UpArgs),
+    /// Apply database migrations and exit.
+    Migrate(DbArgs),
+}
+
+#[derive(clap::Args)]
+struct DbArgs {
+    /// Application database; without it an embedded PostgreSQL is started
+    /// under the data directory.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Directory for the embedded database, compiled components and
+    /// generated development secrets.
+    #[arg(long, env = "SYNATRA_DATA_DIR", default_value = ".synatra")]
+    data_dir: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct UpArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Address of the HTTP trigger.
+    #[arg(long, env = "SYNATRA_LISTEN", default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Address of the admin listener (`/metrics`, `/healthz`).
+    #[arg(long, env = "SYNATRA_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    admin_listen: SocketAddr,
+    /// The application manifest.
+    #[arg(
+        long,
+        short = 'f',
+        env = "SYNATRA_MANIFEST",
+        default_value = "spin.toml"
+    )]
+    manifest: PathBuf,
+    /// A runtime config TOML with a `[variables]` table.
+    #[arg(long, env = "SYNATRA_RUNTIME_CONFIG")]
+    runtime_config_file: Option<PathBuf>,
+    /// Connections per Postgres pool opened by components.
+    #[arg(long, default_value_t = 20)]
+    pg_max_connections: u32,
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,wasmtime=warn,cranelift=warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Up(args) => up(args),
+        Command::Migrate(args) => migrate(args),
+    };
+    if let Err(e) = &result {
+        tracing::error!("{e:#}");
+    }
+    result
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn migrate(args: DbArgs) -> Result<()> {
+    std::fs::create_dir_all(&args.data_dir)?;
+    let db = Database::open(args.database_url, &args.data_dir)?;
+    runtime()?.block_on(database::connect_and_migrate(&db.url()))?;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RuntimeConfig {
+    #[serde(default)]
+    variables: BTreeMap<String, String>,
+}
+
+fn up(args: UpArgs) -> Result<()> {
+    let manifest = Manifest::load(&args.manifest)?;
+    let runtime_config: RuntimeConfig = match &args.runtime_config_file {
+        Some(p) => toml::from_str(
+            &std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+        )
+        .with_context(|| format!("invalid runtime config {}", p.display()))?,
+        None => RuntimeConfig::default(),
+    };
+    std::fs::create_dir_all(&args.db.data_dir)
+        .with_context(|| format!("cannot create {}", args.db.data_dir.display()))?;
+    // The embedded server is a child of this (main) thread, so it dies with us.
+    let db = Database::open(args.db.database_url, &args.db.data_dir)?;
+    let url = db.url();
+
+    let mut host_variables = BTreeMap::new();
+    // A manifest variable `foo_bar` may also be set as FOO_BAR.
+    for name in manifest.variables.keys() {
+        if let Ok(v) = std::env::var(name.to_ascii_uppercase()) {
+            host_variables.insert(name.clone(), v);
+        }
+    }
+    host_variables.insert("database_url".into(), url.clone());
+    host_variables.insert("database_host".into(), database::host_port(&url)?);
+    if db.is_embedded() {
+        let secrets = development_secrets(
+            &manifest,
+            &args.db.data_dir.join("development-secrets.toml"),
+            &host_variables,
+        )?;
+        host_variables.extend(secrets);
+    }
+
+    runtime()?.block_on(async move {
+        let pool = database::connect_and_migrate(&url).await?;
+        let app = App::load(
+            &manifest,
+            LoadOptions {
+                cache_dir: args.db.data_dir.join("cache"),
+                runtime_variables: runtime_config.variables,
+                host_variables,
+                db: pool,
+                pg_max_connections: args.pg_max_connections,
+            },
+        )?;
+        let listener = TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let admin = TcpListener::bind(args.admin_listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (admin)", args.admin_listen))?;
+        tracing::info!(
+            "serving http://{} (metrics on http://{}/metrics)",
+            listener.local_addr()?,
+            admin.local_addr()?
+        );
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let admin_task = tokio::spawn(synatra_host::server::serve_admin(
+            app.clone(),
+            admin,
+            stopped.clone(),
+        ));
+        let server = tokio::spawn(synatra_host::server::serve(app.clone(), listener, stopped));
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+        let _ = server.await;
+        let _ = admin_task.await;
+        app.db.close().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    drop(db);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

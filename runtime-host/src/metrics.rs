@@ -1,0 +1,130 @@
+//! Prometheus metrics of the host, served on the admin port.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    component: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ComponentLabels {
+    component: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    component: String,
+    kind: String,
+}
+
+/// Host metrics: requests, latency, live instances and errors per component.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<ComponentLabels, Histogram>,
+    errors: Family<ErrorLabels, Counter>,
+    instances: Gauge<i64, std::sync::atomic::AtomicI64>,
+    instantiations: Counter<u64, AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("synatra");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<ComponentLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+        });
+        let errors = Family::<ErrorLabels, Counter>::default();
+        let instances = Gauge::default();
+        let instantiations = Counter::default();
+        registry.register("http_requests", "HTTP requests served", requests.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to response headers",
+            latency.clone(),
+        );
+        registry.register(
+            "component_errors",
+            "Component failures by kind",
+            errors.clone(),
+        );
+        registry.register(
+            "component_instances",
+            "Live component instances",
+            instances.clone(),
+        );
+        registry.register(
+            "component_instantiations",
+            "Component instances created",
+            instantiations.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            errors,
+            instances,
+            instantiations,
+        }
+    }
+}
+
+impl Metrics {
+    /// Records a finished request.
+    pub fn request(&self, component: &str, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                component: component.to_string(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&ComponentLabels {
+                component: component.to_string(),
+            })
+            .observe(seconds);
+    }
+
+    /// Records a component failure (`trap`, `timeout`, `memory`, …).
+    pub fn error(&self, component: &str, kind: &str) {
+        self.errors
+            .get_or_create(&ErrorLabels {
+                component: component.to_string(),
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a live instance until the guard drops.
+    pub fn instance(&self) -> InstanceGuard {
+        self.instances.inc();
+        self.instantiations.inc();
+        InstanceGuard(self.instances.clone())
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// Decrements the live-instance gauge on drop.
+pub struct InstanceGuard(Gauge<i64, std::sync::atomic::AtomicI64>);
+
+impl Drop for InstanceGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

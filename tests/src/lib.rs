@@ -1,0 +1,417 @@
+//! Test harness: one real PostgreSQL per test binary (a fresh database per
+//! test), the real `synatra` host as a child process on free ports, and a
+//! small HTTP client.
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use embedded_postgres::{free_port, EmbeddedPostgres, Options};
+use serde_json::Value;
+
+/// The server's connection URL template, shared by every test of a binary.
+struct SharedPostgres {
+    admin_url_base: String,
+}
+
+static POSTGRES: OnceLock<SharedPostgres> = OnceLock::new();
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A directory for one test, under the system temp dir (reachable by the
+/// `postgres` user when tests run as root).
+pub fn temp_dir(label: &str) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("synatra-test-{}-{label}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod temp dir");
+    dir
+}
+
+fn shared_postgres() -> &'static SharedPostgres {
+    POSTGRES.get_or_init(|| {
+        // Start the server from a thread that lives as long as the process:
+        // it is killed when its parent thread exits (PR_SET_PDEATHSIG).
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let dir = temp_dir("pg").join("data");
+            let pg = EmbeddedPostgres::start(&dir, Options { ephemeral: true });
+            match pg {
+                Ok(pg) => {
+                    tx.send(Ok(pg.url_for(""))).unwrap();
+                    loop {
+                        std::thread::park();
+                    }
+                }
+                Err(e) => tx.send(Err(format!("{e:#}"))).unwrap(),
+            }
+        });
+        let url = rx.recv().unwrap().expect("start test PostgreSQL");
+        SharedPostgres {
+            admin_url_base: url,
+        }
+    })
+}
+
+/// A new, empty database on the shared test server; returns its URL.
+pub fn fresh_database() -> String {
+    let pg = shared_postgres();
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let name = format!("t{}_{n}", std::process::id());
+    let admin = format!("{}synatra", pg.admin_url_base);
+    psql(&admin, &format!("CREATE DATABASE {name}"));
+    format!("{}{name}", pg.admin_url_base)
+}
+
+/// Runs one SQL statement with `psql`, panicking on failure.
+pub fn psql(url: &str, sql: &str) -> String {
+    let bin = embedded_postgres::find_bin_dir().expect("postgres binaries");
+    let psql = if bin.join("psql").exists() {
+        bin.join("psql")
+    } else {
+        PathBuf::from("psql")
+    };
+    let out = Command::new(psql)
+        .args([url, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `target/<profile>` of the build that produced this test binary.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .to_path_buf()
+}
+
+/// Path of a built Wasm component (`make components` builds them).
+pub fn wasm(name: &str) -> PathBuf {
+    let profile = profile_dir();
+    let target = profile.parent().expect("target dir");
+    let path = target
+        .join("wasm32-wasip2")
+        .join("release")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} missing: run `make components` (or `make test`)",
+        path.display()
+    );
+    path
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The application's own `spin.toml`, with component sources pointing at the
+/// build output of this test run.
+pub fn app_manifest(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(repo_root().join("spin.toml")).expect("read spin.toml");
+    let wasm_dir = wasm("synatra_api").parent().unwrap().display().to_string();
+    let text = text.replace("target/wasm32-wasip2/release", &wasm_dir);
+    let path = dir.join("spin.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A running `synatra up`.
+pub struct Host {
+    child: Child,
+    /// `http://127.0.0.1:<port>`
+    pub base: String,
+    /// `http://127.0.0.1:<admin port>`
+    pub admin: String,
+    pub data_dir: PathBuf,
+    log: PathBuf,
+}
+
+/// How to start a host.
+pub struct HostConfig {
+    pub manifest: PathBuf,
+    pub database_url: String,
+    pub env: Vec<(String, String)>,
+    pub data_dir: PathBuf,
+}
+
+impl HostConfig {
+    /// A host for `manifest` on a fresh database.
+    pub fn new(manifest: PathBuf) -> Self {
+        let data_dir = manifest.parent().unwrap().join("data");
+        Self {
+            manifest,
+            database_url: fresh_database(),
+            env: Vec::new(),
+            data_dir,
+        }
+    }
+
+    /// Adds an environment variable for the host process.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+}
+
+/// The `synatra` binary of this build.
+pub fn synatra_bin() -> PathBuf {
+    let bin = profile_dir().join("synatra");
+    assert!(bin.exists(), "{} missing: run `make test`", bin.display());
+    bin
+}
+
+impl Host {
+    /// Starts the host and waits until it serves; panics with its log if it fails.
+    pub fn start(config: &HostConfig) -> Self {
+        Self::try_start(config).unwrap_or_else(|log| panic!("host failed to start:\n{log}"))
+    }
+
+    /// Starts the host; on failure returns its log.
+    pub fn try_start(config: &HostConfig) -> Result<Self, String> {
+        let port = free_port().unwrap();
+        let admin_port = free_port().unwrap();
+        let log = config.manifest.with_extension(format!("{port}.log"));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(synatra_bin());
+        cmd.arg("up")
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
+            .arg("--manifest")
+            .arg(&config.manifest)
+            .arg("--data-dir")
+            .arg(&config.data_dir)
+            .env("DATABASE_URL", &config.database_url)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .envs(config.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file);
+        // SAFETY: prctl in the forked child before exec; kills the host if the
+        // test process dies.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|e| e.to_string())?;
+        let mut host = Host {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            admin: format!("http://127.0.0.1:{admin_port}"),
+            data_dir: config.data_dir.clone(),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(_)) = host.child.try_wait() {
+                return Err(host.log());
+            }
+            if ureq::get(&format!("{}/.well-known/spin/health", host.base))
+                .timeout(Duration::from_secs(1))
+                .call()
+                .is_ok()
+            {
+                return Ok(host);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("timed out\n{}", host.log()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The host's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGTERM and wait for a graceful exit; returns the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        self.child.wait().unwrap()
+    }
+
+    /// A client for this host (keeps cookies).
+    pub fn client(&self) -> Client {
+        Client::new(&self.base)
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A response: status, headers we care about, and the body as JSON (or a string).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Reply {
+    /// A header value by (lower-case) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The stable error code, if this is an error reply.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+/// A blocking HTTP client with a cookie jar and optional bearer token.
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    agent: ureq::Agent,
+    bearer: Option<String>,
+    origin: Option<String>,
+}
+
+impl Client {
+    /// A client for `base` (`http://host:port`).
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.to_string(),
+            agent: ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(60))
+                .build(),
+            bearer: None,
+            origin: None,
+        }
+    }
+
+    /// The same client, authenticating with `token` instead of cookies.
+    pub fn with_bearer(&self, token: &str) -> Self {
+        Self {
+            base: self.base.clone(),
+            agent: ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(60))
+                .build(),
+            bearer: Some(token.to_string()),
+            origin: None,
+        }
+    }
+
+    /// Sends `Origin: origin` with every request.
+    pub fn with_origin(mut self, origin: &str) -> Self {
+        self.origin = Some(origin.to_string());
+        self
+    }
+
+    /// Sends a request with an optional JSON body.
+    pub fn send(&self, method: &str, path: &str, body: Option<&Value>) -> Reply {
+        self.send_raw(
+            method,
+            path,
+            body.map(|b| ("application/json", b.to_string().into_bytes())),
+        )
+    }
+
+    /// Sends a request with an arbitrary body and content type.
+    pub fn send_raw(&self, method: &str, path: &str, body: Option<(&str, Vec<u8>)>) -> Reply {
+        let mut req = self
+            .agent
+            .request(method, &format!("{}{}", self.base, path));
+        if let Some(t) = &self.bearer {
+            req = req.set("authorization", &format!("Bearer {t}"));
+        }
+        if let Some(o) = &self.origin {
+            req = req.set("origin", o);
+        }
+        let result = match body {
+            Some((ct, bytes)) => req.set("content-type", ct).send_bytes(&bytes),
+            None => req.call(),
+        };
+        let resp = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let status = resp.status();
+        let headers = resp
+            .headers_names()
+            .into_iter()
+            .flat_map(|n| {
+                resp.all(&n)
+                    .into_iter()
+                    .map(|v| (n.to_ascii_lowercase(), v.to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let text = resp.into_string().unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        self.send("GET", path, None)
+    }
+
+    pub fn post(&self, path: &str, body: Value) -> Reply {
+        self.send("POST", path, Some(&body))
+    }
+
+    pub fn patch(&self, path: &str, body: Value) -> Reply {
+        self.send("PATCH", path, Some(&body))
+    }
+
+    pub fn delete(&self, path: &str) -> Reply {
+        self.send("DELETE", path, None)
+    }
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    path
+}
