@@ -334,6 +334,11 @@ impl Client {
         }
     }
 
+    /// Points the client (and its cookies) at another base URL.
+    pub fn set_base(&mut self, base: &str) {
+        self.base = base.to_string();
+    }
+
     /// Sends `Origin: origin` with every request.
     pub fn with_origin(mut self, origin: &str) -> Self {
         self.origin = Some(origin.to_string());
@@ -414,4 +419,69 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
         .write_all(text.as_bytes())
         .unwrap();
     path
+}
+
+/// The origin the API tests' browser-like clients send (`APP_ORIGINS`).
+pub const TEST_ORIGIN: &str = "http://app.test";
+
+/// Starts the real application (`spin.toml`) on a fresh database.
+pub fn start_app() -> Host {
+    Host::start(&app_config())
+}
+
+/// The configuration [`start_app`] uses, for restarts on the same database.
+pub fn app_config() -> HostConfig {
+    let dir = temp_dir("app");
+    HostConfig::new(app_manifest(&dir)).env("APP_ORIGINS", TEST_ORIGIN)
+}
+
+/// A signed-up user: a cookie client plus identity.
+pub struct User {
+    pub client: Client,
+    pub id: String,
+    pub email: String,
+}
+
+/// Signs up a new user with a unique email; panics unless it succeeds.
+pub fn sign_up(host: &Host, label: &str) -> User {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let email = format!("{label}.{n}@example.com");
+    let client = host.client().with_origin(TEST_ORIGIN);
+    let reply = client.post(
+        "/api/v1/auth/signup",
+        serde_json::json!({ "email": email, "password": "correct horse battery", "name": label }),
+    );
+    assert_eq!(reply.status, 201, "signup: {:?}", reply.body);
+    User {
+        client,
+        id: reply.body["user"]["id"].as_str().unwrap().to_string(),
+        email,
+    }
+}
+
+/// Creates an org owned by `owner`; returns its slug.
+pub fn create_org(owner: &User, label: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let slug = format!("{label}-{n}");
+    let reply = owner.client.post(
+        "/api/v1/orgs",
+        serde_json::json!({ "name": label, "slug": slug }),
+    );
+    assert_eq!(reply.status, 201, "create org: {:?}", reply.body);
+    slug
+}
+
+/// Invites `user` to `org` with `role` (as `admin`) and accepts.
+pub fn add_member(admin: &User, org: &str, user: &User, role: &str) {
+    let inv = admin.client.post(
+        &format!("/api/v1/orgs/{org}/invitations"),
+        serde_json::json!({ "email": user.email, "role": role }),
+    );
+    assert_eq!(inv.status, 201, "invite: {:?}", inv.body);
+    let token = inv.body["token"].as_str().unwrap();
+    let accepted = user.client.post(
+        &format!("/api/v1/invitations/{token}/accept"),
+        serde_json::json!({}),
+    );
+    assert_eq!(accepted.status, 200, "accept: {:?}", accepted.body);
 }

@@ -1,41 +1,125 @@
 //! Synatra's REST API component (`/api/v1/...`).
+//!
+//! Every request goes through one pipeline: match the route in
+//! [`synatra_authz::ROUTES`] (404/405), check the body (413/415),
+//! authenticate (session cookie or API key), check the Origin of
+//! cookie-authenticated writes, resolve the `:org` and the caller's role
+//! (404 for non-members, 403 below the route's role), then call the handler.
+//! Handlers cannot be reached any other way.
 
-use spin_sdk::http::{IntoResponse, Request, Response};
+mod auth;
+mod ctx;
+mod db;
+mod error;
+mod handlers;
+mod http;
+mod input;
+mod store;
+
+use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
-use spin_sdk::{pg4, variables};
+use synatra_authz::{match_route, Access, NoRoute, RouteId};
 
-fn json(status: u16, value: serde_json::Value) -> Response {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(value.to_string())
-        .build()
-}
+use crate::auth::Principal;
+use crate::ctx::Ctx;
+use crate::db::Db;
+use crate::error::{ApiError, ApiResult};
+use crate::http::Reply;
+
+/// Prefix of every API path.
+const PREFIX: &str = "/api/v1";
 
 #[http_component]
-fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
-    let path = req.path().trim_end_matches('/');
-    Ok(match path {
-        "/api/v1/health" => health(),
-        _ => json(
-            404,
-            serde_json::json!({ "error": { "code": "not_found", "message": "no such endpoint" } }),
-        ),
-    })
+fn handle(req: Request) -> Response {
+    serve(&req).unwrap_or_else(Reply::from).into_response()
 }
 
-fn health() -> Response {
-    let ok = variables::get("database_url")
-        .map_err(anyhow::Error::from)
-        .and_then(|url| Ok(pg4::Connection::open(&url)?))
-        .and_then(|conn| Ok(conn.query("SELECT 1", &[])?))
-        .is_ok();
-    if ok {
-        json(200, serde_json::json!({ "status": "ok", "database": "ok" }))
-    } else {
-        json(
-            503,
-            serde_json::json!({ "status": "degraded", "database": "unavailable" }),
+fn serve(req: &Request) -> ApiResult<Reply> {
+    let path = req.path();
+    let sub = path
+        .strip_prefix(PREFIX)
+        .filter(|s| s.is_empty() || s.starts_with('/'))
+        .ok_or_else(|| ApiError::not_found("endpoint"))?;
+    let method = req.method().to_string();
+    let (spec, params) = match_route(&method, sub).map_err(|e| match e {
+        NoRoute::NotFound => ApiError::not_found("endpoint"),
+        NoRoute::MethodNotAllowed(allowed) => ApiError::new(
+            405,
+            "method_not_allowed",
+            format!("use one of: {}", allowed.join(", ")),
         )
+        .with_details(serde_json::json!({ "allowed": allowed })),
+    })?;
+    http::check_body(req)?;
+    if spec.id == RouteId::Health {
+        return Ok(handlers::health::get());
+    }
+
+    let db = Db::open()?;
+    let principal = auth::authenticate(&db, req)?;
+    auth::check_origin(req, matches!(principal, Some(Principal::Session { .. })))?;
+    let org = match spec.access {
+        Access::Public => None,
+        Access::Authenticated => {
+            principal.as_ref().ok_or_else(ApiError::unauthenticated)?;
+            None
+        }
+        Access::Org(min) => {
+            let caller = principal.as_ref().ok_or_else(ApiError::unauthenticated)?;
+            let key = params
+                .iter()
+                .find(|(k, _)| *k == "org")
+                .map(|(_, v)| *v)
+                .unwrap_or_default();
+            let org = match caller {
+                Principal::Session { user_id, .. } => store::orgs::for_member(&db, key, user_id)?,
+                Principal::ApiKey { org_id, role, .. } => {
+                    store::orgs::for_api_key(&db, key, org_id, *role)?
+                }
+            }
+            .ok_or_else(|| ApiError::not_found("organization"))?;
+            if org.role < min {
+                return Err(ApiError::forbidden(format!(
+                    "this requires the {min} role or higher; you are {}",
+                    org.role
+                )));
+            }
+            Some(org)
+        }
+    };
+
+    let ctx = Ctx {
+        db: &db,
+        req,
+        principal,
+        org,
+        params: params
+            .into_iter()
+            .map(|(k, v)| (k, v.to_string()))
+            .collect(),
+    };
+    use handlers::*;
+    match spec.id {
+        RouteId::Health => Ok(health::get()),
+        RouteId::Signup => account::signup(&ctx),
+        RouteId::Login => account::login(&ctx),
+        RouteId::Logout => account::logout(&ctx),
+        RouteId::Me => account::me(&ctx),
+        RouteId::CreateOrg => orgs::create(&ctx),
+        RouteId::ListOrgs => orgs::list(&ctx),
+        RouteId::GetOrg => orgs::get(&ctx),
+        RouteId::DeleteOrg => orgs::delete(&ctx),
+        RouteId::ListEnvironments => orgs::environments(&ctx),
+        RouteId::ListChannels => orgs::channels(&ctx),
+        RouteId::ListMembers => members::list(&ctx),
+        RouteId::UpdateMember => members::update(&ctx),
+        RouteId::RemoveMember => members::remove(&ctx),
+        RouteId::CreateInvitation => invitations::create(&ctx),
+        RouteId::ListInvitations => invitations::list(&ctx),
+        RouteId::RevokeInvitation => invitations::revoke(&ctx),
+        RouteId::AcceptInvitation => invitations::accept(&ctx),
+        RouteId::CreateApiKey => api_keys::create(&ctx),
+        RouteId::ListApiKeys => api_keys::list(&ctx),
+        RouteId::DeleteApiKey => api_keys::delete(&ctx),
     }
 }

@@ -1,0 +1,142 @@
+//! Database access over the host's `spin:postgres` interface: typed row
+//! accessors and transactions.
+
+use std::rc::Rc;
+
+use spin_sdk::pg4::{self, DbValue, ParameterValue};
+use spin_sdk::variables;
+
+use crate::error::{ApiError, ApiResult};
+
+/// Statement parameters.
+pub type Params<'a> = &'a [ParameterValue];
+
+/// A string parameter.
+pub fn text(s: &str) -> ParameterValue {
+    ParameterValue::Str(s.to_string())
+}
+
+/// A UUID parameter (the caller has validated the format).
+pub fn uuid(s: &str) -> ParameterValue {
+    ParameterValue::Uuid(s.to_string())
+}
+
+/// One connection for the request.
+pub struct Db {
+    conn: pg4::Connection,
+}
+
+impl Db {
+    /// Opens the application database.
+    pub fn open() -> ApiResult<Self> {
+        let url = variables::get("database_url")
+            .map_err(|e| ApiError::internal(format!("database_url is not configured: {e}")))?;
+        Ok(Self {
+            conn: pg4::Connection::open(&url)?,
+        })
+    }
+
+    /// Rows of a query.
+    pub fn query(&self, sql: &str, params: Params) -> ApiResult<Vec<Row>> {
+        let set = self.conn.query(sql, params)?;
+        let columns: Rc<Vec<String>> = Rc::new(set.columns.into_iter().map(|c| c.name).collect());
+        Ok(set
+            .rows
+            .into_iter()
+            .map(|values| Row {
+                columns: columns.clone(),
+                values,
+            })
+            .collect())
+    }
+
+    /// The first row, if any.
+    pub fn query_opt(&self, sql: &str, params: Params) -> ApiResult<Option<Row>> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+
+    /// Exactly one row.
+    pub fn query_one(&self, sql: &str, params: Params) -> ApiResult<Row> {
+        self.query_opt(sql, params)?
+            .ok_or_else(|| ApiError::internal("query returned no row"))
+    }
+
+    /// Runs a statement; returns the number of rows affected.
+    pub fn execute(&self, sql: &str, params: Params) -> ApiResult<u64> {
+        Ok(self.conn.execute(sql, params)?)
+    }
+
+    /// Runs `f` in one transaction: committed if it succeeds, rolled back otherwise.
+    pub fn transaction<T>(&self, f: impl FnOnce(&Db) -> ApiResult<T>) -> ApiResult<T> {
+        self.execute("BEGIN", &[])?;
+        match f(self) {
+            Ok(v) => {
+                self.execute("COMMIT", &[])?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.execute("ROLLBACK", &[]);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// One result row with typed accessors by column name.
+pub struct Row {
+    columns: Rc<Vec<String>>,
+    values: Vec<DbValue>,
+}
+
+impl Row {
+    fn get(&self, name: &str) -> &DbValue {
+        let i = self
+            .columns
+            .iter()
+            .position(|c| c == name)
+            .unwrap_or_else(|| panic!("query has no column `{name}`"));
+        &self.values[i]
+    }
+
+    /// A text or UUID column.
+    pub fn str(&self, name: &str) -> String {
+        self.opt_str(name).unwrap_or_default()
+    }
+
+    /// A nullable text or UUID column.
+    pub fn opt_str(&self, name: &str) -> Option<String> {
+        match self.get(name) {
+            DbValue::Str(s) | DbValue::Uuid(s) => Some(s.clone()),
+            DbValue::DbNull => None,
+            other => panic!("column `{name}` is not text: {other:?}"),
+        }
+    }
+
+    /// A boolean column.
+    pub fn bool(&self, name: &str) -> bool {
+        matches!(self.get(name), DbValue::Boolean(true))
+    }
+
+    /// A bigint/int column.
+    pub fn i64(&self, name: &str) -> i64 {
+        match self.get(name) {
+            DbValue::Int64(v) => *v,
+            DbValue::Int32(v) => (*v).into(),
+            DbValue::Int16(v) => (*v).into(),
+            other => panic!("column `{name}` is not an integer: {other:?}"),
+        }
+    }
+
+    /// A timestamp column as RFC 3339 (UTC), or null.
+    pub fn time(&self, name: &str) -> serde_json::Value {
+        match self.get(name) {
+            DbValue::Datetime((y, mo, d, h, mi, s, ns)) => format!(
+                "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:06}Z",
+                ns / 1000
+            )
+            .into(),
+            DbValue::DbNull => serde_json::Value::Null,
+            other => panic!("column `{name}` is not a timestamp: {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! API errors: `{"error":{"code","message","details"}}` with stable codes.
+
+use serde_json::{json, Value};
+use spin_sdk::pg4;
+
+/// An error answered to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Option<Value>,
+}
+
+impl ApiError {
+    /// An error with no details.
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// Adds machine-readable details.
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn unauthenticated() -> Self {
+        Self::new(401, "unauthenticated", "sign in or send a valid API key")
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(403, "forbidden", message)
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(404, "not_found", format!("{what} not found"))
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(409, code, message)
+    }
+
+    /// Replaces a generic unique-violation conflict with a specific code.
+    pub fn on_conflict(self, code: &'static str, message: &str) -> Self {
+        if self.status == 409 && self.code == "conflict" {
+            ApiError::conflict(code, message)
+        } else {
+            self
+        }
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, "internal", message)
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Value {
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some(d) = &self.details {
+            error["details"] = d.clone();
+        }
+        json!({ "error": error })
+    }
+}
+
+impl From<pg4::PgError> for ApiError {
+    fn from(e: pg4::PgError) -> Self {
+        match &e {
+            pg4::PgError::ConnectionFailed(m) => {
+                eprintln!("database connection failed: {m}");
+                ApiError::new(503, "database_unavailable", "the database is unavailable")
+            }
+            pg4::PgError::QueryFailed(pg4::QueryError::DbError(db)) if db.code == "23505" => {
+                ApiError::conflict("conflict", "a record with these values already exists")
+            }
+            _ => {
+                eprintln!("database error: {e:?}");
+                ApiError::internal("database error")
+            }
+        }
+    }
+}
+
+/// Result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,121 @@
+//! Sign-up, sign-in, sign-out and the caller's own profile.
+
+use serde_json::json;
+
+use crate::auth::{self, Principal};
+use crate::ctx::Ctx;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{client_ip, is_https, Reply};
+use crate::input::is_email;
+use crate::store::{login_failures, orgs, sessions, users};
+
+/// Verifying against this keeps unknown emails as slow as wrong passwords.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c3luYXRyYWR1bW15c2FsdA$0Yq0S5Ya1zLx7mN3tq2Tq0mU3k1tQ0z6p9hX0Q8oJ7A";
+
+fn credentials(ctx: &Ctx, with_name: bool) -> ApiResult<(String, String, String)> {
+    let mut input = ctx.input()?;
+    let email = input.string("email", 3, 254);
+    let password = input.string("password", 8, 256);
+    let name = if with_name {
+        input.string("name", 1, 100)
+    } else {
+        String::new()
+    };
+    input.check(
+        email.is_empty() || is_email(&email),
+        "email",
+        "`email` must be an email address",
+    );
+    input.finish()?;
+    Ok((email, password, name))
+}
+
+fn new_session(ctx: &Ctx, user_id: &str) -> ApiResult<String> {
+    let token = auth::new_token()?;
+    sessions::create(ctx.db, user_id, &auth::hash_token(&token))?;
+    Ok(auth::session_cookie(&token, is_https(ctx.req)))
+}
+
+/// `POST /auth/signup {email, password, name}`: creates the user and signs in.
+pub fn signup(ctx: &Ctx) -> ApiResult<Reply> {
+    let (email, password, name) = credentials(ctx, true)?;
+    let hash = auth::hash_password(&password)?;
+    let (user, cookie) = ctx
+        .db
+        .transaction(|db| {
+            let user = users::insert(db, &email, &name, &hash)?;
+            let cookie = new_session(ctx, &user.str("id"))?;
+            Ok((users::to_json(&user), cookie))
+        })
+        .map_err(|e| e.on_conflict("email_taken", "an account with this email already exists"))?;
+    Ok(Reply::created(json!({ "user": user })).with_cookie(cookie))
+}
+
+/// `POST /auth/login {email, password}`: rate limited per email and client.
+pub fn login(ctx: &Ctx) -> ApiResult<Reply> {
+    let (email, password, _) = credentials(ctx, false)?;
+    let client = client_ip(ctx.req);
+    if login_failures::is_limited(ctx.db, &email, &client)? {
+        return Err(ApiError::new(
+            429,
+            "rate_limited",
+            "too many failed sign-ins; try again later",
+        )
+        .with_details(json!({ "retry_after_seconds": login_failures::WINDOW_MINUTES * 60 })));
+    }
+    let found = users::find_for_login(ctx.db, &email)?;
+    let hash = found
+        .as_ref()
+        .map(|(_, h)| h.as_str())
+        .unwrap_or(DUMMY_HASH);
+    let valid = auth::verify_password(&password, hash);
+    let Some((user, _)) = found.filter(|_| valid) else {
+        login_failures::record(ctx.db, &email, &client)?;
+        return Err(ApiError::new(
+            401,
+            "invalid_credentials",
+            "email or password is wrong",
+        ));
+    };
+    let cookie = ctx.db.transaction(|db| {
+        login_failures::clear(db, &email)?;
+        new_session(ctx, &user.str("id"))
+    })?;
+    Ok(Reply::ok(json!({ "user": users::to_json(&user) })).with_cookie(cookie))
+}
+
+/// `POST /auth/logout`: ends the session and clears the cookie.
+pub fn logout(ctx: &Ctx) -> ApiResult<Reply> {
+    match ctx.principal()? {
+        Principal::Session { session_id, .. } => {
+            sessions::delete(ctx.db, session_id)?;
+            Ok(Reply::no_content().with_cookie(auth::clear_session_cookie(is_https(ctx.req))))
+        }
+        Principal::ApiKey { .. } => Err(ApiError::new(
+            403,
+            "api_key_not_allowed",
+            "API keys have no session; revoke the key instead",
+        )),
+    }
+}
+
+/// `GET /me`: the signed-in user and their orgs, or the API key in use.
+pub fn me(ctx: &Ctx) -> ApiResult<Reply> {
+    match ctx.principal()? {
+        Principal::Session { user_id, .. } => {
+            let user = users::get(ctx.db, user_id)?.ok_or_else(ApiError::unauthenticated)?;
+            Ok(Reply::ok(json!({
+                "user": users::to_json(&user),
+                "orgs": orgs::list_for_user(ctx.db, user_id)?,
+            })))
+        }
+        Principal::ApiKey {
+            key_id,
+            org_id,
+            role,
+            name,
+        } => Ok(Reply::ok(json!({
+            "api_key": { "id": key_id, "name": name, "role": role.as_str(), "org_id": org_id },
+        }))),
+    }
+}

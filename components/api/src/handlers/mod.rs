@@ -1,0 +1,9 @@
+//! Handlers, one module per resource. Each is reached only through the
+//! route table in `lib.rs`.
+
+pub mod account;
+pub mod api_keys;
+pub mod health;
+pub mod invitations;
+pub mod members;
+pub mod orgs;

@@ -1,0 +1,154 @@
+//! Request parsing (size, content type, cookies, headers) and JSON replies.
+
+use serde_json::Value;
+use spin_sdk::http::{Request, Response};
+
+use crate::error::{ApiError, ApiResult};
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// A JSON reply, with optional `Set-Cookie` headers.
+pub struct Reply {
+    pub status: u16,
+    pub body: Option<Value>,
+    pub cookies: Vec<String>,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    /// 200 with a JSON body.
+    pub fn ok(body: Value) -> Self {
+        Self::status(200, body)
+    }
+
+    /// 201 with a JSON body.
+    pub fn created(body: Value) -> Self {
+        Self::status(201, body)
+    }
+
+    /// 204 with no body.
+    pub fn no_content() -> Self {
+        Self {
+            status: 204,
+            body: None,
+            cookies: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    fn status(status: u16, body: Value) -> Self {
+        Self {
+            status,
+            body: Some(body),
+            cookies: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Adds a `Set-Cookie` header.
+    pub fn with_cookie(mut self, cookie: String) -> Self {
+        self.cookies.push(cookie);
+        self
+    }
+
+    /// The HTTP response.
+    pub fn into_response(self) -> Response {
+        let mut builder = Response::builder();
+        builder
+            .status(self.status)
+            .header("cache-control", "no-store")
+            .header("x-content-type-options", "nosniff");
+        for c in &self.cookies {
+            builder.header("set-cookie", c.as_str());
+        }
+        for (k, v) in &self.headers {
+            builder.header(*k, v.as_str());
+        }
+        match self.body {
+            Some(body) => builder
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .build(),
+            None => builder.build(),
+        }
+    }
+}
+
+impl From<ApiError> for Reply {
+    fn from(e: ApiError) -> Self {
+        let retry_after = e
+            .details
+            .as_ref()
+            .and_then(|d| d["retry_after_seconds"].as_u64());
+        let mut reply = Reply::status(e.status, e.body());
+        if let Some(secs) = retry_after {
+            reply.headers.push(("retry-after", secs.to_string()));
+        }
+        reply
+    }
+}
+
+/// A header value as a string.
+pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.header(name).and_then(|v| v.as_str())
+}
+
+/// Rejects bodies over [`MAX_BODY`] (413) and non-JSON bodies (415).
+pub fn check_body(req: &Request) -> ApiResult<()> {
+    if req.body().len() > MAX_BODY {
+        return Err(ApiError::new(
+            413,
+            "payload_too_large",
+            format!("request body exceeds {MAX_BODY} bytes"),
+        ));
+    }
+    if req.body().is_empty() {
+        return Ok(());
+    }
+    let is_json = header(req, "content-type")
+        .map(|ct| {
+            let mime = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            mime == "application/json" || mime.ends_with("+json")
+        })
+        .unwrap_or(false);
+    if !is_json {
+        return Err(ApiError::new(
+            415,
+            "unsupported_media_type",
+            "send the request body as application/json",
+        ));
+    }
+    Ok(())
+}
+
+/// The value of cookie `name`.
+pub fn cookie(req: &Request, name: &str) -> Option<String> {
+    header(req, "cookie")?.split(';').find_map(|pair| {
+        let (k, v) = pair.trim().split_once('=')?;
+        (k == name).then(|| v.to_string())
+    })
+}
+
+/// Whether the client reached us over HTTPS (directly or via a proxy).
+pub fn is_https(req: &Request) -> bool {
+    header(req, "x-forwarded-proto").is_some_and(|p| p.eq_ignore_ascii_case("https"))
+        || header(req, "spin-full-url").is_some_and(|u| u.starts_with("https://"))
+}
+
+/// The client address Spin reports (without the port).
+pub fn client_ip(req: &Request) -> String {
+    header(req, "spin-client-addr")
+        .map(|a| {
+            a.rsplit_once(':')
+                .map(|(ip, _)| ip)
+                .unwrap_or(a)
+                .to_string()
+        })
+        .unwrap_or_default()
+}

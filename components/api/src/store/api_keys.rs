@@ -1,0 +1,84 @@
+//! `api_keys`: org-scoped bearer tokens; only hashes are stored.
+
+use serde_json::{json, Value};
+use synatra_authz::Role;
+
+use crate::auth::Principal;
+use crate::db::{text, uuid, Db, Row};
+use crate::error::ApiResult;
+
+const COLUMNS: &str = "id, name, role, prefix, created_at, last_used_at";
+
+fn to_json(r: &Row) -> Value {
+    json!({
+        "id": r.str("id"), "name": r.str("name"), "role": r.str("role"), "prefix": r.str("prefix"),
+        "created_at": r.time("created_at"), "last_used_at": r.time("last_used_at"),
+    })
+}
+
+/// Creates a key; returns its JSON (without the token).
+pub fn create(
+    db: &Db,
+    org_id: &str,
+    name: &str,
+    role: Role,
+    token_hash: &str,
+    prefix: &str,
+    by: Option<&str>,
+) -> ApiResult<Value> {
+    let by = by
+        .map(uuid)
+        .unwrap_or(spin_sdk::pg4::ParameterValue::DbNull);
+    let r = db.query_one(
+        &format!(
+            "INSERT INTO api_keys (org_id, name, role, token_hash, prefix, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+        ),
+        &[
+            uuid(org_id),
+            text(name),
+            text(role.as_str()),
+            text(token_hash),
+            text(prefix),
+            by,
+        ],
+    )?;
+    Ok(to_json(&r))
+}
+
+/// Active keys of an org.
+pub fn list(db: &Db, org_id: &str) -> ApiResult<Vec<Value>> {
+    Ok(db
+        .query(
+            &format!("SELECT {COLUMNS} FROM api_keys WHERE org_id = $1 AND revoked_at IS NULL ORDER BY created_at"),
+            &[uuid(org_id)],
+        )?
+        .iter()
+        .map(to_json)
+        .collect())
+}
+
+/// Revokes a key; false if there was no active key with that id.
+pub fn revoke(db: &Db, org_id: &str, id: &str) -> ApiResult<bool> {
+    Ok(db.execute(
+        "UPDATE api_keys SET revoked_at = now() WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL",
+        &[uuid(org_id), uuid(id)],
+    )? == 1)
+}
+
+/// The principal of an active key, recording its use.
+pub fn find_active(db: &Db, token_hash: &str) -> ApiResult<Option<Principal>> {
+    Ok(db
+        .query_opt(
+            "UPDATE api_keys SET last_used_at = now()
+             WHERE token_hash = $1 AND revoked_at IS NULL
+             RETURNING id, org_id, role, name",
+            &[text(token_hash)],
+        )?
+        .map(|r| Principal::ApiKey {
+            key_id: r.str("id"),
+            org_id: r.str("org_id"),
+            role: r.str("role").parse().unwrap_or(Role::Member),
+            name: r.str("name"),
+        }))
+}

@@ -1,0 +1,9 @@
+//! SQL, one module per table (group). Handlers never write SQL.
+
+pub mod api_keys;
+pub mod invitations;
+pub mod login_failures;
+pub mod members;
+pub mod orgs;
+pub mod sessions;
+pub mod users;

@@ -1,0 +1,140 @@
+//! `orgs`, with their default `environments` and `channels`.
+
+use serde_json::{json, Value};
+use synatra_authz::Role;
+
+use crate::db::{text, uuid, Db, Row};
+use crate::error::ApiResult;
+
+/// An org as seen by one caller: its row and the caller's role.
+pub struct OrgAccess {
+    pub id: String,
+    pub role: Role,
+    pub json: Value,
+}
+
+fn to_json(r: &Row) -> Value {
+    json!({
+        "id": r.str("id"), "name": r.str("name"), "slug": r.str("slug"),
+        "role": r.str("role"), "created_at": r.time("created_at"),
+    })
+}
+
+fn access(r: Row) -> OrgAccess {
+    OrgAccess {
+        id: r.str("id"),
+        role: r.str("role").parse().unwrap_or(Role::Member),
+        json: to_json(&r),
+    }
+}
+
+/// The org named by `key` (slug or id) if `user_id` is a member.
+pub fn for_member(db: &Db, key: &str, user_id: &str) -> ApiResult<Option<OrgAccess>> {
+    Ok(db
+        .query_opt(
+            "SELECT o.id, o.name, o.slug, o.created_at, m.role
+             FROM orgs o JOIN org_members m ON m.org_id = o.id AND m.user_id = $2
+             WHERE o.slug = $1 OR o.id::text = $1",
+            &[text(key), uuid(user_id)],
+        )?
+        .map(access))
+}
+
+/// The org named by `key` if it is `org_id` (an API key's org), with the key's role.
+pub fn for_api_key(db: &Db, key: &str, org_id: &str, role: Role) -> ApiResult<Option<OrgAccess>> {
+    Ok(db
+        .query_opt(
+            "SELECT o.id, o.name, o.slug, o.created_at, $3 AS role
+             FROM orgs o WHERE o.id = $2 AND (o.slug = $1 OR o.id::text = $1)",
+            &[text(key), uuid(org_id), text(role.as_str())],
+        )?
+        .map(access))
+}
+
+/// Orgs `user_id` belongs to, with their role.
+pub fn list_for_user(db: &Db, user_id: &str) -> ApiResult<Vec<Value>> {
+    Ok(db
+        .query(
+            "SELECT o.id, o.name, o.slug, o.created_at, m.role
+             FROM orgs o JOIN org_members m ON m.org_id = o.id
+             WHERE m.user_id = $1 ORDER BY o.created_at, o.slug",
+            &[uuid(user_id)],
+        )?
+        .iter()
+        .map(to_json)
+        .collect())
+}
+
+/// Creates an org owned by `user_id` with environments `production` and
+/// `staging` (both protected) and the default channel `general`. Call inside
+/// a transaction.
+pub fn create(db: &Db, name: &str, slug: &str, user_id: &str) -> ApiResult<Value> {
+    let org = db.query_one(
+        "INSERT INTO orgs (name, slug, created_by) VALUES ($1, $2, $3)
+         RETURNING id, name, slug, created_at, 'owner' AS role",
+        &[text(name), text(slug), uuid(user_id)],
+    )?;
+    let org_id = org.str("id");
+    db.execute(
+        "INSERT INTO org_members (org_id, user_id, role) VALUES ($1, $2, 'owner')",
+        &[uuid(&org_id), uuid(user_id)],
+    )?;
+    db.execute(
+        "INSERT INTO environments (org_id, slug, name, protected)
+         VALUES ($1, 'production', 'Production', true), ($1, 'staging', 'Staging', true)",
+        &[uuid(&org_id)],
+    )?;
+    let channel = db.query_one(
+        "INSERT INTO channels (org_id, slug, name, is_default) VALUES ($1, 'general', 'General', true)
+         RETURNING id",
+        &[uuid(&org_id)],
+    )?;
+    db.execute(
+        "INSERT INTO channel_members (channel_id, user_id, role) VALUES ($1, $2, 'owner')",
+        &[uuid(&channel.str("id")), uuid(user_id)],
+    )?;
+    let mut json = to_json(&org);
+    json["environments"] = Value::Array(environments(db, &org_id)?);
+    json["channels"] = Value::Array(channels(db, &org_id)?);
+    Ok(json)
+}
+
+/// Deletes an org and everything in it.
+pub fn delete(db: &Db, org_id: &str) -> ApiResult<()> {
+    db.execute("DELETE FROM orgs WHERE id = $1", &[uuid(org_id)])?;
+    Ok(())
+}
+
+/// The org's environments.
+pub fn environments(db: &Db, org_id: &str) -> ApiResult<Vec<Value>> {
+    Ok(db
+        .query(
+            "SELECT id, slug, name, protected, created_at FROM environments WHERE org_id = $1 ORDER BY slug",
+            &[uuid(org_id)],
+        )?
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.str("id"), "slug": r.str("slug"), "name": r.str("name"),
+                "protected": r.bool("protected"), "created_at": r.time("created_at"),
+            })
+        })
+        .collect())
+}
+
+/// The org's channels.
+pub fn channels(db: &Db, org_id: &str) -> ApiResult<Vec<Value>> {
+    Ok(db
+        .query(
+            "SELECT id, slug, name, is_default, created_at FROM channels WHERE org_id = $1 ORDER BY slug",
+            &[uuid(org_id)],
+        )?
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.str("id"), "slug": r.str("slug"), "name": r.str("name"),
+                "is_default": r.bool("is_default"), "created_at": r.time("created_at"),
+            })
+        })
+        .collect())
+}

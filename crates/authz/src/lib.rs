@@ -1,0 +1,282 @@
+//! Who may call what. Every API route is declared once in [`ROUTES`] with its
+//! [`Access`]; the API component dispatches only through this table (so a
+//! route cannot exist without an access rule) and the RBAC matrix test walks
+//! it.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// An organisation role, ordered from least to most privileged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Uses threads in channels they can access.
+    Member,
+    /// Creates and edits agents, tools, resources, prompts and triggers.
+    Builder,
+    /// Everything except deleting the org or making owners.
+    Admin,
+    /// Everything.
+    Owner,
+}
+
+impl Role {
+    /// All roles, least privileged first.
+    pub const ALL: [Role; 4] = [Role::Member, Role::Builder, Role::Admin, Role::Owner];
+
+    /// The role's name in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Builder => "builder",
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        }
+    }
+
+    /// Whether this role may grant `other` (to a member, invitation or API key):
+    /// only owners grant ownership; nobody grants more than they have.
+    pub fn may_grant(self, other: Role) -> bool {
+        other <= self && (other != Role::Owner || self == Role::Owner)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or(UnknownRole)
+    }
+}
+
+/// A string that is not one of `owner`, `admin`, `builder`, `member`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownRole;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, signed in or not.
+    Public,
+    /// Any signed-in principal (session or API key).
+    Authenticated,
+    /// A member of the `:org` in the path with at least this role. Callers
+    /// who are not members get 404, as if the org did not exist.
+    Org(Role),
+}
+
+/// Names of API operations; the component maps each to its handler with an
+/// exhaustive `match`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RouteId {
+    Health,
+    Signup,
+    Login,
+    Logout,
+    Me,
+    CreateOrg,
+    ListOrgs,
+    GetOrg,
+    DeleteOrg,
+    ListEnvironments,
+    ListChannels,
+    ListMembers,
+    UpdateMember,
+    RemoveMember,
+    CreateInvitation,
+    ListInvitations,
+    RevokeInvitation,
+    AcceptInvitation,
+    CreateApiKey,
+    ListApiKeys,
+    DeleteApiKey,
+}
+
+/// One API route: method, path under `/api/v1` (`:name` segments), access.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteSpec {
+    pub id: RouteId,
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+const fn route(id: RouteId, method: &'static str, path: &'static str, access: Access) -> RouteSpec {
+    RouteSpec {
+        id,
+        method,
+        path,
+        access,
+    }
+}
+
+use Access::{Authenticated, Org, Public};
+use Role::{Admin, Member, Owner};
+use RouteId::*;
+
+/// Every route of the REST API (`/api/v1` prefix omitted).
+pub const ROUTES: &[RouteSpec] = &[
+    route(Health, "GET", "/health", Public),
+    route(Signup, "POST", "/auth/signup", Public),
+    route(Login, "POST", "/auth/login", Public),
+    route(Logout, "POST", "/auth/logout", Authenticated),
+    route(Me, "GET", "/me", Authenticated),
+    route(CreateOrg, "POST", "/orgs", Authenticated),
+    route(ListOrgs, "GET", "/orgs", Authenticated),
+    route(GetOrg, "GET", "/orgs/:org", Org(Member)),
+    route(DeleteOrg, "DELETE", "/orgs/:org", Org(Owner)),
+    route(
+        ListEnvironments,
+        "GET",
+        "/orgs/:org/environments",
+        Org(Member),
+    ),
+    route(ListChannels, "GET", "/orgs/:org/channels", Org(Member)),
+    route(ListMembers, "GET", "/orgs/:org/members", Org(Member)),
+    route(
+        UpdateMember,
+        "PATCH",
+        "/orgs/:org/members/:user_id",
+        Org(Admin),
+    ),
+    route(
+        RemoveMember,
+        "DELETE",
+        "/orgs/:org/members/:user_id",
+        Org(Admin),
+    ),
+    route(
+        CreateInvitation,
+        "POST",
+        "/orgs/:org/invitations",
+        Org(Admin),
+    ),
+    route(ListInvitations, "GET", "/orgs/:org/invitations", Org(Admin)),
+    route(
+        RevokeInvitation,
+        "DELETE",
+        "/orgs/:org/invitations/:invitation_id",
+        Org(Admin),
+    ),
+    route(
+        AcceptInvitation,
+        "POST",
+        "/invitations/:token/accept",
+        Authenticated,
+    ),
+    route(CreateApiKey, "POST", "/orgs/:org/api-keys", Org(Admin)),
+    route(ListApiKeys, "GET", "/orgs/:org/api-keys", Org(Admin)),
+    route(
+        DeleteApiKey,
+        "DELETE",
+        "/orgs/:org/api-keys/:key_id",
+        Org(Admin),
+    ),
+];
+
+/// Why a request matched no route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoRoute {
+    NotFound,
+    /// The path exists with these other methods.
+    MethodNotAllowed(Vec<&'static str>),
+}
+
+/// The values of a route's `:name` segments, in order.
+pub type PathParams<'p> = Vec<(&'static str, &'p str)>;
+
+/// Finds the route for `method` and `path` (without `/api/v1`), with the
+/// values of its `:name` segments.
+pub fn match_route<'p>(
+    method: &str,
+    path: &'p str,
+) -> Result<(&'static RouteSpec, PathParams<'p>), NoRoute> {
+    let parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let mut methods = Vec::new();
+    for spec in ROUTES {
+        if let Some(params) = match_path(spec.path, &parts) {
+            if spec.method == method {
+                return Ok((spec, params));
+            }
+            methods.push(spec.method);
+        }
+    }
+    if methods.is_empty() {
+        Err(NoRoute::NotFound)
+    } else {
+        Err(NoRoute::MethodNotAllowed(methods))
+    }
+}
+
+fn match_path<'p>(
+    pattern: &'static str,
+    parts: &[&'p str],
+) -> Option<Vec<(&'static str, &'p str)>> {
+    let segments: Vec<&'static str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
+    if segments.len() != parts.len() {
+        return None;
+    }
+    let mut params = Vec::new();
+    for (seg, part) in segments.iter().zip(parts) {
+        match seg.strip_prefix(':') {
+            Some(name) => params.push((name, *part)),
+            None if seg == part => {}
+            None => return None,
+        }
+    }
+    Some(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match_with_params_and_report_other_methods() {
+        let (spec, params) = match_route("PATCH", "/orgs/acme/members/u1").unwrap();
+        assert_eq!(spec.id, RouteId::UpdateMember);
+        assert_eq!(params, vec![("org", "acme"), ("user_id", "u1")]);
+        assert!(matches!(
+            match_route("GET", "/nope"),
+            Err(NoRoute::NotFound)
+        ));
+        match match_route("PUT", "/orgs/acme") {
+            Err(NoRoute::MethodNotAllowed(m)) => assert_eq!(m, vec!["GET", "DELETE"]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_route_is_unique() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            for b in &ROUTES[i + 1..] {
+                assert!(
+                    !(a.method == b.method && a.path == b.path),
+                    "duplicate {} {}",
+                    a.method,
+                    a.path
+                );
+                assert_ne!(a.id, b.id);
+            }
+        }
+    }
+
+    #[test]
+    fn only_owners_grant_ownership_and_nobody_grants_more_than_they_have() {
+        assert!(Role::Owner.may_grant(Role::Owner));
+        assert!(!Role::Admin.may_grant(Role::Owner));
+        assert!(Role::Admin.may_grant(Role::Admin));
+        assert!(!Role::Builder.may_grant(Role::Admin));
+        assert!(Role::Member.may_grant(Role::Member));
+        assert_eq!("builder".parse::<Role>(), Ok(Role::Builder));
+        assert!("root".parse::<Role>().is_err());
+    }
+}

@@ -1,0 +1,258 @@
+//! Sign-up, sign-in, sessions, request hygiene (errors, limits, origins) and
+//! durability across host restarts.
+
+use serde_json::json;
+use synatra_tests::{app_config, create_org, sign_up, start_app, Host, TEST_ORIGIN};
+
+#[test]
+fn health_reports_database_ok() {
+    let host = start_app();
+    let reply = host.client().get("/api/v1/health");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, json!({ "status": "ok", "database": "ok" }));
+}
+
+#[test]
+fn signup_sets_http_only_session_cookie_and_me_returns_the_user() {
+    let host = start_app();
+    let c = host.client().with_origin(TEST_ORIGIN);
+    let reply = c.post(
+        "/api/v1/auth/signup",
+        json!({ "email": "Ada@Example.com", "password": "correct horse battery", "name": "Ada" }),
+    );
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    let cookie = reply.header("set-cookie").unwrap();
+    assert!(cookie.starts_with("synatra_session="), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http must not set Secure: {cookie}"
+    );
+    assert!(reply.body["user"].get("password_hash").is_none());
+
+    let me = c.get("/api/v1/me");
+    assert_eq!(me.status, 200);
+    assert_eq!(me.body["user"]["email"], "Ada@Example.com");
+    assert_eq!(me.body["orgs"], json!([]));
+}
+
+#[test]
+fn secure_cookie_behind_https_proxy() {
+    let host = start_app();
+    let reply = ureq::post(&format!("{}/api/v1/auth/signup", host.base))
+        .set("x-forwarded-proto", "https")
+        .send_json(
+            json!({ "email": "sec@example.com", "password": "correct horse battery", "name": "S" }),
+        )
+        .unwrap();
+    assert!(reply.header("set-cookie").unwrap().contains("; Secure"));
+}
+
+#[test]
+fn signup_validation_names_every_bad_field() {
+    let host = start_app();
+    let c = host.client();
+    let reply = c.post(
+        "/api/v1/auth/signup",
+        json!({ "email": "not-an-email", "password": "short", "extra": 1 }),
+    );
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.code(), "validation_failed");
+    let fields: Vec<&str> = reply.body["error"]["details"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    for f in ["email", "password", "name", "extra"] {
+        assert!(fields.contains(&f), "{f} missing from {fields:?}");
+    }
+}
+
+#[test]
+fn duplicate_email_is_a_conflict_regardless_of_case() {
+    let host = start_app();
+    let body =
+        json!({ "email": "dup@example.com", "password": "correct horse battery", "name": "A" });
+    assert_eq!(host.client().post("/api/v1/auth/signup", body).status, 201);
+    let again = host.client().post(
+        "/api/v1/auth/signup",
+        json!({ "email": "DUP@example.com", "password": "correct horse battery", "name": "B" }),
+    );
+    assert_eq!(again.status, 409);
+    assert_eq!(again.code(), "email_taken");
+}
+
+#[test]
+fn login_logout_cycle() {
+    let host = start_app();
+    let user = sign_up(&host, "cycle");
+    let c = host.client().with_origin(TEST_ORIGIN);
+    let wrong = c.post(
+        "/api/v1/auth/login",
+        json!({ "email": user.email, "password": "wrong password!" }),
+    );
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.code(), "invalid_credentials");
+    let unknown = c.post(
+        "/api/v1/auth/login",
+        json!({ "email": "nobody@example.com", "password": "whatever123" }),
+    );
+    assert_eq!(unknown.status, 401);
+    assert_eq!(unknown.code(), "invalid_credentials");
+
+    let ok = c.post(
+        "/api/v1/auth/login",
+        json!({ "email": user.email, "password": "correct horse battery" }),
+    );
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    assert_eq!(c.get("/api/v1/me").status, 200);
+    let out = c.post("/api/v1/auth/logout", json!({}));
+    assert_eq!(out.status, 204);
+    assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
+    assert_eq!(c.get("/api/v1/me").status, 401);
+    // The other session (from sign-up) is still valid.
+    assert_eq!(user.client.get("/api/v1/me").status, 200);
+}
+
+#[test]
+fn failed_logins_are_rate_limited_per_email() {
+    let host = start_app();
+    let user = sign_up(&host, "limited");
+    let c = host.client();
+    for _ in 0..5 {
+        let r = c.post(
+            "/api/v1/auth/login",
+            json!({ "email": user.email, "password": "wrong password!" }),
+        );
+        assert_eq!(r.status, 401);
+    }
+    let blocked = c.post(
+        "/api/v1/auth/login",
+        json!({ "email": user.email, "password": "correct horse battery" }),
+    );
+    assert_eq!(blocked.status, 429);
+    assert_eq!(blocked.code(), "rate_limited");
+    assert_eq!(blocked.header("retry-after"), Some("900"));
+    // Another account is unaffected.
+    let other = sign_up(&host, "other");
+    let ok = c.post(
+        "/api/v1/auth/login",
+        json!({ "email": other.email, "password": "correct horse battery" }),
+    );
+    assert_eq!(ok.status, 200);
+}
+
+#[test]
+fn cookie_writes_need_an_allowed_origin_but_bearer_writes_do_not() {
+    let host = start_app();
+    let user = sign_up(&host, "origin");
+    let body = json!({ "name": "Acme", "slug": "acme-origin" });
+    let no_origin = synatra_tests::Client::new(&host.base);
+    // Reuse the cookie by logging in on an origin-less client.
+    let login = no_origin.send_raw(
+        "POST",
+        "/api/v1/auth/login",
+        Some((
+            "application/json",
+            json!({ "email": user.email, "password": "correct horse battery" })
+                .to_string()
+                .into_bytes(),
+        )),
+    );
+    assert_eq!(login.status, 200);
+    let denied = no_origin.post("/api/v1/orgs", body.clone());
+    assert_eq!(denied.status, 403);
+    assert_eq!(denied.code(), "origin_not_allowed");
+    let evil = no_origin
+        .clone()
+        .with_origin("http://evil.test")
+        .post("/api/v1/orgs", body.clone());
+    assert_eq!(evil.code(), "origin_not_allowed");
+    // Reads need no origin.
+    assert_eq!(no_origin.get("/api/v1/orgs").status, 200);
+    assert_eq!(user.client.post("/api/v1/orgs", body).status, 201);
+
+    let key = user.client.post(
+        "/api/v1/orgs/acme-origin/api-keys",
+        json!({ "name": "ci", "role": "admin" }),
+    );
+    let bearer = host
+        .client()
+        .with_bearer(key.body["token"].as_str().unwrap());
+    let inv = bearer.post(
+        "/api/v1/orgs/acme-origin/invitations",
+        json!({ "email": "x@example.com", "role": "member" }),
+    );
+    assert_eq!(inv.status, 201, "{:?}", inv.body);
+}
+
+#[test]
+fn request_hygiene_errors_have_stable_codes() {
+    let host = start_app();
+    let user = sign_up(&host, "hygiene");
+    let c = &user.client;
+    let r = c.send_raw(
+        "POST",
+        "/api/v1/orgs",
+        Some(("text/plain", b"name=x".to_vec())),
+    );
+    assert_eq!((r.status, r.code()), (415, "unsupported_media_type"));
+    let big = vec![b' '; (1 << 20) + 1];
+    let r = c.send_raw("POST", "/api/v1/orgs", Some(("application/json", big)));
+    assert_eq!((r.status, r.code()), (413, "payload_too_large"));
+    let r = c.send_raw(
+        "POST",
+        "/api/v1/orgs",
+        Some(("application/json", b"{not json".to_vec())),
+    );
+    assert_eq!((r.status, r.code()), (400, "invalid_json"));
+    let r = c.send_raw(
+        "POST",
+        "/api/v1/orgs",
+        Some(("application/json", b"[1,2]".to_vec())),
+    );
+    assert_eq!((r.status, r.code()), (400, "invalid_json"));
+    let r = c.get("/api/v1/nothing-here");
+    assert_eq!((r.status, r.code()), (404, "not_found"));
+    let r = c.send("PUT", "/api/v1/orgs", None);
+    assert_eq!((r.status, r.code()), (405, "method_not_allowed"));
+    let r = host.client().with_bearer("syn_bogus").get("/api/v1/me");
+    assert_eq!((r.status, r.code()), (401, "unauthenticated"));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+}
+
+#[test]
+fn restarting_the_host_loses_nothing() {
+    let config = app_config();
+    let mut host = Host::start(&config);
+    let user = sign_up(&host, "durable");
+    let org = create_org(&user, "durable");
+    let key = user.client.post(
+        &format!("/api/v1/orgs/{org}/api-keys"),
+        json!({ "name": "k", "role": "member" }),
+    );
+    let token = key.body["token"].as_str().unwrap().to_string();
+    assert!(host.stop().success());
+
+    let host = Host::start(&config);
+    // The same cookie jar, against the new process.
+    let mut client = user.client.clone();
+    client.set_base(&host.base);
+    let me = client.get("/api/v1/me");
+    assert_eq!(me.status, 200, "{:?}", me.body);
+    assert_eq!(me.body["orgs"][0]["slug"], org);
+    let via_key = host
+        .client()
+        .with_bearer(&token)
+        .get(&format!("/api/v1/orgs/{org}"));
+    assert_eq!(via_key.status, 200);
+    let login = host.client().post(
+        "/api/v1/auth/login",
+        json!({ "email": user.email, "password": "correct horse battery" }),
+    );
+    assert_eq!(login.status, 200);
+}
