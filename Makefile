@@ -4,7 +4,8 @@
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 WASM_TARGET := wasm32-wasip2
-COMPONENTS := -p synatra-api -p conformance-component
+COMPONENTS := -p synatra-api -p conformance-component -p hello-component
+EXCLUDE := --exclude synatra-api --exclude conformance-component --exclude hello-component
 LISTEN ?= 127.0.0.1:3000
 
 .PHONY: up test bench prereqs components host lint clean
@@ -22,14 +23,14 @@ up: components host
 	$(TARGET_DIR)/release/synatra up --listen $(LISTEN)
 
 test: components host
-	$(CARGO) test --release --workspace --exclude synatra-api --exclude conformance-component
+	$(CARGO) test --release --workspace $(EXCLUDE)
 
 bench: components host
 	$(CARGO) run --release -p synatra-bench
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --release --workspace --exclude synatra-api --exclude conformance-component --all-targets -- -D warnings
+	$(CARGO) clippy --release --workspace $(EXCLUDE) --all-targets -- -D warnings
 	$(CARGO) clippy --release --target $(WASM_TARGET) $(COMPONENTS) -- -D warnings
 
 clean:

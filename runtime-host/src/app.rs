@@ -54,6 +54,8 @@ pub struct LoadOptions {
     pub host_variables: std::collections::BTreeMap<String, String>,
     pub db: PgPool,
     pub pg_max_connections: u32,
+    /// Use wasmtime's pooling allocator (faster instantiation).
+    pub pooling: bool,
 }
 
 /// Why a request to a component produced no response of its own.
@@ -105,6 +107,7 @@ impl App {
         let engine = engine::build_engine(EngineSettings {
             max_memory_bytes: max_memory,
             max_instances: 1000,
+            pooling: options.pooling,
         })?;
         engine::start_epoch_ticker(&engine);
         let cache = ComponentCache::new(&options.cache_dir)?;

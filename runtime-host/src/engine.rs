@@ -19,10 +19,15 @@ pub struct EngineSettings {
     pub max_memory_bytes: usize,
     /// Concurrent instances the pool reserves slots for.
     pub max_instances: u32,
+    /// Whether to use the pooling allocator (else instances are allocated on demand).
+    pub pooling: bool,
 }
 
 /// Builds the engine, trying the pooling allocator first.
 pub fn build_engine(settings: EngineSettings) -> Result<Engine> {
+    if !settings.pooling {
+        return Ok(Engine::new(&base_config())?);
+    }
     let mut config = base_config();
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(settings.max_instances)

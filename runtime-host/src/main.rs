@@ -67,6 +67,9 @@ struct UpArgs {
     /// Connections per Postgres pool opened by components.
     #[arg(long, default_value_t = 20)]
     pg_max_connections: u32,
+    /// Allocate instances on demand instead of from wasmtime's pooling allocator.
+    #[arg(long)]
+    no_pooling_allocator: bool,
 }
 
 fn main() -> Result<()> {
@@ -151,6 +154,7 @@ fn up(args: UpArgs) -> Result<()> {
                 host_variables,
                 db: pool,
                 pg_max_connections: args.pg_max_connections,
+                pooling: !args.no_pooling_allocator,
             },
         )?;
         let listener = TcpListener::bind(args.listen)

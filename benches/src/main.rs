@@ -1,0 +1,314 @@
+//! `make bench`: measures, in one run and on this machine,
+//! 1. HTTP requests/s and p50/p99 latency of a hello component served by the
+//!    `synatra` host, against a native hyper hello server (the baseline),
+//!    both driven by the same keep-alive load generator;
+//! 2. per-request instantiate + handle time in-process, with the pooling
+//!    allocator against on-demand allocation.
+//!
+//! Figures are printed with their ratios; nothing here asserts a threshold.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use embedded_postgres::{free_port, EmbeddedPostgres, Options};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper_util::rt::TokioIo;
+use synatra_host::app::{App, LoadOptions};
+use synatra_host::manifest::Manifest;
+
+/// Concurrent keep-alive connections of the load generator.
+const CONNECTIONS: usize = 8;
+/// Warm-up and measurement windows of each HTTP run.
+const WARMUP: Duration = Duration::from_secs(1);
+const MEASURE: Duration = Duration::from_secs(5);
+/// Iterations of the in-process instantiation benchmark.
+const INSTANTIATIONS: usize = 3000;
+
+fn main() -> Result<()> {
+    let work = std::env::temp_dir().join(format!("synatra-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    set_mode(&work)?;
+    step("starting PostgreSQL for the host");
+    let pg = EmbeddedPostgres::start(&work.join("pg"), Options { ephemeral: true })?;
+    let manifest = write_manifest(&work)?;
+
+    step("starting the synatra host");
+    let port = free_port()?;
+    let mut host = start_host(&manifest, &pg.url(), port, &work)?;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(async {
+        step("HTTP: native hyper hello server (baseline)");
+        let native_addr = start_native_server().await?;
+        let native = load(native_addr).await?;
+        step("HTTP: hello component through the synatra host");
+        let hosted = load(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+
+        step("in-process: instantiate + handle, pooling allocator");
+        let pooled = instantiate_and_handle(&manifest, &pg.url(), &work, true).await?;
+        step("in-process: instantiate + handle, on-demand allocator");
+        let on_demand = instantiate_and_handle(&manifest, &pg.url(), &work, false).await?;
+        Ok::<_, anyhow::Error>((native, hosted, pooled, on_demand))
+    });
+    let _ = host.kill();
+    let _ = host.wait();
+    let (native, hosted, pooled, on_demand) = result?;
+
+    println!();
+    println!(
+        "== HTTP hello, {CONNECTIONS} keep-alive connections, {} s each ==",
+        MEASURE.as_secs()
+    );
+    println!(
+        "{:<28} {:>12} {:>10} {:>10}",
+        "server", "requests/s", "p50 µs", "p99 µs"
+    );
+    for (name, r) in [
+        ("native hyper (baseline)", &native),
+        ("synatra host + component", &hosted),
+    ] {
+        println!(
+            "{:<28} {:>12.0} {:>10.0} {:>10.0}",
+            name, r.rps, r.p50_us, r.p99_us
+        );
+    }
+    println!(
+        "ratio host/native: throughput {:.3}x, p50 {:.2}x, p99 {:.2}x",
+        hosted.rps / native.rps,
+        hosted.p50_us / native.p50_us,
+        hosted.p99_us / native.p99_us
+    );
+    println!();
+    println!("== in-process instantiate + handle, {INSTANTIATIONS} requests ==");
+    println!(
+        "{:<28} {:>10} {:>10} {:>10}",
+        "allocator", "mean µs", "p50 µs", "p99 µs"
+    );
+    for (name, r) in [("on-demand (baseline)", &on_demand), ("pooling", &pooled)] {
+        println!(
+            "{:<28} {:>10.1} {:>10.1} {:>10.1}",
+            name, r.mean_us, r.p50_us, r.p99_us
+        );
+    }
+    println!(
+        "ratio pooling/on-demand: mean {:.2}x, p50 {:.2}x",
+        pooled.mean_us / on_demand.mean_us,
+        pooled.p50_us / on_demand.p50_us
+    );
+    drop(pg);
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+fn step(what: &str) {
+    eprintln!("==> {what}");
+}
+
+fn set_mode(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+/// `target/release` of this build (the bench binary lives there).
+fn profile_dir() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    Ok(exe.parent().context("exe dir")?.to_path_buf())
+}
+
+fn write_manifest(work: &Path) -> Result<PathBuf> {
+    let wasm = profile_dir()?
+        .parent()
+        .context("target dir")?
+        .join("wasm32-wasip2/release/hello_component.wasm");
+    if !wasm.exists() {
+        bail!(
+            "{} missing: run `make bench` (it builds the components)",
+            wasm.display()
+        );
+    }
+    let path = work.join("spin.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "spin_manifest_version = 2\n[application]\nname = \"bench\"\n\
+             [[trigger.http]]\nroute = \"/...\"\ncomponent = \"hello\"\n\
+             [component.hello]\nsource = \"{}\"\n",
+            wasm.display()
+        ),
+    )?;
+    Ok(path)
+}
+
+fn start_host(manifest: &Path, db: &str, port: u16, work: &Path) -> Result<Child> {
+    let bin = profile_dir()?.join("synatra");
+    let mut child = Command::new(&bin)
+        .arg("up")
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--admin-listen", &format!("127.0.0.1:{}", free_port()?)])
+        .arg("--manifest")
+        .arg(manifest)
+        .arg("--data-dir")
+        .arg(work.join("data"))
+        .env("DATABASE_URL", db)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {} (run `make bench`)", bin.display()))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if child.try_wait()?.is_some() || Instant::now() > deadline {
+            bail!("the host did not start");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(child)
+}
+
+async fn start_native_server() -> Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_req| async {
+                    Ok::<_, Infallible>(
+                        http::Response::builder()
+                            .header("content-type", "text/plain")
+                            .body(Full::new(Bytes::from_static(b"hello")))
+                            .expect("static response"),
+                    )
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+struct HttpResult {
+    rps: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+/// Runs [`CONNECTIONS`] keep-alive clients for the warm-up, then measures.
+async fn load(addr: SocketAddr) -> Result<HttpResult> {
+    let start = Instant::now();
+    let measure_from = start + WARMUP;
+    let end = measure_from + MEASURE;
+    let mut tasks = Vec::new();
+    for _ in 0..CONNECTIONS {
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            let mut latencies = Vec::new();
+            loop {
+                let sent = Instant::now();
+                if sent >= end {
+                    break;
+                }
+                let req = http::Request::get("/hello")
+                    .header("host", "bench")
+                    .body(Empty::<Bytes>::new())?;
+                let resp = sender.send_request(req).await?;
+                let status = resp.status();
+                resp.into_body().collect().await?;
+                if !status.is_success() {
+                    bail!("status {status}");
+                }
+                if sent >= measure_from {
+                    latencies.push(sent.elapsed());
+                }
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    all.sort();
+    Ok(HttpResult {
+        rps: all.len() as f64 / MEASURE.as_secs_f64(),
+        p50_us: percentile(&all, 0.50),
+        p99_us: percentile(&all, 0.99),
+    })
+}
+
+struct InstResult {
+    mean_us: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+/// Dispatches requests straight to `App::dispatch`: a fresh instance each,
+/// response body collected.
+async fn instantiate_and_handle(
+    manifest: &Path,
+    db: &str,
+    work: &Path,
+    pooling: bool,
+) -> Result<InstResult> {
+    let manifest = Manifest::load(manifest)?;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .connect(db)
+        .await?;
+    let app: Arc<App> = App::load(
+        &manifest,
+        LoadOptions {
+            cache_dir: work.join("data/cache"),
+            runtime_variables: Default::default(),
+            host_variables: Default::default(),
+            db: pool,
+            pg_max_connections: 2,
+            pooling,
+        },
+    )?;
+    let mut times = Vec::with_capacity(INSTANTIATIONS);
+    for i in 0..INSTANTIATIONS + 200 {
+        let req = http::Request::get("http://bench/hello").body(Empty::<Bytes>::new())?;
+        let started = Instant::now();
+        let resp = app.dispatch("hello", req, 0).await?;
+        resp.into_body()
+            .collect()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if i >= 200 {
+            times.push(started.elapsed());
+        }
+    }
+    let mean = times.iter().sum::<Duration>().as_secs_f64() * 1e6 / times.len() as f64;
+    times.sort();
+    Ok(InstResult {
+        mean_us: mean,
+        p50_us: percentile(&times, 0.50),
+        p99_us: percentile(&times, 0.99),
+    })
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i].as_secs_f64() * 1e6
+}
