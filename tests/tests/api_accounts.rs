@@ -256,3 +256,36 @@ fn restarting_the_host_loses_nothing() {
     );
     assert_eq!(login.status, 200);
 }
+
+#[test]
+fn health_answers_503_when_the_database_is_down_and_host_keeps_serving() {
+    let dir = synatra_tests::temp_dir("pgdown");
+    let mut pg = embedded_postgres::EmbeddedPostgres::start(
+        &dir.join("data"),
+        embedded_postgres::Options { ephemeral: true },
+    )
+    .unwrap();
+    let mut config = app_config();
+    config.database_url = pg.url();
+    let host = Host::start(&config);
+    assert_eq!(host.client().get("/api/v1/health").status, 200);
+    pg.stop();
+    let reply = host.client().get("/api/v1/health");
+    assert_eq!(reply.status, 503, "{:?}", reply.body);
+    assert_eq!(
+        reply.body,
+        json!({ "status": "degraded", "database": "unavailable" })
+    );
+    // Other endpoints fail cleanly with a stable code, and the host keeps serving.
+    let signup = host.client().post(
+        "/api/v1/auth/signup",
+        json!({ "email": "down@example.com", "password": "correct horse battery", "name": "D" }),
+    );
+    assert_eq!(
+        (signup.status, signup.code()),
+        (503, "database_unavailable"),
+        "{:?}",
+        signup.body
+    );
+    assert_eq!(host.client().get("/.well-known/spin/health").status, 200);
+}

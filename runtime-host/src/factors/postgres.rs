@@ -50,7 +50,7 @@ impl PgPools {
             .or_insert_with(|| {
                 PgPoolOptions::new()
                     .max_connections(self.max_connections)
-                    .acquire_timeout(Duration::from_secs(10))
+                    .acquire_timeout(Duration::from_secs(3))
                     .connect_lazy_with(options)
             })
             .clone()
