@@ -42,6 +42,12 @@ pub struct Application {
     pub authors: Vec<String>,
     #[serde(default)]
     pub trigger: Option<toml::Table>,
+    /// Spin environments the app targets; informational here.
+    #[serde(default)]
+    pub targets: Vec<toml::Value>,
+    /// Settings for tools and plugins; the host ignores them.
+    #[serde(default)]
+    pub tool: BTreeMap<String, toml::Table>,
 }
 
 /// `[variables.<name>]`: either required, or with a default; optionally secret.
@@ -127,6 +133,20 @@ pub struct ComponentDecl {
     /// Tool-specific settings; the host reads `[component.<id>.tool.synatra]`.
     #[serde(default)]
     pub tool: BTreeMap<String, toml::Value>,
+    /// Spin features this host does not implement; accepted by the parser so
+    /// the error can say so instead of "unknown field".
+    #[serde(default)]
+    pub allowed_http_hosts: Vec<String>,
+    #[serde(default)]
+    pub sqlite_databases: Vec<String>,
+    #[serde(default)]
+    pub ai_models: Vec<String>,
+    #[serde(default)]
+    pub dependencies: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    pub dependencies_inherit_configuration: bool,
+    #[serde(default)]
+    pub profile: BTreeMap<String, toml::Value>,
 }
 
 /// `[component.<id>.build]`, used by `spin build`; the host ignores it.
@@ -227,6 +247,19 @@ impl Manifest {
             component
                 .limits()
                 .with_context(|| format!("component `{id}`"))?;
+            let unsupported = [
+                (
+                    "allowed_http_hosts (use allowed_outbound_hosts)",
+                    !component.allowed_http_hosts.is_empty(),
+                ),
+                ("sqlite_databases", !component.sqlite_databases.is_empty()),
+                ("ai_models", !component.ai_models.is_empty()),
+                ("dependencies", !component.dependencies.is_empty()),
+                ("profile", !component.profile.is_empty()),
+            ];
+            if let Some((field, _)) = unsupported.iter().find(|(_, used)| *used) {
+                bail!("component `{id}`: `{field}` is not supported by the Synatra host");
+            }
             for name in component.variables.keys() {
                 check_variable_name(name).with_context(|| format!("component `{id}`"))?;
             }
@@ -309,6 +342,24 @@ memory_limit_mb = 16
         let text = MINIMAL.replace("component = \"a\"", "component = \"zzz\"");
         let err = format!("{:#}", parse(&text).unwrap_err());
         assert!(err.contains("zzz"), "{err}");
+    }
+
+    #[test]
+    fn spin_features_the_host_lacks_are_named_in_the_error() {
+        let text = MINIMAL.replace(
+            "[component.a]",
+            "[component.a]\nsqlite_databases = [\"default\"]",
+        );
+        let err = format!("{:#}", parse(&text).unwrap_err());
+        assert!(
+            err.contains("sqlite_databases") && err.contains("not supported"),
+            "{err}"
+        );
+        let tools = MINIMAL.replace(
+            "[application]\nname = \"t\"",
+            "[application]\nname = \"t\"\n[application.tool.lint]\nlevel = 1",
+        );
+        assert!(parse(&tools).is_ok());
     }
 
     #[test]
