@@ -70,6 +70,11 @@ pub fn fresh_database() -> String {
 
 /// Runs one SQL statement with `psql`, panicking on failure.
 pub fn psql(url: &str, sql: &str) -> String {
+    try_psql(url, sql).unwrap_or_else(|e| panic!("psql {sql}: {e}"))
+}
+
+/// Runs one SQL statement with `psql`: its output, or its error text.
+pub fn try_psql(url: &str, sql: &str) -> Result<String, String> {
     let bin = embedded_postgres::find_bin_dir().expect("postgres binaries");
     let psql = if bin.join("psql").exists() {
         bin.join("psql")
@@ -80,12 +85,11 @@ pub fn psql(url: &str, sql: &str) -> String {
         .args([url, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
         .output()
         .expect("run psql");
-    assert!(
-        out.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).to_string())
+    }
 }
 
 /// `target/<profile>` of the build that produced this test binary.
@@ -140,6 +144,8 @@ pub struct Host {
     /// `http://127.0.0.1:<admin port>`
     pub admin: String,
     pub data_dir: PathBuf,
+    /// The database this host uses.
+    pub database_url: String,
     log: PathBuf,
 }
 
@@ -218,6 +224,7 @@ impl Host {
             base: format!("http://127.0.0.1:{port}"),
             admin: format!("http://127.0.0.1:{admin_port}"),
             data_dir: config.data_dir.clone(),
+            database_url: config.database_url.clone(),
             log,
         };
         let deadline = Instant::now() + Duration::from_secs(60);

@@ -117,6 +117,39 @@ impl World {
                 Some(json!({ "name": "k", "role": "member" })),
             ),
             RouteId::ListApiKeys => (format!("/orgs/{org}/api-keys"), None),
+            RouteId::CreateAgent => (
+                format!("/orgs/{org}/agents"),
+                Some(json!({ "slug": format!("a-{unique}"), "name": "A" })),
+            ),
+            RouteId::ListAgents => (format!("/orgs/{org}/agents"), None),
+            RouteId::GetAgent => (format!("/orgs/{org}/agents/{AGENT}"), None),
+            RouteId::UpdateAgent => (
+                format!("/orgs/{org}/agents/{AGENT}"),
+                Some(json!({ "name": "Renamed" })),
+            ),
+            RouteId::DeleteAgent => {
+                let slug = format!("del-{unique}");
+                let r = owner.client.post(
+                    &format!("/api/v1/orgs/{org}/agents"),
+                    json!({ "slug": slug, "name": "D" }),
+                );
+                assert_eq!(r.status, 201, "{:?}", r.body);
+                (format!("/orgs/{org}/agents/{slug}"), None)
+            }
+            RouteId::GetWorkingCopy => (format!("/orgs/{org}/agents/{AGENT}/working-copy"), None),
+            RouteId::PutWorkingCopy => (
+                format!("/orgs/{org}/agents/{AGENT}/working-copy"),
+                Some(json!({ "config": agent_config() })),
+            ),
+            RouteId::CreateRelease => (
+                format!("/orgs/{org}/agents/{AGENT}/releases"),
+                Some(json!({ "bump": "patch" })),
+            ),
+            RouteId::ListReleases => (format!("/orgs/{org}/agents/{AGENT}/releases"), None),
+            RouteId::CheckoutRelease => (
+                format!("/orgs/{org}/agents/{AGENT}/releases/0.0.1/checkout"),
+                Some(json!({})),
+            ),
             RouteId::DeleteApiKey => {
                 let key = owner.client.post(
                     &format!("/api/v1/orgs/{org}/api-keys"),
@@ -135,6 +168,13 @@ impl World {
         let (path, body) = self.fixture(spec, role, email);
         client.send(spec.method, &path, body.as_ref()).status
     }
+}
+
+/// The agent every matrix org has, with release 0.0.1 published.
+const AGENT: &str = "matrix-agent";
+
+fn agent_config() -> Value {
+    json!({ "model": { "provider": "openai", "model": "gpt-4o-mini" }, "system_prompt": "Help." })
 }
 
 fn rand_suffix() -> String {
@@ -157,6 +197,30 @@ fn world() -> World {
         add_member(&owner, &org, &u, role.as_str());
         users.insert(role.as_str(), u);
     }
+    let c = &owner.client;
+    assert_eq!(
+        c.post(
+            &format!("/api/v1/orgs/{org}/agents"),
+            json!({ "slug": AGENT, "name": "M" })
+        )
+        .status,
+        201
+    );
+    let path = format!("/api/v1/orgs/{org}/agents/{AGENT}");
+    assert_eq!(
+        c.send(
+            "PUT",
+            &format!("{path}/working-copy"),
+            Some(&json!({ "config": agent_config() }))
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        c.post(&format!("{path}/releases"), json!({ "bump": "patch" }))
+            .status,
+        201
+    );
     users.insert("owner", owner);
     let outsider = sign_up(&host, "outsider");
     create_org(&outsider, "elsewhere");

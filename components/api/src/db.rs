@@ -21,6 +21,16 @@ pub fn uuid(s: &str) -> ParameterValue {
     ParameterValue::Uuid(s.to_string())
 }
 
+/// A JSONB parameter.
+pub fn jsonb(v: &serde_json::Value) -> ParameterValue {
+    ParameterValue::Jsonb(v.to_string().into_bytes())
+}
+
+/// An optional string parameter (NULL when absent).
+pub fn opt_text(s: Option<&str>) -> ParameterValue {
+    s.map(text).unwrap_or(ParameterValue::DbNull)
+}
+
 /// One connection for the request.
 pub struct Db {
     conn: pg4::Connection,
@@ -109,6 +119,17 @@ impl Row {
             DbValue::Str(s) | DbValue::Uuid(s) => Some(s.clone()),
             DbValue::DbNull => None,
             other => panic!("column `{name}` is not text: {other:?}"),
+        }
+    }
+
+    /// A JSON/JSONB column (null when NULL).
+    pub fn json(&self, name: &str) -> serde_json::Value {
+        match self.get(name) {
+            DbValue::Jsonb(bytes) => {
+                serde_json::from_slice(bytes).unwrap_or(serde_json::Value::Null)
+            }
+            DbValue::DbNull => serde_json::Value::Null,
+            other => panic!("column `{name}` is not JSON: {other:?}"),
         }
     }
 

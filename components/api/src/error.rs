@@ -54,6 +54,19 @@ impl ApiError {
         }
     }
 
+    /// A 400 listing field problems, in the same shape as [`crate::input::Input`].
+    pub fn fields(errors: &[(String, String)]) -> Self {
+        let first = errors
+            .first()
+            .map(|(f, m)| format!("`{f}`: {m}"))
+            .unwrap_or_default();
+        let fields: Vec<Value> = errors
+            .iter()
+            .map(|(f, m)| json!({ "field": f, "message": m }))
+            .collect();
+        ApiError::new(400, "validation_failed", first).with_details(json!({ "fields": fields }))
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "internal", message)
     }

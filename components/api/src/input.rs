@@ -80,6 +80,27 @@ impl Input {
         }
     }
 
+    /// A required JSON object field, returned as is.
+    pub fn object(&mut self, field: &'static str) -> Value {
+        self.seen.push(field);
+        match self.fields.get(field) {
+            Some(v @ Value::Object(_)) => v.clone(),
+            None | Some(Value::Null) => {
+                self.fail(field, format!("`{field}` is required"));
+                Value::Null
+            }
+            Some(_) => {
+                self.fail(field, format!("`{field}` must be an object"));
+                Value::Null
+            }
+        }
+    }
+
+    /// Whether the body has `field` at all (for partial updates).
+    pub fn has(&self, field: &str) -> bool {
+        self.fields.contains_key(field)
+    }
+
     /// Records an error for `field` unless `ok`.
     pub fn check(&mut self, ok: bool, field: &'static str, message: &str) {
         if !ok && !self.errors.iter().any(|e| e["field"] == field) {

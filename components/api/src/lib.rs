@@ -121,5 +121,15 @@ fn serve(req: &Request) -> ApiResult<Reply> {
         RouteId::CreateApiKey => api_keys::create(&ctx),
         RouteId::ListApiKeys => api_keys::list(&ctx),
         RouteId::DeleteApiKey => api_keys::delete(&ctx),
+        RouteId::CreateAgent => agents::create(&ctx),
+        RouteId::ListAgents => agents::list(&ctx),
+        RouteId::GetAgent => agents::get(&ctx),
+        RouteId::UpdateAgent => agents::update(&ctx),
+        RouteId::DeleteAgent => agents::delete(&ctx),
+        RouteId::GetWorkingCopy => agents::get_working_copy(&ctx),
+        RouteId::PutWorkingCopy => agents::put_working_copy(&ctx),
+        RouteId::CreateRelease => agents::create_release(&ctx),
+        RouteId::ListReleases => agents::list_releases(&ctx),
+        RouteId::CheckoutRelease => agents::checkout_release(&ctx),
     }
 }

@@ -73,31 +73,22 @@ pub enum Access {
     Org(Role),
 }
 
-/// Names of API operations; the component maps each to its handler with an
-/// exhaustive `match`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RouteId {
-    Health,
-    Signup,
-    Login,
-    Logout,
-    Me,
-    CreateOrg,
-    ListOrgs,
-    GetOrg,
-    DeleteOrg,
-    ListEnvironments,
-    ListChannels,
-    ListMembers,
-    UpdateMember,
-    RemoveMember,
-    CreateInvitation,
-    ListInvitations,
-    RevokeInvitation,
-    AcceptInvitation,
-    CreateApiKey,
-    ListApiKeys,
-    DeleteApiKey,
+/// Declares [`RouteId`] and [`ROUTES`] together, so every operation has
+/// exactly one route and access rule, and every route names an operation.
+macro_rules! routes {
+    ($($id:ident => $method:literal $path:literal $access:expr;)*) => {
+        /// Names of API operations; the component maps each to its handler
+        /// with an exhaustive `match`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum RouteId {
+            $($id,)*
+        }
+
+        /// Every route of the REST API (`/api/v1` prefix omitted).
+        pub const ROUTES: &[RouteSpec] = &[
+            $(RouteSpec { id: RouteId::$id, method: $method, path: $path, access: $access },)*
+        ];
+    };
 }
 
 /// One API route: method, path under `/api/v1` (`:name` segments), access.
@@ -109,78 +100,42 @@ pub struct RouteSpec {
     pub access: Access,
 }
 
-const fn route(id: RouteId, method: &'static str, path: &'static str, access: Access) -> RouteSpec {
-    RouteSpec {
-        id,
-        method,
-        path,
-        access,
-    }
-}
-
 use Access::{Authenticated, Org, Public};
-use Role::{Admin, Member, Owner};
-use RouteId::*;
+use Role::{Admin, Builder, Member, Owner};
 
-/// Every route of the REST API (`/api/v1` prefix omitted).
-pub const ROUTES: &[RouteSpec] = &[
-    route(Health, "GET", "/health", Public),
-    route(Signup, "POST", "/auth/signup", Public),
-    route(Login, "POST", "/auth/login", Public),
-    route(Logout, "POST", "/auth/logout", Authenticated),
-    route(Me, "GET", "/me", Authenticated),
-    route(CreateOrg, "POST", "/orgs", Authenticated),
-    route(ListOrgs, "GET", "/orgs", Authenticated),
-    route(GetOrg, "GET", "/orgs/:org", Org(Member)),
-    route(DeleteOrg, "DELETE", "/orgs/:org", Org(Owner)),
-    route(
-        ListEnvironments,
-        "GET",
-        "/orgs/:org/environments",
-        Org(Member),
-    ),
-    route(ListChannels, "GET", "/orgs/:org/channels", Org(Member)),
-    route(ListMembers, "GET", "/orgs/:org/members", Org(Member)),
-    route(
-        UpdateMember,
-        "PATCH",
-        "/orgs/:org/members/:user_id",
-        Org(Admin),
-    ),
-    route(
-        RemoveMember,
-        "DELETE",
-        "/orgs/:org/members/:user_id",
-        Org(Admin),
-    ),
-    route(
-        CreateInvitation,
-        "POST",
-        "/orgs/:org/invitations",
-        Org(Admin),
-    ),
-    route(ListInvitations, "GET", "/orgs/:org/invitations", Org(Admin)),
-    route(
-        RevokeInvitation,
-        "DELETE",
-        "/orgs/:org/invitations/:invitation_id",
-        Org(Admin),
-    ),
-    route(
-        AcceptInvitation,
-        "POST",
-        "/invitations/:token/accept",
-        Authenticated,
-    ),
-    route(CreateApiKey, "POST", "/orgs/:org/api-keys", Org(Admin)),
-    route(ListApiKeys, "GET", "/orgs/:org/api-keys", Org(Admin)),
-    route(
-        DeleteApiKey,
-        "DELETE",
-        "/orgs/:org/api-keys/:key_id",
-        Org(Admin),
-    ),
-];
+routes! {
+    Health => "GET" "/health" Public;
+    Signup => "POST" "/auth/signup" Public;
+    Login => "POST" "/auth/login" Public;
+    Logout => "POST" "/auth/logout" Authenticated;
+    Me => "GET" "/me" Authenticated;
+    CreateOrg => "POST" "/orgs" Authenticated;
+    ListOrgs => "GET" "/orgs" Authenticated;
+    GetOrg => "GET" "/orgs/:org" Org(Member);
+    DeleteOrg => "DELETE" "/orgs/:org" Org(Owner);
+    ListEnvironments => "GET" "/orgs/:org/environments" Org(Member);
+    ListChannels => "GET" "/orgs/:org/channels" Org(Member);
+    ListMembers => "GET" "/orgs/:org/members" Org(Member);
+    UpdateMember => "PATCH" "/orgs/:org/members/:user_id" Org(Admin);
+    RemoveMember => "DELETE" "/orgs/:org/members/:user_id" Org(Admin);
+    CreateInvitation => "POST" "/orgs/:org/invitations" Org(Admin);
+    ListInvitations => "GET" "/orgs/:org/invitations" Org(Admin);
+    RevokeInvitation => "DELETE" "/orgs/:org/invitations/:invitation_id" Org(Admin);
+    AcceptInvitation => "POST" "/invitations/:token/accept" Authenticated;
+    CreateApiKey => "POST" "/orgs/:org/api-keys" Org(Admin);
+    ListApiKeys => "GET" "/orgs/:org/api-keys" Org(Admin);
+    DeleteApiKey => "DELETE" "/orgs/:org/api-keys/:key_id" Org(Admin);
+    CreateAgent => "POST" "/orgs/:org/agents" Org(Builder);
+    ListAgents => "GET" "/orgs/:org/agents" Org(Member);
+    GetAgent => "GET" "/orgs/:org/agents/:agent" Org(Member);
+    UpdateAgent => "PATCH" "/orgs/:org/agents/:agent" Org(Builder);
+    DeleteAgent => "DELETE" "/orgs/:org/agents/:agent" Org(Builder);
+    GetWorkingCopy => "GET" "/orgs/:org/agents/:agent/working-copy" Org(Builder);
+    PutWorkingCopy => "PUT" "/orgs/:org/agents/:agent/working-copy" Org(Builder);
+    CreateRelease => "POST" "/orgs/:org/agents/:agent/releases" Org(Builder);
+    ListReleases => "GET" "/orgs/:org/agents/:agent/releases" Org(Member);
+    CheckoutRelease => "POST" "/orgs/:org/agents/:agent/releases/:version/checkout" Org(Builder);
+}
 
 /// Why a request matched no route.
 #[derive(Debug, Clone, PartialEq, Eq)]

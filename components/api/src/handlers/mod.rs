@@ -2,6 +2,7 @@
 //! route table in `lib.rs`.
 
 pub mod account;
+pub mod agents;
 pub mod api_keys;
 pub mod health;
 pub mod invitations;

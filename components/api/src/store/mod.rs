@@ -1,5 +1,6 @@
 //! SQL, one module per table (group). Handlers never write SQL.
 
+pub mod agents;
 pub mod api_keys;
 pub mod invitations;
 pub mod login_failures;

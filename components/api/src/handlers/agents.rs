@@ -1,0 +1,184 @@
+//! Agents: metadata, the working copy, and immutable releases.
+
+use serde_json::{json, Value};
+use synatra_agents::{AgentConfig, Bump, FieldError, Version};
+
+use crate::ctx::Ctx;
+use crate::error::{ApiError, ApiResult};
+use crate::http::Reply;
+use crate::input::{is_slug, Input};
+use crate::store::agents::{self, NewAgent};
+
+fn slug_check(input: &mut Input, slug: &str) {
+    input.check(
+        slug.is_empty() || is_slug(slug),
+        "slug",
+        "`slug` may contain lower-case letters, digits and inner hyphens",
+    );
+}
+
+fn config_errors(errors: Vec<FieldError>) -> ApiError {
+    let pairs: Vec<(String, String)> = errors.into_iter().map(|e| (e.field, e.message)).collect();
+    ApiError::fields(&pairs)
+}
+
+/// The agent named by the `:agent` path parameter (slug or id), or 404.
+fn agent_id(ctx: &Ctx, lock: bool) -> ApiResult<String> {
+    agents::resolve(ctx.db, &ctx.org().id, ctx.param("agent"), lock)?
+        .ok_or_else(|| ApiError::not_found("agent"))
+}
+
+/// `POST /orgs/{org}/agents {slug, name, description?, icon?}`.
+pub fn create(ctx: &Ctx) -> ApiResult<Reply> {
+    let mut input = ctx.input()?;
+    let slug = input.string("slug", 2, 64);
+    slug_check(&mut input, &slug);
+    let name = input.string("name", 1, 100);
+    let description = input.optional_string("description", 0, 2000);
+    let icon = input.optional_string("icon", 0, 200);
+    input.finish()?;
+    let by = ctx.principal()?.user_id().ok();
+    let new = NewAgent {
+        slug: &slug,
+        name: &name,
+        description: description.as_deref(),
+        icon: icon.as_deref(),
+    };
+    let agent = ctx
+        .db
+        .transaction(|db| agents::create(db, &ctx.org().id, &new, by))
+        .map_err(|e| e.on_conflict("slug_taken", "an agent with this slug already exists"))?;
+    Ok(Reply::created(agent))
+}
+
+/// `GET /orgs/{org}/agents`.
+pub fn list(ctx: &Ctx) -> ApiResult<Reply> {
+    Ok(Reply::ok(
+        json!({ "agents": agents::list(ctx.db, &ctx.org().id)? }),
+    ))
+}
+
+/// `GET /orgs/{org}/agents/{agent}`.
+pub fn get(ctx: &Ctx) -> ApiResult<Reply> {
+    Ok(Reply::ok(agents::get(ctx.db, &agent_id(ctx, false)?)?))
+}
+
+/// `PATCH /orgs/{org}/agents/{agent} {slug?, name?, description?, icon?}`;
+/// `null` clears description and icon.
+pub fn update(ctx: &Ctx) -> ApiResult<Reply> {
+    let mut input = ctx.input()?;
+    let slug = input.optional_string("slug", 2, 64);
+    if let Some(s) = &slug {
+        slug_check(&mut input, s);
+    }
+    let name = input.optional_string("name", 1, 100);
+    let has_description = input.has("description");
+    let description = input.optional_string("description", 0, 2000);
+    let has_icon = input.has("icon");
+    let icon = input.optional_string("icon", 0, 200);
+    input.finish()?;
+    let agent = ctx
+        .db
+        .transaction(|db| {
+            let id = agent_id(ctx, true)?;
+            agents::update(
+                db,
+                &id,
+                slug.as_deref(),
+                name.as_deref(),
+                has_description.then_some(description.as_deref()),
+                has_icon.then_some(icon.as_deref()),
+            )
+        })
+        .map_err(|e| e.on_conflict("slug_taken", "an agent with this slug already exists"))?;
+    Ok(Reply::ok(agent))
+}
+
+/// `DELETE /orgs/{org}/agents/{agent}`.
+pub fn delete(ctx: &Ctx) -> ApiResult<Reply> {
+    ctx.db.transaction(|db| {
+        let id = agent_id(ctx, true)?;
+        agents::delete(db, &id)
+    })?;
+    Ok(Reply::no_content())
+}
+
+/// `GET /orgs/{org}/agents/{agent}/working-copy`.
+pub fn get_working_copy(ctx: &Ctx) -> ApiResult<Reply> {
+    Ok(Reply::ok(agents::working_copy(
+        ctx.db,
+        &agent_id(ctx, false)?,
+    )?))
+}
+
+/// `PUT /orgs/{org}/agents/{agent}/working-copy {config}`: validated (a
+/// working copy may still lack a model) and stored with defaults filled in.
+pub fn put_working_copy(ctx: &Ctx) -> ApiResult<Reply> {
+    let mut input = ctx.input()?;
+    let raw = input.object("config");
+    input.finish()?;
+    let config = AgentConfig::parse(&raw, false).map_err(config_errors)?;
+    let normalized =
+        serde_json::to_value(&config).map_err(|e| ApiError::internal(e.to_string()))?;
+    let body = ctx.db.transaction(|db| {
+        let id = agent_id(ctx, true)?;
+        agents::set_working_copy(db, &id, &normalized)
+    })?;
+    Ok(Reply::ok(body))
+}
+
+/// `POST /orgs/{org}/agents/{agent}/releases {bump, notes?}`: publishes the
+/// working copy as the next version and makes it current. An invalid
+/// working copy never publishes.
+pub fn create_release(ctx: &Ctx) -> ApiResult<Reply> {
+    let mut input = ctx.input()?;
+    let bump = input.string("bump", 1, 10);
+    let parsed_bump: Option<Bump> = serde_json::from_value(Value::String(bump.clone())).ok();
+    input.check(
+        bump.is_empty() || parsed_bump.is_some(),
+        "bump",
+        "`bump` must be major, minor or patch",
+    );
+    let notes = input
+        .optional_string("notes", 0, 10_000)
+        .unwrap_or_default();
+    input.finish()?;
+    let bump = parsed_bump.unwrap_or(Bump::Patch);
+    let by = ctx.principal()?.user_id().ok();
+    let release = ctx.db.transaction(|db| {
+        let id = agent_id(ctx, true)?;
+        let raw = agents::working_copy_config(db, &id)?;
+        let config = AgentConfig::parse(&raw, true).map_err(config_errors)?;
+        let config =
+            serde_json::to_value(&config).map_err(|e| ApiError::internal(e.to_string()))?;
+        let next = agents::latest_version(db, &id)?
+            .unwrap_or_default()
+            .bump(bump);
+        agents::publish(db, &id, next, &config, &notes, by)
+    })?;
+    Ok(Reply::created(release))
+}
+
+/// `GET /orgs/{org}/agents/{agent}/releases`: newest first.
+pub fn list_releases(ctx: &Ctx) -> ApiResult<Reply> {
+    let id = agent_id(ctx, false)?;
+    Ok(Reply::ok(
+        json!({ "releases": agents::releases(ctx.db, &id)? }),
+    ))
+}
+
+/// `POST /orgs/{org}/agents/{agent}/releases/{version}/checkout`: copies the
+/// release's config into the working copy.
+pub fn checkout_release(ctx: &Ctx) -> ApiResult<Reply> {
+    let version = ctx.param("version");
+    if Version::parse(version).is_none() {
+        return Err(ApiError::not_found("release"));
+    }
+    let body = ctx.db.transaction(|db| {
+        let id = agent_id(ctx, true)?;
+        let config = agents::release_config(db, &id, version)?
+            .ok_or_else(|| ApiError::not_found("release"))?;
+        agents::set_working_copy(db, &id, &config)
+    })?;
+    Ok(Reply::ok(body))
+}

@@ -1,0 +1,226 @@
+//! `agents` and `agent_releases`.
+
+use serde_json::{json, Value};
+use synatra_agents::Version;
+
+use crate::db::{jsonb, opt_text, text, uuid, Db, Row};
+use crate::error::ApiResult;
+
+const SELECT: &str =
+    "SELECT a.id, a.slug, a.name, a.description, a.icon, a.created_at, a.updated_at,
+        r.id AS release_id, r.version AS release_version
+    FROM agents a LEFT JOIN agent_releases r ON r.id = a.current_release_id";
+
+/// An agent's public JSON.
+fn to_json(r: &Row) -> Value {
+    let release = r
+        .opt_str("release_id")
+        .map(|id| json!({ "id": id, "version": r.str("release_version") }));
+    json!({
+        "id": r.str("id"), "slug": r.str("slug"), "name": r.str("name"),
+        "description": r.opt_str("description"), "icon": r.opt_str("icon"),
+        "current_release": release,
+        "created_at": r.time("created_at"), "updated_at": r.time("updated_at"),
+    })
+}
+
+fn release_json(r: &Row) -> Value {
+    json!({
+        "id": r.str("id"), "version": r.str("version"), "notes": r.str("notes"),
+        "config": r.json("config"), "created_at": r.time("created_at"),
+    })
+}
+
+/// Fields of a new agent.
+pub struct NewAgent<'a> {
+    pub slug: &'a str,
+    pub name: &'a str,
+    pub description: Option<&'a str>,
+    pub icon: Option<&'a str>,
+}
+
+/// Creates an agent with an empty working copy.
+pub fn create(db: &Db, org_id: &str, a: &NewAgent, by: Option<&str>) -> ApiResult<Value> {
+    let id = db
+        .query_one(
+            "INSERT INTO agents (org_id, slug, name, description, icon, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            &[
+                uuid(org_id),
+                text(a.slug),
+                text(a.name),
+                opt_text(a.description),
+                opt_text(a.icon),
+                by.map(uuid)
+                    .unwrap_or(spin_sdk::pg4::ParameterValue::DbNull),
+            ],
+        )?
+        .str("id");
+    Ok(to_json(&db.query_one(
+        &format!("{SELECT} WHERE a.id = $1"),
+        &[uuid(&id)],
+    )?))
+}
+
+/// Agents of an org.
+pub fn list(db: &Db, org_id: &str) -> ApiResult<Vec<Value>> {
+    Ok(db
+        .query(
+            &format!("{SELECT} WHERE a.org_id = $1 ORDER BY a.slug"),
+            &[uuid(org_id)],
+        )?
+        .iter()
+        .map(to_json)
+        .collect())
+}
+
+/// The id of the agent named by `key` (slug or id) in the org, locking it
+/// when `lock` (for publishing and edits).
+pub fn resolve(db: &Db, org_id: &str, key: &str, lock: bool) -> ApiResult<Option<String>> {
+    let sql = format!(
+        "SELECT id FROM agents WHERE org_id = $1 AND (slug = $2 OR id::text = $2){}",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    Ok(db
+        .query_opt(&sql, &[uuid(org_id), text(key)])?
+        .map(|r| r.str("id")))
+}
+
+/// An agent's JSON by id.
+pub fn get(db: &Db, id: &str) -> ApiResult<Value> {
+    Ok(to_json(&db.query_one(
+        &format!("{SELECT} WHERE a.id = $1"),
+        &[uuid(id)],
+    )?))
+}
+
+/// Updates name/slug/description/icon (only those given).
+pub fn update(
+    db: &Db,
+    id: &str,
+    slug: Option<&str>,
+    name: Option<&str>,
+    description: Option<Option<&str>>,
+    icon: Option<Option<&str>>,
+) -> ApiResult<Value> {
+    db.execute(
+        "UPDATE agents SET
+            slug = COALESCE($2, slug),
+            name = COALESCE($3, name),
+            description = CASE WHEN $4 THEN $5 ELSE description END,
+            icon = CASE WHEN $6 THEN $7 ELSE icon END,
+            updated_at = now()
+         WHERE id = $1",
+        &[
+            uuid(id),
+            opt_text(slug),
+            opt_text(name),
+            spin_sdk::pg4::ParameterValue::Boolean(description.is_some()),
+            opt_text(description.flatten()),
+            spin_sdk::pg4::ParameterValue::Boolean(icon.is_some()),
+            opt_text(icon.flatten()),
+        ],
+    )?;
+    get(db, id)
+}
+
+/// Deletes an agent and its releases.
+pub fn delete(db: &Db, id: &str) -> ApiResult<()> {
+    db.execute("DELETE FROM agents WHERE id = $1", &[uuid(id)])?;
+    Ok(())
+}
+
+/// The working copy and when it last changed.
+pub fn working_copy(db: &Db, id: &str) -> ApiResult<Value> {
+    let r = db.query_one(
+        "SELECT working_copy, updated_at FROM agents WHERE id = $1",
+        &[uuid(id)],
+    )?;
+    Ok(json!({ "config": r.json("working_copy"), "updated_at": r.time("updated_at") }))
+}
+
+/// Replaces the working copy.
+pub fn set_working_copy(db: &Db, id: &str, config: &Value) -> ApiResult<Value> {
+    db.execute(
+        "UPDATE agents SET working_copy = $2, updated_at = now() WHERE id = $1",
+        &[uuid(id), jsonb(config)],
+    )?;
+    working_copy(db, id)
+}
+
+/// The raw working copy, for publishing.
+pub fn working_copy_config(db: &Db, id: &str) -> ApiResult<Value> {
+    Ok(db
+        .query_one("SELECT working_copy FROM agents WHERE id = $1", &[uuid(id)])?
+        .json("working_copy"))
+}
+
+/// The newest release version, if any.
+pub fn latest_version(db: &Db, agent_id: &str) -> ApiResult<Option<Version>> {
+    Ok(db
+        .query_opt(
+            "SELECT major, minor, patch FROM agent_releases WHERE agent_id = $1
+             ORDER BY major DESC, minor DESC, patch DESC LIMIT 1",
+            &[uuid(agent_id)],
+        )?
+        .map(|r| Version {
+            major: r.i64("major") as u32,
+            minor: r.i64("minor") as u32,
+            patch: r.i64("patch") as u32,
+        }))
+}
+
+/// Publishes `config` as release `version` and makes it current.
+pub fn publish(
+    db: &Db,
+    agent_id: &str,
+    version: Version,
+    config: &Value,
+    notes: &str,
+    by: Option<&str>,
+) -> ApiResult<Value> {
+    use spin_sdk::pg4::ParameterValue::Int32;
+    let r = db.query_one(
+        "INSERT INTO agent_releases (agent_id, version, major, minor, patch, config, notes, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         RETURNING id, version, notes, config, created_at",
+        &[
+            uuid(agent_id),
+            text(&version.to_string()),
+            Int32(version.major as i32),
+            Int32(version.minor as i32),
+            Int32(version.patch as i32),
+            jsonb(config),
+            text(notes),
+            by.map(uuid).unwrap_or(spin_sdk::pg4::ParameterValue::DbNull),
+        ],
+    )?;
+    db.execute(
+        "UPDATE agents SET current_release_id = $2, updated_at = now() WHERE id = $1",
+        &[uuid(agent_id), uuid(&r.str("id"))],
+    )?;
+    Ok(release_json(&r))
+}
+
+/// Releases of an agent, newest first.
+pub fn releases(db: &Db, agent_id: &str) -> ApiResult<Vec<Value>> {
+    Ok(db
+        .query(
+            "SELECT id, version, notes, config, created_at FROM agent_releases WHERE agent_id = $1
+             ORDER BY major DESC, minor DESC, patch DESC",
+            &[uuid(agent_id)],
+        )?
+        .iter()
+        .map(release_json)
+        .collect())
+}
+
+/// A release's config by version.
+pub fn release_config(db: &Db, agent_id: &str, version: &str) -> ApiResult<Option<Value>> {
+    Ok(db
+        .query_opt(
+            "SELECT config FROM agent_releases WHERE agent_id = $1 AND version = $2",
+            &[uuid(agent_id), text(version)],
+        )?
+        .map(|r| r.json("config")))
+}
