@@ -1,7 +1,7 @@
 //! API errors: `{"error":{"code","message","details"}}` with stable codes.
 
 use serde_json::{json, Value};
-use spin_sdk::pg4;
+use synatra_db::DbError;
 
 /// An error answered to the client.
 #[derive(Debug)]
@@ -81,18 +81,18 @@ impl ApiError {
     }
 }
 
-impl From<pg4::PgError> for ApiError {
-    fn from(e: pg4::PgError) -> Self {
-        match &e {
-            pg4::PgError::ConnectionFailed(m) => {
-                eprintln!("database connection failed: {m}");
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Unavailable(m) => {
+                eprintln!("database unavailable: {m}");
                 ApiError::new(503, "database_unavailable", "the database is unavailable")
             }
-            pg4::PgError::QueryFailed(pg4::QueryError::DbError(db)) if db.code == "23505" => {
+            DbError::UniqueViolation(_) => {
                 ApiError::conflict("conflict", "a record with these values already exists")
             }
-            _ => {
-                eprintln!("database error: {e:?}");
+            DbError::Other(m) => {
+                eprintln!("database error: {m}");
                 ApiError::internal("database error")
             }
         }

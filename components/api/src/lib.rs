@@ -9,7 +9,6 @@
 
 mod auth;
 mod ctx;
-mod db;
 mod error;
 mod handlers;
 mod http;
@@ -21,6 +20,8 @@ use spin_sdk::http_component;
 use synatra_authz::{match_route, Access, NoRoute, RouteId};
 
 use crate::auth::Principal;
+use synatra_db as db;
+
 use crate::ctx::Ctx;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};

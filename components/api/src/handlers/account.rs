@@ -42,7 +42,7 @@ pub fn signup(ctx: &Ctx) -> ApiResult<Reply> {
     let hash = auth::hash_password(&password)?;
     let (user, cookie) = ctx
         .db
-        .transaction(|db| {
+        .transaction(|db| -> ApiResult<_> {
             let user = users::insert(db, &email, &name, &hash)?;
             let cookie = new_session(ctx, &user.str("id"))?;
             Ok((users::to_json(&user), cookie))

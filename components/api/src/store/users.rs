@@ -14,10 +14,10 @@ pub fn to_json(r: &Row) -> Value {
 
 /// Inserts a user; a duplicate email is a unique violation (409).
 pub fn insert(db: &Db, email: &str, name: &str, password_hash: &str) -> ApiResult<Row> {
-    db.query_one(
+    Ok(db.query_one(
         &format!("INSERT INTO users (email, name, password_hash) VALUES ($1, $2, $3) RETURNING {COLUMNS}"),
         &[text(email), text(name), text(password_hash)],
-    )
+    )?)
 }
 
 /// A user and their password hash, by email (case-insensitive).
@@ -35,8 +35,8 @@ pub fn find_for_login(db: &Db, email: &str) -> ApiResult<Option<(Row, String)>> 
 
 /// A user by id.
 pub fn get(db: &Db, id: &str) -> ApiResult<Option<Row>> {
-    db.query_opt(
+    Ok(db.query_opt(
         &format!("SELECT {COLUMNS} FROM users WHERE id = $1"),
         &[uuid(id)],
-    )
+    )?)
 }

@@ -1,12 +1,47 @@
-//! Database access over the host's `spin:postgres` interface: typed row
-//! accessors and transactions.
+//! Database access for components over the host's `spin:postgres`
+//! interface: typed row accessors and transactions. Used by every component
+//! that touches the application database.
 
 use std::rc::Rc;
 
 use spin_sdk::pg4::{self, DbValue, ParameterValue};
 use spin_sdk::variables;
 
-use crate::error::{ApiError, ApiResult};
+/// Why a database call failed.
+#[derive(Debug)]
+pub enum DbError {
+    /// The database cannot be reached (or `database_url` is missing).
+    Unavailable(String),
+    /// A unique constraint was violated (SQLSTATE 23505).
+    UniqueViolation(String),
+    /// Anything else: a bug or a schema mismatch.
+    Other(String),
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DbError::Unavailable(m) => write!(f, "database unavailable: {m}"),
+            DbError::UniqueViolation(m) => write!(f, "unique violation: {m}"),
+            DbError::Other(m) => write!(f, "database error: {m}"),
+        }
+    }
+}
+
+impl From<pg4::PgError> for DbError {
+    fn from(e: pg4::PgError) -> Self {
+        match e {
+            pg4::PgError::ConnectionFailed(m) => DbError::Unavailable(m),
+            pg4::PgError::QueryFailed(pg4::QueryError::DbError(db)) if db.code == "23505" => {
+                DbError::UniqueViolation(db.message)
+            }
+            other => DbError::Other(format!("{other:?}")),
+        }
+    }
+}
+
+/// Result of a database call.
+pub type DbResult<T> = Result<T, DbError>;
 
 /// Statement parameters.
 pub type Params<'a> = &'a [ParameterValue];
@@ -38,16 +73,16 @@ pub struct Db {
 
 impl Db {
     /// Opens the application database.
-    pub fn open() -> ApiResult<Self> {
+    pub fn open() -> DbResult<Self> {
         let url = variables::get("database_url")
-            .map_err(|e| ApiError::internal(format!("database_url is not configured: {e}")))?;
+            .map_err(|e| DbError::Unavailable(format!("database_url is not configured: {e}")))?;
         Ok(Self {
             conn: pg4::Connection::open(&url)?,
         })
     }
 
     /// Rows of a query.
-    pub fn query(&self, sql: &str, params: Params) -> ApiResult<Vec<Row>> {
+    pub fn query(&self, sql: &str, params: Params) -> DbResult<Vec<Row>> {
         let set = self.conn.query(sql, params)?;
         let columns: Rc<Vec<String>> = Rc::new(set.columns.into_iter().map(|c| c.name).collect());
         Ok(set
@@ -61,23 +96,26 @@ impl Db {
     }
 
     /// The first row, if any.
-    pub fn query_opt(&self, sql: &str, params: Params) -> ApiResult<Option<Row>> {
+    pub fn query_opt(&self, sql: &str, params: Params) -> DbResult<Option<Row>> {
         Ok(self.query(sql, params)?.into_iter().next())
     }
 
     /// Exactly one row.
-    pub fn query_one(&self, sql: &str, params: Params) -> ApiResult<Row> {
+    pub fn query_one(&self, sql: &str, params: Params) -> DbResult<Row> {
         self.query_opt(sql, params)?
-            .ok_or_else(|| ApiError::internal("query returned no row"))
+            .ok_or_else(|| DbError::Other("query returned no row".into()))
     }
 
     /// Runs a statement; returns the number of rows affected.
-    pub fn execute(&self, sql: &str, params: Params) -> ApiResult<u64> {
+    pub fn execute(&self, sql: &str, params: Params) -> DbResult<u64> {
         Ok(self.conn.execute(sql, params)?)
     }
 
     /// Runs `f` in one transaction: committed if it succeeds, rolled back otherwise.
-    pub fn transaction<T>(&self, f: impl FnOnce(&Db) -> ApiResult<T>) -> ApiResult<T> {
+    pub fn transaction<T, E: From<DbError>>(
+        &self,
+        f: impl FnOnce(&Db) -> Result<T, E>,
+    ) -> Result<T, E> {
         self.execute("BEGIN", &[])?;
         match f(self) {
             Ok(v) => {
