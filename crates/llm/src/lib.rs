@@ -1,0 +1,162 @@
+//! Provider-neutral chat types and the wire adapters that turn them into
+//! provider requests and parse provider responses (streamed or not). No I/O
+//! here: the agent-step component sends the bytes.
+
+pub mod openai;
+pub mod sse;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One tool call requested by the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: Value,
+}
+
+/// A conversation message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum Message {
+    System {
+        text: String,
+    },
+    User {
+        text: String,
+    },
+    Assistant {
+        text: String,
+        tool_calls: Vec<ToolCall>,
+    },
+    Tool {
+        call_id: String,
+        name: String,
+        content: String,
+    },
+}
+
+/// A tool the model may call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the arguments.
+    pub parameters: Value,
+}
+
+/// Token counts reported by the provider.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// A complete model turn.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Completion {
+    pub text: String,
+    pub tool_calls: Vec<ToolCall>,
+    pub usage: Usage,
+    pub finish_reason: String,
+}
+
+/// A piece of a streamed turn worth showing as it arrives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delta {
+    Text(String),
+}
+
+/// What the model is asked.
+#[derive(Debug, Clone)]
+pub struct ChatRequest<'a> {
+    pub model: &'a synatra_agents::ModelConfig,
+    pub messages: &'a [Message],
+    pub tools: &'a [ToolSpec],
+}
+
+/// Why a model call failed, and whether to try again.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LlmError {
+    /// Rate limited (429); wait at least this long if the provider said so.
+    RateLimited {
+        retry_after_secs: Option<u64>,
+        message: String,
+    },
+    /// 5xx, timeouts, dropped connections: retry with backoff.
+    Unavailable(String),
+    /// The response ended early (no terminal event): retry.
+    Truncated(String),
+    /// The response could not be understood: retry, it may be transient.
+    Malformed(String),
+    /// 4xx other than 429: retrying will not help.
+    Rejected { status: u16, message: String },
+}
+
+impl LlmError {
+    /// Whether a retry may succeed.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, LlmError::Rejected { .. })
+    }
+
+    /// Classifies a non-2xx HTTP answer.
+    pub fn from_status(status: u16, retry_after: Option<&str>, body: &str) -> Self {
+        let message = error_message(body).unwrap_or_else(|| truncate(body, 300));
+        match status {
+            429 => LlmError::RateLimited {
+                retry_after_secs: retry_after.and_then(|v| v.trim().parse().ok()),
+                message,
+            },
+            408 | 409 | 500..=599 => LlmError::Unavailable(format!("HTTP {status}: {message}")),
+            _ => LlmError::Rejected { status, message },
+        }
+    }
+}
+
+impl std::fmt::Display for LlmError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LlmError::RateLimited { message, .. } => write!(f, "rate limited: {message}"),
+            LlmError::Unavailable(m) => write!(f, "provider unavailable: {m}"),
+            LlmError::Truncated(m) => write!(f, "response truncated: {m}"),
+            LlmError::Malformed(m) => write!(f, "malformed response: {m}"),
+            LlmError::Rejected { status, message } => write!(
+                f,
+                "provider rejected the request (HTTP {status}): {message}"
+            ),
+        }
+    }
+}
+
+/// `{"error":{"message":...}}` (OpenAI, Anthropic, Google all use this shape).
+fn error_message(body: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    v["error"]["message"].as_str().map(str::to_string)
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_classified_for_retry() {
+        let e = LlmError::from_status(429, Some("7"), r#"{"error":{"message":"slow down"}}"#);
+        assert_eq!(
+            e,
+            LlmError::RateLimited {
+                retry_after_secs: Some(7),
+                message: "slow down".into()
+            }
+        );
+        assert!(e.is_retryable());
+        assert!(LlmError::from_status(503, None, "oops").is_retryable());
+        let bad = LlmError::from_status(401, None, r#"{"error":{"message":"bad key"}}"#);
+        assert!(!bad.is_retryable());
+        assert!(bad.to_string().contains("bad key"));
+    }
+}
