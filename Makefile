@@ -4,8 +4,8 @@
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 WASM_TARGET := wasm32-wasip2
-COMPONENTS := -p synatra-api -p conformance-component -p hello-component
-EXCLUDE := --exclude synatra-db --exclude synatra-api --exclude conformance-component --exclude hello-component
+COMPONENTS := -p synatra-api -p synatra-agent-step -p conformance-component -p hello-component
+EXCLUDE := --exclude synatra-db --exclude synatra-api --exclude synatra-agent-step --exclude conformance-component --exclude hello-component
 LISTEN ?= 127.0.0.1:3000
 
 .PHONY: up test bench prereqs components host lint clean

@@ -45,6 +45,8 @@ pub struct App {
     /// The application database (key-value store, host tables).
     pub db: PgPool,
     pub metrics: Metrics,
+    /// Resolved application variables (the host reads `service_secret`).
+    pub variables: AppVariables,
 }
 
 /// Inputs to [`App::load`] besides the manifest.
@@ -173,6 +175,7 @@ impl App {
             pg_pools: PgPools::new(options.pg_max_connections),
             db: options.db,
             metrics: Metrics::default(),
+            variables,
         }))
     }
 

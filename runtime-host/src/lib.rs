@@ -6,6 +6,7 @@ pub mod allowed_hosts;
 pub mod app;
 mod bindings;
 pub mod database;
+pub mod dispatcher;
 pub mod engine;
 pub mod factors;
 pub mod instance;

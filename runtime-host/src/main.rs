@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use synatra_host::app::{App, LoadOptions};
 use synatra_host::database::{self, Database};
+use synatra_host::dispatcher::DispatcherConfig;
 use synatra_host::factors::variables::development_secrets;
 use synatra_host::manifest::Manifest;
 use tokio::net::TcpListener;
@@ -70,6 +71,13 @@ struct UpArgs {
     /// Allocate instances on demand instead of from wasmtime's pooling allocator.
     #[arg(long)]
     no_pooling_allocator: bool,
+    /// Concurrent run advances on this host (0 disables the run dispatcher).
+    #[arg(long, env = "SYNATRA_DISPATCHER_WORKERS", default_value_t = 4)]
+    dispatcher_workers: usize,
+    /// Seconds a claimed run stays leased without progress (after a crash,
+    /// another host takes it over once this passes).
+    #[arg(long, env = "SYNATRA_RUN_LEASE_SECS", default_value_t = 30)]
+    run_lease_secs: i32,
 }
 
 fn main() -> Result<()> {
@@ -174,11 +182,22 @@ fn up(args: UpArgs) -> Result<()> {
             admin,
             stopped.clone(),
         ));
+        let dispatcher = tokio::spawn(synatra_host::dispatcher::run(
+            app.clone(),
+            app.db.clone(),
+            DispatcherConfig {
+                workers: args.dispatcher_workers,
+                lease_secs: args.run_lease_secs,
+                poll: std::time::Duration::from_secs(1),
+            },
+            stopped.clone(),
+        ));
         let server = tokio::spawn(synatra_host::server::serve(app.clone(), listener, stopped));
         shutdown_signal().await;
         tracing::info!("shutting down");
         let _ = stop.send(true);
         let _ = server.await;
+        let _ = dispatcher.await;
         let _ = admin_task.await;
         app.db.close().await;
         Ok::<_, anyhow::Error>(())

@@ -34,6 +34,12 @@ pub struct Metrics {
     errors: Family<ErrorLabels, Counter>,
     instances: Gauge<i64, std::sync::atomic::AtomicI64>,
     instantiations: Counter<u64, AtomicU64>,
+    run_advances: Family<OutcomeLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
 }
 
 impl Default for Metrics {
@@ -46,6 +52,12 @@ impl Default for Metrics {
         let errors = Family::<ErrorLabels, Counter>::default();
         let instances = Gauge::default();
         let instantiations = Counter::default();
+        let run_advances = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "run_advances",
+            "Agent-step invocations by outcome",
+            run_advances.clone(),
+        );
         registry.register("http_requests", "HTTP requests served", requests.clone());
         registry.register(
             "http_request_duration_seconds",
@@ -74,6 +86,7 @@ impl Default for Metrics {
             errors,
             instances,
             instantiations,
+            run_advances,
         }
     }
 }
@@ -100,6 +113,15 @@ impl Metrics {
             .get_or_create(&ErrorLabels {
                 component: component.to_string(),
                 kind: kind.to_string(),
+            })
+            .inc();
+    }
+
+    /// Records how one advance of a durable run ended.
+    pub fn run_advance(&self, outcome: &str) {
+        self.run_advances
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_string(),
             })
             .inc();
     }

@@ -2,6 +2,8 @@
 //! test), the real `synatra` host as a child process on free ports, and a
 //! small HTTP client.
 
+pub mod fake_llm;
+
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -439,7 +441,10 @@ pub fn start_app() -> Host {
 /// The configuration [`start_app`] uses, for restarts on the same database.
 pub fn app_config() -> HostConfig {
     let dir = temp_dir("app");
-    HostConfig::new(app_manifest(&dir)).env("APP_ORIGINS", TEST_ORIGIN)
+    HostConfig::new(app_manifest(&dir))
+        .env("APP_ORIGINS", TEST_ORIGIN)
+        .env("SERVICE_SECRET", "test-service-secret")
+        .env("SYNATRA_RUN_LEASE_SECS", "3")
 }
 
 /// A signed-up user: a cookie client plus identity.

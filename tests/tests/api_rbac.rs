@@ -12,6 +12,8 @@ use synatra_tests::{add_member, create_org, sign_up, start_app, Client, Host, Us
 struct World {
     host: Host,
     org: String,
+    /// A thread every member can see.
+    thread: String,
     users: BTreeMap<&'static str, User>,
     outsider: User,
 }
@@ -23,6 +25,32 @@ impl World {
 
     fn owner(&self) -> &User {
         self.user(Role::Owner)
+    }
+
+    /// A new thread whose run has ended (the matrix agent has no API key, so
+    /// its runs fail at once), ready for another message.
+    fn finished_thread(&self) -> String {
+        let r = self.owner().client.post(
+            &format!("/api/v1/orgs/{}/threads", self.org),
+            json!({ "agent": AGENT, "message": "hi" }),
+        );
+        let id = r.body["thread"]["id"].as_str().unwrap().to_string();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let t = self
+                .owner()
+                .client
+                .get(&format!("/api/v1/orgs/{}/threads/{id}", self.org));
+            if t.body["status"] != "active" {
+                return id;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "thread never finished: {:?}",
+                t.body
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     fn fresh_member(&self) -> User {
@@ -150,6 +178,20 @@ impl World {
                 format!("/orgs/{org}/agents/{AGENT}/releases/0.0.1/checkout"),
                 Some(json!({})),
             ),
+            RouteId::CreateThread => (
+                format!("/orgs/{org}/threads"),
+                Some(json!({ "agent": AGENT, "message": "hi" })),
+            ),
+            RouteId::ListThreads => (format!("/orgs/{org}/threads"), None),
+            RouteId::GetThread => (format!("/orgs/{org}/threads/{}", self.thread), None),
+            RouteId::PostMessage => (
+                format!("/orgs/{org}/threads/{}/messages", self.finished_thread()),
+                Some(json!({ "message": "more" })),
+            ),
+            RouteId::CancelThread => (
+                format!("/orgs/{org}/threads/{}/cancel", self.thread),
+                Some(json!({})),
+            ),
             RouteId::DeleteApiKey => {
                 let key = owner.client.post(
                     &format!("/api/v1/orgs/{org}/api-keys"),
@@ -221,12 +263,19 @@ fn world() -> World {
             .status,
         201
     );
+    let thread = c.post(
+        &format!("/api/v1/orgs/{org}/threads"),
+        json!({ "agent": AGENT, "message": "hi" }),
+    );
+    assert_eq!(thread.status, 201, "{:?}", thread.body);
+    let thread = thread.body["thread"]["id"].as_str().unwrap().to_string();
     users.insert("owner", owner);
     let outsider = sign_up(&host, "outsider");
     create_org(&outsider, "elsewhere");
     World {
         host,
         org,
+        thread,
         users,
         outsider,
     }

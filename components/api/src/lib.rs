@@ -132,5 +132,10 @@ fn serve(req: &Request) -> ApiResult<Reply> {
         RouteId::CreateRelease => agents::create_release(&ctx),
         RouteId::ListReleases => agents::list_releases(&ctx),
         RouteId::CheckoutRelease => agents::checkout_release(&ctx),
+        RouteId::CreateThread => threads::create(&ctx),
+        RouteId::ListThreads => threads::list(&ctx),
+        RouteId::GetThread => threads::get(&ctx),
+        RouteId::PostMessage => threads::post_message(&ctx),
+        RouteId::CancelThread => threads::cancel(&ctx),
     }
 }

@@ -135,6 +135,11 @@ routes! {
     CreateRelease => "POST" "/orgs/:org/agents/:agent/releases" Org(Builder);
     ListReleases => "GET" "/orgs/:org/agents/:agent/releases" Org(Member);
     CheckoutRelease => "POST" "/orgs/:org/agents/:agent/releases/:version/checkout" Org(Builder);
+    CreateThread => "POST" "/orgs/:org/threads" Org(Member);
+    ListThreads => "GET" "/orgs/:org/threads" Org(Member);
+    GetThread => "GET" "/orgs/:org/threads/:thread" Org(Member);
+    PostMessage => "POST" "/orgs/:org/threads/:thread/messages" Org(Member);
+    CancelThread => "POST" "/orgs/:org/threads/:thread/cancel" Org(Member);
 }
 
 /// Why a request matched no route.

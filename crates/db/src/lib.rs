@@ -2,6 +2,8 @@
 //! interface: typed row accessors and transactions. Used by every component
 //! that touches the application database.
 
+pub mod runs;
+
 use std::rc::Rc;
 
 use spin_sdk::pg4::{self, DbValue, ParameterValue};

@@ -51,6 +51,11 @@ impl AppVariables {
         Ok(Self { values })
     }
 
+    /// The value of application variable `name`, if it has one.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
     /// Expands `{{ name }}` references in `template`.
     pub fn expand(&self, template: &str) -> Result<String> {
         let mut out = String::new();

@@ -8,3 +8,4 @@ pub mod health;
 pub mod invitations;
 pub mod members;
 pub mod orgs;
+pub mod threads;

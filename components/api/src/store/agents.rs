@@ -224,3 +224,14 @@ pub fn release_config(db: &Db, agent_id: &str, version: &str) -> ApiResult<Optio
         )?
         .map(|r| r.json("config")))
 }
+
+/// The agent's current release: `(release id, config)`.
+pub fn current_release(db: &Db, agent_id: &str) -> ApiResult<Option<(String, Value)>> {
+    Ok(db
+        .query_opt(
+            "SELECT r.id, r.config FROM agents a JOIN agent_releases r ON r.id = a.current_release_id
+             WHERE a.id = $1",
+            &[uuid(agent_id)],
+        )?
+        .map(|r| (r.str("id"), r.json("config"))))
+}

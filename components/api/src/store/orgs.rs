@@ -138,3 +138,24 @@ pub fn channels(db: &Db, org_id: &str) -> ApiResult<Vec<Value>> {
         })
         .collect())
 }
+
+/// A channel of the org by slug or id; the default channel when `key` is None.
+pub fn channel_id(db: &Db, org_id: &str, key: Option<&str>) -> ApiResult<Option<String>> {
+    Ok(db
+        .query_opt(
+            "SELECT id FROM channels WHERE org_id = $1
+             AND (($2::text IS NULL AND is_default) OR slug = $2 OR id::text = $2)",
+            &[uuid(org_id), crate::db::opt_text(key)],
+        )?
+        .map(|r| r.str("id")))
+}
+
+/// An environment of the org by slug or id; `production` when `key` is None.
+pub fn environment_id(db: &Db, org_id: &str, key: Option<&str>) -> ApiResult<Option<String>> {
+    Ok(db
+        .query_opt(
+            "SELECT id FROM environments WHERE org_id = $1 AND (slug = $2 OR id::text = $2)",
+            &[uuid(org_id), text(key.unwrap_or("production"))],
+        )?
+        .map(|r| r.str("id")))
+}

@@ -1,0 +1,383 @@
+//! Advancing a run: replay the recorded steps (never re-executing them), do
+//! the next action, record it in one lease-fenced transaction, repeat until
+//! the run finishes, must wait, or the invocation's time budget is spent.
+//! The contract itself lives in `synatra-runs`.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use synatra_agents::AgentConfig;
+use synatra_db::runs::{self, RunState, LEASE_LOST};
+use synatra_db::{Db, DbError};
+use synatra_llm::{LlmError, Message};
+use synatra_runs::{
+    builtin_tools, conversation, idempotency_key, next_action, run_builtin, Action, Step,
+};
+
+use crate::provider;
+
+/// Work done per invocation before the run is handed back to the dispatcher.
+const BUDGET: Duration = Duration::from_secs(60);
+/// Model-call retries (429, 5xx, truncated or malformed answers) before the run fails.
+const MAX_RETRIES: i32 = 5;
+/// Streamed text is written as an event at least every this many bytes.
+const TOKEN_FLUSH_BYTES: usize = 48;
+
+/// How an invocation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    Failed,
+    Cancelled,
+    /// The time budget ran out; the run is ready for the next invocation.
+    HandedBack,
+    /// A retryable model error; the run sleeps on a durable timer.
+    Retrying,
+    /// The caller's lease was gone (expired or taken): nothing was recorded.
+    NotLeased,
+}
+
+impl Outcome {
+    /// The name in the response.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Failed => "failed",
+            Outcome::Cancelled => "cancelled",
+            Outcome::HandedBack => "handed_back",
+            Outcome::Retrying => "retrying",
+            Outcome::NotLeased => "not_leased",
+        }
+    }
+}
+
+/// An invocation's context: the run, its lease, time spent so far.
+struct Invocation<'a> {
+    db: &'a Db,
+    run: RunState,
+    lease: &'a str,
+    lease_secs: i32,
+    started: Instant,
+    last_fence: Instant,
+}
+
+impl Invocation<'_> {
+    /// Runs `f` in a transaction that first proves the lease still holds.
+    fn record<T>(
+        &mut self,
+        f: impl FnOnce(&Db) -> Result<T, DbError>,
+    ) -> Result<Option<T>, DbError> {
+        let spent = self.last_fence.elapsed().as_millis() as i64;
+        let result = self.db.transaction(|db| {
+            runs::fence(db, &self.run.id, self.lease, self.lease_secs, spent)?;
+            f(db)
+        });
+        self.last_fence = Instant::now();
+        match result {
+            Ok(v) => Ok(Some(v)),
+            Err(DbError::Other(m)) if m == LEASE_LOST => Ok(None),
+            // Another worker recorded this seq first.
+            Err(DbError::UniqueViolation(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn event(&self, db: &Db, kind: &str, data: Value) -> Result<(), DbError> {
+        runs::add_event(db, &self.run.thread_id, Some(&self.run.id), kind, &data)
+    }
+
+    /// Ends the run with `status`, recording an error message if any.
+    fn finish(&mut self, status: &str, error: Option<&str>) -> Result<Outcome, DbError> {
+        let thread_status = match status {
+            "completed" => "completed",
+            "cancelled" => "cancelled",
+            _ => "failed",
+        };
+        let (run_id, thread_id) = (self.run.id.clone(), self.run.thread_id.clone());
+        let done = self.record(|db| {
+            if let Some(e) = error {
+                runs::add_message(
+                    db,
+                    &thread_id,
+                    Some(&run_id),
+                    "error",
+                    &json!({ "message": e }),
+                )?;
+            }
+            runs::finish_run(db, &run_id, status, error)?;
+            runs::set_thread_status(db, &thread_id, thread_status)?;
+            runs::add_event(
+                db,
+                &thread_id,
+                Some(&run_id),
+                "run",
+                &json!({ "run_id": run_id, "status": status, "error": error }),
+            )
+        })?;
+        Ok(match (done, status) {
+            (None, _) => Outcome::NotLeased,
+            (Some(()), "completed") => Outcome::Completed,
+            (Some(()), "cancelled") => Outcome::Cancelled,
+            _ => Outcome::Failed,
+        })
+    }
+}
+
+/// Advances run `run_id` while `lease` holds it.
+pub async fn advance(
+    db: &Db,
+    run_id: &str,
+    lease: &str,
+    lease_secs: i32,
+) -> Result<Outcome, DbError> {
+    let Some(run) = runs::load_run(db, run_id, lease)? else {
+        return Ok(Outcome::NotLeased);
+    };
+    if !run.leased_by_caller || run.status != "ready" {
+        return Ok(Outcome::NotLeased);
+    }
+    let mut inv = Invocation {
+        db,
+        lease,
+        lease_secs,
+        started: Instant::now(),
+        last_fence: Instant::now(),
+        run,
+    };
+    let config: AgentConfig = match serde_json::from_value(inv.run.config.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            return inv.finish(
+                "failed",
+                Some(&format!("the run's agent configuration is invalid: {e}")),
+            )
+        }
+    };
+    let Some(model) = config.model.clone() else {
+        return inv.finish("failed", Some("the agent has no model configured"));
+    };
+    let history = history(db, &inv.run)?;
+    let mut steps: Vec<Step> = runs::steps(db, run_id)?
+        .into_iter()
+        .map(serde_json::from_value)
+        .collect::<Result<_, _>>()
+        .map_err(|e| DbError::Other(format!("unreadable step: {e}")))?;
+    let tools = builtin_tools(&config.tools);
+    let max_active_ms = i64::from(config.limits.max_active_time) * 1000;
+
+    loop {
+        if cancel_requested(db, run_id)? {
+            return inv.finish("cancelled", None);
+        }
+        let active = inv.run.active_ms + inv.started.elapsed().as_millis() as i64;
+        if active > max_active_ms {
+            let error = format!(
+                "the run exceeded max_active_time ({} s)",
+                config.limits.max_active_time
+            );
+            return inv.finish("failed", Some(&error));
+        }
+        if inv.started.elapsed() > BUDGET {
+            runs::hand_back(db, run_id, lease, None, false)?;
+            return Ok(Outcome::HandedBack);
+        }
+        let seq = steps.len();
+        let step = match next_action(&config.limits, &steps) {
+            Action::Complete { .. } => return inv.finish("completed", None),
+            Action::Fail { error } => return inv.finish("failed", Some(&error)),
+            Action::CallModel { iteration } => {
+                let messages = conversation(&config.system_prompt, &history, &steps);
+                let mut buffer = String::new();
+                let thread_id = inv.run.thread_id.clone();
+                let result = provider::complete(&model, &messages, &tools, |text| {
+                    buffer.push_str(text);
+                    if buffer.len() >= TOKEN_FLUSH_BYTES {
+                        flush_tokens(db, &thread_id, run_id, &mut buffer);
+                    }
+                })
+                .await;
+                flush_tokens(db, &thread_id, run_id, &mut buffer);
+                match result {
+                    Ok(completion) => (Step::Llm { completion }, json!({ "iteration": iteration })),
+                    Err(e) if e.is_retryable() && inv.run.retries < MAX_RETRIES => {
+                        let delay = retry_delay(&e, inv.run.retries);
+                        eprintln!("run {run_id}: model call failed ({e}); retrying in {delay} ms");
+                        inv.event(
+                            db,
+                            "retry",
+                            json!({ "error": e.to_string(), "delay_ms": delay }),
+                        )?;
+                        runs::hand_back(db, run_id, lease, Some(delay), true)?;
+                        return Ok(Outcome::Retrying);
+                    }
+                    Err(e) => {
+                        let error = match e {
+                            LlmError::Rejected { .. } => format!("model call failed: {e}"),
+                            _ => {
+                                format!("model call failed after {} retries: {e}", inv.run.retries)
+                            }
+                        };
+                        return inv.finish("failed", Some(&error));
+                    }
+                }
+            }
+            Action::CallTool(call) => {
+                let (output, is_error) = match run_builtin(&call.name, &call.arguments) {
+                    Ok(v) => (v, false),
+                    Err(e) => (json!({ "error": e }), true),
+                };
+                let step = Step::Tool {
+                    call_id: call.id.clone(),
+                    name: call.name.clone(),
+                    output,
+                    is_error,
+                };
+                (
+                    step,
+                    json!({ "call": call, "idempotency_key": idempotency_key(run_id, seq) }),
+                )
+            }
+        };
+        let (step, input) = step;
+        let (run_id_s, thread_id) = (inv.run.id.clone(), inv.run.thread_id.clone());
+        let recorded = inv.record(|db| {
+            let output = serde_json::to_value(&step).map_err(|e| DbError::Other(e.to_string()))?;
+            runs::insert_step(
+                db,
+                &run_id_s,
+                seq as i32,
+                step.kind(),
+                &idempotency_key(&run_id_s, seq),
+                &input,
+                &output,
+            )?;
+            record_messages(db, &thread_id, &run_id_s, &step)
+        })?;
+        if recorded.is_none() {
+            return Ok(Outcome::NotLeased);
+        }
+        steps.push(step);
+    }
+}
+
+/// The thread messages and events a recorded step produces.
+fn record_messages(db: &Db, thread_id: &str, run_id: &str, step: &Step) -> Result<(), DbError> {
+    match step {
+        Step::Llm { completion } => {
+            runs::add_usage(
+                db,
+                run_id,
+                completion.usage.input_tokens as i64,
+                completion.usage.output_tokens as i64,
+            )?;
+            if !completion.text.is_empty() {
+                let content = json!({ "text": completion.text });
+                let id = runs::add_message(db, thread_id, Some(run_id), "assistant", &content)?;
+                runs::add_event(
+                    db,
+                    thread_id,
+                    Some(run_id),
+                    "message",
+                    &json!({ "id": id, "kind": "assistant", "content": content }),
+                )?;
+            }
+            for call in &completion.tool_calls {
+                let content =
+                    json!({ "id": call.id, "name": call.name, "arguments": call.arguments });
+                let id = runs::add_message(db, thread_id, Some(run_id), "tool_call", &content)?;
+                runs::add_event(
+                    db,
+                    thread_id,
+                    Some(run_id),
+                    "message",
+                    &json!({ "id": id, "kind": "tool_call", "content": content }),
+                )?;
+            }
+        }
+        Step::Tool {
+            call_id,
+            name,
+            output,
+            is_error,
+        } => {
+            let content =
+                json!({ "call_id": call_id, "name": name, "result": output, "is_error": is_error });
+            let id = runs::add_message(db, thread_id, Some(run_id), "tool_result", &content)?;
+            runs::add_event(
+                db,
+                thread_id,
+                Some(run_id),
+                "message",
+                &json!({ "id": id, "kind": "tool_result", "content": content }),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Streamed text as an ephemeral event; the recorded message is the record.
+fn flush_tokens(db: &Db, thread_id: &str, run_id: &str, buffer: &mut String) {
+    if buffer.is_empty() {
+        return;
+    }
+    if let Err(e) = runs::add_event(
+        db,
+        thread_id,
+        Some(run_id),
+        "token",
+        &json!({ "text": buffer }),
+    ) {
+        eprintln!("run {run_id}: could not write token event: {e}");
+    }
+    buffer.clear();
+}
+
+fn cancel_requested(db: &Db, run_id: &str) -> Result<bool, DbError> {
+    Ok(db
+        .query_opt(
+            "SELECT cancel_requested FROM runs WHERE id = $1",
+            &[synatra_db::uuid(run_id)],
+        )?
+        .is_some_and(|r| r.bool("cancel_requested")))
+}
+
+/// The thread so far as model messages: user messages and final answers.
+fn history(db: &Db, run: &RunState) -> Result<Vec<Message>, DbError> {
+    Ok(runs::history(db, &run.thread_id, run.input_upto)?
+        .into_iter()
+        .filter_map(|(kind, content)| {
+            let text = content["text"].as_str().unwrap_or_default().to_string();
+            match kind.as_str() {
+                "user" => Some(Message::User { text }),
+                "assistant" => Some(Message::Assistant {
+                    text,
+                    tool_calls: Vec::new(),
+                }),
+                _ => None,
+            }
+        })
+        .collect())
+}
+
+/// Exponential backoff with jitter, or the provider's `Retry-After`.
+fn retry_delay(error: &LlmError, retries: i32) -> i64 {
+    if let LlmError::RateLimited {
+        retry_after_secs: Some(s),
+        ..
+    } = error
+    {
+        return (*s as i64).saturating_mul(1000).min(3_600_000);
+    }
+    let first: i64 = spin_sdk::variables::get("llm_retry_base_ms")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let base = first.saturating_mul(1 << retries.clamp(0, 16)).min(60_000);
+    let mut byte = [0u8; 1];
+    // Up to +25 % jitter so retries of many runs do not arrive together.
+    let jitter = match getrandom::fill(&mut byte) {
+        Ok(()) => i64::from(byte[0]) * base / 1024,
+        Err(_) => 0,
+    };
+    base + jitter
+}

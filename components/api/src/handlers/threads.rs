@@ -1,0 +1,283 @@
+//! Threads: start one with a message (which starts a run), continue it,
+//! cancel it, read it. Members see threads of channels they belong to;
+//! admins and owners see all.
+
+use serde_json::json;
+use synatra_agents::AgentConfig;
+use synatra_authz::Role;
+use synatra_db::runs::{self, NewRun, NewThread, ThreadFilter};
+
+use crate::ctx::Ctx;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{query_param, Reply};
+use crate::input::is_uuid;
+use crate::store::{agents, orgs};
+
+/// The user whose channel membership limits what they see (None: sees all).
+fn channel_limited_user(ctx: &Ctx) -> Option<String> {
+    if ctx.org().role >= Role::Admin {
+        return None;
+    }
+    ctx.principal()
+        .ok()
+        .and_then(|p| p.user_id().ok())
+        .map(str::to_string)
+}
+
+/// The `:thread` of the path, if the caller may see it; else 404.
+fn thread_id(ctx: &Ctx) -> ApiResult<String> {
+    let id = ctx.uuid_param("thread", "thread")?;
+    let (channel, _) = runs::thread_access(ctx.db, &ctx.org().id, id)?
+        .ok_or_else(|| ApiError::not_found("thread"))?;
+    if let (Some(user), Some(channel)) = (channel_limited_user(ctx), channel) {
+        if !runs::in_channel(ctx.db, &channel, &user)? {
+            return Err(ApiError::not_found("thread"));
+        }
+    }
+    Ok(id.to_string())
+}
+
+/// The configuration a new run executes: the current release, or the
+/// working copy for playground threads (builders only).
+fn run_config(
+    ctx: &Ctx,
+    agent_id: &str,
+    playground: bool,
+) -> ApiResult<(Option<String>, serde_json::Value)> {
+    if playground {
+        if ctx.org().role < Role::Builder {
+            return Err(ApiError::forbidden(
+                "playground threads need the builder role",
+            ));
+        }
+        let raw = agents::working_copy_config(ctx.db, agent_id)?;
+        let config = AgentConfig::parse(&raw, true).map_err(|errors| {
+            let pairs: Vec<(String, String)> =
+                errors.into_iter().map(|e| (e.field, e.message)).collect();
+            ApiError::fields(&pairs)
+        })?;
+        let value = serde_json::to_value(config).map_err(|e| ApiError::internal(e.to_string()))?;
+        return Ok((None, value));
+    }
+    let (release, config) = agents::current_release(ctx.db, agent_id)?.ok_or_else(|| {
+        ApiError::conflict(
+            "agent_not_released",
+            "publish a release of this agent first (or use a playground thread)",
+        )
+    })?;
+    Ok((Some(release), config))
+}
+
+/// `POST /orgs/{org}/threads {agent, message, channel?, environment?, subject?, kind?}`.
+pub fn create(ctx: &Ctx) -> ApiResult<Reply> {
+    let mut input = ctx.input()?;
+    let agent = input.string("agent", 1, 100);
+    let message = input.string("message", 1, 100_000);
+    let channel = input.optional_string("channel", 1, 100);
+    let environment = input.optional_string("environment", 1, 100);
+    let subject = input.optional_string("subject", 0, 200);
+    let kind = input
+        .optional_string("kind", 1, 20)
+        .unwrap_or_else(|| "normal".into());
+    input.check(
+        kind == "normal" || kind == "playground",
+        "kind",
+        "`kind` must be normal or playground",
+    );
+    input.finish()?;
+    let org = ctx.org();
+    let agent_id = agents::resolve(ctx.db, &org.id, &agent, false)?
+        .ok_or_else(|| ApiError::not_found("agent"))?;
+    let channel_id = orgs::channel_id(ctx.db, &org.id, channel.as_deref())?
+        .ok_or_else(|| ApiError::not_found("channel"))?;
+    if let Some(user) = channel_limited_user(ctx) {
+        if !runs::in_channel(ctx.db, &channel_id, &user)? {
+            return Err(ApiError::not_found("channel"));
+        }
+    }
+    let environment_id = orgs::environment_id(ctx.db, &org.id, environment.as_deref())?
+        .ok_or_else(|| ApiError::not_found("environment"))?;
+    let (release_id, config) = run_config(ctx, &agent_id, kind == "playground")?;
+    let created_by = ctx.principal()?.user_id().ok().map(str::to_string);
+    let (thread_id, run_id) = ctx.db.transaction(|db| -> ApiResult<_> {
+        let thread_id = runs::create_thread(
+            db,
+            &NewThread {
+                org_id: &org.id,
+                agent_id: &agent_id,
+                channel_id: Some(&channel_id),
+                environment_id: Some(&environment_id),
+                kind: &kind,
+                subject: subject.as_deref(),
+                created_by: created_by.as_deref(),
+            },
+        )?;
+        let run_id = start_run(
+            db,
+            &org.id,
+            &thread_id,
+            &agent_id,
+            release_id.as_deref(),
+            &config,
+            &message,
+        )?;
+        Ok((thread_id, run_id))
+    })?;
+    let thread = runs::thread(ctx.db, &org.id, &thread_id)?.unwrap_or_default();
+    Ok(Reply::created(
+        json!({ "thread": thread, "run_id": run_id }),
+    ))
+}
+
+fn start_run(
+    db: &synatra_db::Db,
+    org_id: &str,
+    thread_id: &str,
+    agent_id: &str,
+    release_id: Option<&str>,
+    config: &serde_json::Value,
+    message: &str,
+) -> ApiResult<String> {
+    let message_id = runs::add_message(db, thread_id, None, "user", &json!({ "text": message }))?;
+    runs::add_event(
+        db,
+        thread_id,
+        None,
+        "message",
+        &json!({ "id": message_id, "kind": "user", "content": { "text": message } }),
+    )?;
+    Ok(runs::create_run(
+        db,
+        &NewRun {
+            org_id,
+            thread_id,
+            agent_id,
+            release_id,
+            config,
+            input_upto: message_id,
+        },
+    )?)
+}
+
+/// `POST /orgs/{org}/threads/{thread}/messages {message}`: continues a
+/// finished thread with its history, on the release the thread started with.
+pub fn post_message(ctx: &Ctx) -> ApiResult<Reply> {
+    let id = thread_id(ctx)?;
+    let mut input = ctx.input()?;
+    let message = input.string("message", 1, 100_000);
+    input.finish()?;
+    let org = ctx.org();
+    let thread =
+        runs::thread(ctx.db, &org.id, &id)?.ok_or_else(|| ApiError::not_found("thread"))?;
+    let agent_id = thread["agent_id"].as_str().unwrap_or_default().to_string();
+    let playground = thread["kind"] == "playground";
+    let (release_id, config) = if playground {
+        run_config(ctx, &agent_id, true)?
+    } else {
+        runs::latest_run_config(ctx.db, &id)?
+            .ok_or_else(|| ApiError::internal("thread has no run"))?
+    };
+    let run_id = ctx.db.transaction(|db| -> ApiResult<_> {
+        if runs::has_unfinished_run(db, &id)? {
+            return Err(ApiError::conflict(
+                "run_in_progress",
+                "the thread's run has not finished; wait or cancel it",
+            ));
+        }
+        start_run(
+            db,
+            &org.id,
+            &id,
+            &agent_id,
+            release_id.as_deref(),
+            &config,
+            &message,
+        )
+    })?;
+    Ok(Reply::created(json!({ "run_id": run_id })))
+}
+
+/// `POST /orgs/{org}/threads/{thread}/cancel`.
+pub fn cancel(ctx: &Ctx) -> ApiResult<Reply> {
+    let id = thread_id(ctx)?;
+    let asked = ctx.db.transaction(|db| runs::request_cancel(db, &id))?;
+    let mut reply = Reply::ok(json!({ "cancelled_runs": asked }));
+    reply.status = 202;
+    Ok(reply)
+}
+
+/// `GET /orgs/{org}/threads/{thread}`: the thread, its messages and runs.
+pub fn get(ctx: &Ctx) -> ApiResult<Reply> {
+    let id = thread_id(ctx)?;
+    let mut thread =
+        runs::thread(ctx.db, &ctx.org().id, &id)?.ok_or_else(|| ApiError::not_found("thread"))?;
+    thread["messages"] = runs::messages(ctx.db, &id)?.into();
+    thread["runs"] = runs::runs(ctx.db, &id)?.into();
+    Ok(Reply::ok(thread))
+}
+
+/// `GET /orgs/{org}/threads?status=&agent=&channel=&limit=&after=`.
+pub fn list(ctx: &Ctx) -> ApiResult<Reply> {
+    let org = ctx.org();
+    let bad =
+        |field: &str, message: &str| ApiError::fields(&[(field.to_string(), message.to_string())]);
+    let status = query_param(ctx.req, "status");
+    const STATUSES: [&str; 8] = [
+        "active",
+        "waiting_approval",
+        "waiting_user",
+        "waiting_subagent",
+        "completed",
+        "failed",
+        "cancelled",
+        "rejected",
+    ];
+    if status.as_deref().is_some_and(|s| !STATUSES.contains(&s)) {
+        return Err(bad("status", "unknown thread status"));
+    }
+    let limit = match query_param(ctx.req, "limit") {
+        None => 50,
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|l| (1..=100).contains(l))
+            .ok_or_else(|| bad("limit", "must be 1 to 100"))?,
+    };
+    let agent_id = match query_param(ctx.req, "agent") {
+        None => None,
+        Some(a) => Some(
+            agents::resolve(ctx.db, &org.id, &a, false)?
+                .ok_or_else(|| ApiError::not_found("agent"))?,
+        ),
+    };
+    let channel_id = match query_param(ctx.req, "channel") {
+        None => None,
+        Some(c) => Some(
+            orgs::channel_id(ctx.db, &org.id, Some(&c))?
+                .ok_or_else(|| ApiError::not_found("channel"))?,
+        ),
+    };
+    let after = query_param(ctx.req, "after");
+    if after.as_deref().is_some_and(|a| !is_uuid(a)) {
+        return Err(bad("after", "must be a thread id from next_cursor"));
+    }
+    let user = channel_limited_user(ctx);
+    let threads = runs::list_threads(
+        ctx.db,
+        &org.id,
+        &ThreadFilter {
+            status: status.as_deref(),
+            agent_id: agent_id.as_deref(),
+            channel_id: channel_id.as_deref(),
+            member_of_channels: user.as_deref(),
+            after: after.as_deref(),
+            limit,
+        },
+    )?;
+    let next = (threads.len() as i64 == limit)
+        .then(|| threads.last().map(|t| t["id"].clone()))
+        .flatten();
+    Ok(Reply::ok(
+        json!({ "threads": threads, "next_cursor": next }),
+    ))
+}

@@ -1,0 +1,455 @@
+//! `threads`, `thread_messages`, `runs`, `run_steps`, `run_events`: the SQL
+//! of durable runs, shared by the API (which starts runs) and the agent-step
+//! component (which advances them).
+
+use serde_json::Value;
+use spin_sdk::pg4::ParameterValue::{self, Boolean, DbNull, Int32, Int64};
+
+use crate::{jsonb, opt_text, text, uuid, Db, DbError, DbResult, Row};
+
+/// Notification channel the host's dispatcher listens on for ready runs.
+pub const RUNS_CHANNEL: &str = "synatra_runs";
+/// Notification channel for new run events (SSE).
+pub const EVENTS_CHANNEL: &str = "synatra_events";
+
+fn opt_uuid(s: Option<&str>) -> ParameterValue {
+    s.map(uuid).unwrap_or(DbNull)
+}
+
+/// Fields of a new thread.
+pub struct NewThread<'a> {
+    pub org_id: &'a str,
+    pub agent_id: &'a str,
+    pub channel_id: Option<&'a str>,
+    pub environment_id: Option<&'a str>,
+    pub kind: &'a str,
+    pub subject: Option<&'a str>,
+    pub created_by: Option<&'a str>,
+}
+
+/// Creates a thread; returns its id.
+pub fn create_thread(db: &Db, t: &NewThread) -> DbResult<String> {
+    Ok(db
+        .query_one(
+            "INSERT INTO threads (org_id, agent_id, channel_id, environment_id, kind, subject, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            &[
+                uuid(t.org_id),
+                uuid(t.agent_id),
+                opt_uuid(t.channel_id),
+                opt_uuid(t.environment_id),
+                text(t.kind),
+                opt_text(t.subject),
+                opt_uuid(t.created_by),
+            ],
+        )?
+        .str("id"))
+}
+
+/// Appends a message to a thread; returns its id.
+pub fn add_message(
+    db: &Db,
+    thread_id: &str,
+    run_id: Option<&str>,
+    kind: &str,
+    content: &Value,
+) -> DbResult<i64> {
+    Ok(db
+        .query_one(
+            "INSERT INTO thread_messages (thread_id, run_id, kind, content) VALUES ($1, $2, $3, $4) RETURNING id",
+            &[uuid(thread_id), opt_uuid(run_id), text(kind), jsonb(content)],
+        )?
+        .i64("id"))
+}
+
+/// Appends an event for the thread's stream and announces it.
+pub fn add_event(
+    db: &Db,
+    thread_id: &str,
+    run_id: Option<&str>,
+    kind: &str,
+    data: &Value,
+) -> DbResult<()> {
+    db.execute(
+        "INSERT INTO run_events (thread_id, run_id, kind, data) VALUES ($1, $2, $3, $4)",
+        &[uuid(thread_id), opt_uuid(run_id), text(kind), jsonb(data)],
+    )?;
+    db.execute(
+        "SELECT pg_notify($1, $2)",
+        &[text(EVENTS_CHANNEL), text(thread_id)],
+    )?;
+    Ok(())
+}
+
+/// Fields of a new run.
+pub struct NewRun<'a> {
+    pub org_id: &'a str,
+    pub thread_id: &'a str,
+    pub agent_id: &'a str,
+    pub release_id: Option<&'a str>,
+    pub config: &'a Value,
+    pub input_upto: i64,
+}
+
+/// Creates a ready run, sets the thread active, and wakes a dispatcher.
+pub fn create_run(db: &Db, r: &NewRun) -> DbResult<String> {
+    let id = db
+        .query_one(
+            "INSERT INTO runs (org_id, thread_id, agent_id, release_id, config, input_upto)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            &[
+                uuid(r.org_id),
+                uuid(r.thread_id),
+                uuid(r.agent_id),
+                opt_uuid(r.release_id),
+                jsonb(r.config),
+                Int64(r.input_upto),
+            ],
+        )?
+        .str("id");
+    set_thread_status(db, r.thread_id, "active")?;
+    add_event(
+        db,
+        r.thread_id,
+        Some(&id),
+        "run",
+        &serde_json::json!({ "run_id": id, "status": "ready" }),
+    )?;
+    db.execute("SELECT pg_notify($1, $2)", &[text(RUNS_CHANNEL), text(&id)])?;
+    Ok(id)
+}
+
+/// Sets a thread's status.
+pub fn set_thread_status(db: &Db, thread_id: &str, status: &str) -> DbResult<()> {
+    db.execute(
+        "UPDATE threads SET status = $2, updated_at = now() WHERE id = $1",
+        &[uuid(thread_id), text(status)],
+    )?;
+    Ok(())
+}
+
+/// Whether the thread has a run that has not finished.
+pub fn has_unfinished_run(db: &Db, thread_id: &str) -> DbResult<bool> {
+    Ok(db
+        .query_opt(
+            "SELECT 1 AS one FROM runs WHERE thread_id = $1 AND status IN ('ready', 'waiting') LIMIT 1",
+            &[uuid(thread_id)],
+        )?
+        .is_some())
+}
+
+/// Asks unfinished runs of a thread to stop. Runs nobody is executing stop
+/// at once; a leased run stops at its next step boundary. Returns how many
+/// runs were asked.
+pub fn request_cancel(db: &Db, thread_id: &str) -> DbResult<u64> {
+    let asked = db.execute(
+        "UPDATE runs SET cancel_requested = true, updated_at = now()
+         WHERE thread_id = $1 AND status IN ('ready', 'waiting')",
+        &[uuid(thread_id)],
+    )?;
+    let stopped = db.query(
+        "UPDATE runs SET status = 'cancelled', finished_at = now(), updated_at = now()
+         WHERE thread_id = $1 AND status IN ('ready', 'waiting')
+           AND (lease_expires_at IS NULL OR lease_expires_at < now())
+         RETURNING id",
+        &[uuid(thread_id)],
+    )?;
+    if !stopped.is_empty() && !has_unfinished_run(db, thread_id)? {
+        set_thread_status(db, thread_id, "cancelled")?;
+    }
+    for r in &stopped {
+        add_event(
+            db,
+            thread_id,
+            Some(&r.str("id")),
+            "run",
+            &serde_json::json!({ "run_id": r.str("id"), "status": "cancelled" }),
+        )?;
+    }
+    Ok(asked)
+}
+
+/// A run as the agent step sees it.
+pub struct RunState {
+    pub id: String,
+    pub thread_id: String,
+    pub config: Value,
+    pub input_upto: i64,
+    pub status: String,
+    pub cancel_requested: bool,
+    pub leased_by_caller: bool,
+    pub active_ms: i64,
+    pub retries: i32,
+}
+
+/// Loads a run, telling whether `lease` currently holds it.
+pub fn load_run(db: &Db, run_id: &str, lease: &str) -> DbResult<Option<RunState>> {
+    Ok(db
+        .query_opt(
+            "SELECT id, thread_id, config, input_upto, status, cancel_requested, active_ms, retries,
+                    (lease_owner = $2 AND lease_expires_at > now()) AS leased
+             FROM runs WHERE id = $1",
+            &[uuid(run_id), text(lease)],
+        )?
+        .map(|r| RunState {
+            id: r.str("id"),
+            thread_id: r.str("thread_id"),
+            config: r.json("config"),
+            input_upto: r.i64("input_upto"),
+            status: r.str("status"),
+            cancel_requested: r.bool("cancel_requested"),
+            leased_by_caller: r.bool("leased"),
+            active_ms: r.i64("active_ms"),
+            retries: r.i64("retries") as i32,
+        }))
+}
+
+/// Thread messages a run answers: `(kind, content)` up to `input_upto`.
+pub fn history(db: &Db, thread_id: &str, input_upto: i64) -> DbResult<Vec<(String, Value)>> {
+    Ok(db
+        .query(
+            "SELECT kind, content FROM thread_messages WHERE thread_id = $1 AND id <= $2 ORDER BY id",
+            &[uuid(thread_id), Int64(input_upto)],
+        )?
+        .iter()
+        .map(|r| (r.str("kind"), r.json("content")))
+        .collect())
+}
+
+/// Recorded step outputs of a run, in order.
+pub fn steps(db: &Db, run_id: &str) -> DbResult<Vec<Value>> {
+    Ok(db
+        .query(
+            "SELECT output FROM run_steps WHERE run_id = $1 ORDER BY seq",
+            &[uuid(run_id)],
+        )?
+        .iter()
+        .map(|r| r.json("output"))
+        .collect())
+}
+
+/// The lease fence: extends the lease if `lease` still holds the run.
+/// `Err(DbError::Other("lease lost"))` when it does not: another worker owns
+/// the run now and this one must stop without recording anything.
+pub fn fence(db: &Db, run_id: &str, lease: &str, lease_secs: i32, spent_ms: i64) -> DbResult<()> {
+    let n = db.execute(
+        "UPDATE runs SET lease_expires_at = now() + $3::int * interval '1 second',
+                active_ms = active_ms + $4, updated_at = now()
+         WHERE id = $1 AND lease_owner = $2 AND lease_expires_at > now() AND status = 'ready'",
+        &[
+            uuid(run_id),
+            text(lease),
+            Int32(lease_secs),
+            Int64(spent_ms),
+        ],
+    )?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(DbError::Other(LEASE_LOST.into()))
+    }
+}
+
+/// The message of the error [`fence`] returns when the lease is gone.
+pub const LEASE_LOST: &str = "lease lost";
+
+/// Inserts step `seq`; a duplicate `(run_id, seq)` is a unique violation.
+pub fn insert_step(
+    db: &Db,
+    run_id: &str,
+    seq: i32,
+    kind: &str,
+    key: &str,
+    input: &Value,
+    output: &Value,
+) -> DbResult<()> {
+    db.execute(
+        "INSERT INTO run_steps (run_id, seq, kind, idempotency_key, input, output) VALUES ($1, $2, $3, $4, $5, $6)",
+        &[uuid(run_id), Int32(seq), text(kind), text(key), jsonb(input), jsonb(output)],
+    )?;
+    Ok(())
+}
+
+/// Adds token usage and clears the retry counter after a successful step.
+pub fn add_usage(db: &Db, run_id: &str, tokens_in: i64, tokens_out: i64) -> DbResult<()> {
+    db.execute(
+        "UPDATE runs SET tokens_in = tokens_in + $2, tokens_out = tokens_out + $3, retries = 0 WHERE id = $1",
+        &[uuid(run_id), Int64(tokens_in), Int64(tokens_out)],
+    )?;
+    Ok(())
+}
+
+/// Ends a run (`completed`, `failed`, `cancelled`) and releases its lease.
+pub fn finish_run(db: &Db, run_id: &str, status: &str, error: Option<&str>) -> DbResult<()> {
+    db.execute(
+        "UPDATE runs SET status = $2, error = $3, finished_at = now(), updated_at = now(),
+                lease_owner = NULL, lease_expires_at = NULL
+         WHERE id = $1",
+        &[uuid(run_id), text(status), opt_text(error)],
+    )?;
+    Ok(())
+}
+
+/// Releases the lease so the run is picked up again, optionally not before
+/// `delay_ms` (a durable timer), counting a retry when `retry`.
+pub fn hand_back(
+    db: &Db,
+    run_id: &str,
+    lease: &str,
+    delay_ms: Option<i64>,
+    retry: bool,
+) -> DbResult<()> {
+    db.execute(
+        "UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL,
+                wake_at = CASE WHEN $3::bigint IS NULL THEN NULL ELSE now() + $3::bigint * interval '1 millisecond' END,
+                retries = retries + CASE WHEN $4 THEN 1 ELSE 0 END, updated_at = now()
+         WHERE id = $1 AND lease_owner = $2",
+        &[uuid(run_id), text(lease), delay_ms.map(Int64).unwrap_or(DbNull), Boolean(retry)],
+    )?;
+    db.execute(
+        "SELECT pg_notify($1, $2)",
+        &[text(RUNS_CHANNEL), text(run_id)],
+    )?;
+    Ok(())
+}
+
+/// A thread's JSON.
+pub fn thread_json(r: &Row) -> Value {
+    serde_json::json!({
+        "id": r.str("id"), "agent_id": r.str("agent_id"), "channel_id": r.opt_str("channel_id"),
+        "environment_id": r.opt_str("environment_id"), "kind": r.str("kind"), "subject": r.opt_str("subject"),
+        "status": r.str("status"), "created_at": r.time("created_at"), "updated_at": r.time("updated_at"),
+    })
+}
+
+/// Columns [`thread_json`] reads.
+pub const THREAD_COLUMNS: &str =
+    "id, agent_id, channel_id, environment_id, kind, subject, status, created_at, updated_at";
+
+/// A thread of an org by id.
+pub fn thread(db: &Db, org_id: &str, thread_id: &str) -> DbResult<Option<Value>> {
+    Ok(db
+        .query_opt(
+            &format!("SELECT {THREAD_COLUMNS} FROM threads WHERE org_id = $1 AND id = $2"),
+            &[uuid(org_id), uuid(thread_id)],
+        )?
+        .as_ref()
+        .map(thread_json))
+}
+
+/// A thread's messages in order.
+pub fn messages(db: &Db, thread_id: &str) -> DbResult<Vec<Value>> {
+    Ok(db
+        .query(
+            "SELECT id, run_id, kind, content, created_at FROM thread_messages WHERE thread_id = $1 ORDER BY id",
+            &[uuid(thread_id)],
+        )?
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.i64("id"), "run_id": r.opt_str("run_id"), "kind": r.str("kind"),
+                "content": r.json("content"), "created_at": r.time("created_at"),
+            })
+        })
+        .collect())
+}
+
+/// A thread's runs in order.
+pub fn runs(db: &Db, thread_id: &str) -> DbResult<Vec<Value>> {
+    Ok(db
+        .query(
+            "SELECT r.id, r.status, r.error, r.tokens_in, r.tokens_out, r.active_ms, r.created_at, r.finished_at,
+                    r.release_id, ar.version AS release_version,
+                    (SELECT count(*) FROM run_steps s WHERE s.run_id = r.id) AS steps
+             FROM runs r LEFT JOIN agent_releases ar ON ar.id = r.release_id
+             WHERE r.thread_id = $1 ORDER BY r.created_at",
+            &[uuid(thread_id)],
+        )?
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.str("id"), "status": r.str("status"), "error": r.opt_str("error"),
+                "release": r.opt_str("release_id").map(|id| serde_json::json!({ "id": id, "version": r.str("release_version") })),
+                "tokens_in": r.i64("tokens_in"), "tokens_out": r.i64("tokens_out"),
+                "active_ms": r.i64("active_ms"), "steps": r.i64("steps"),
+                "created_at": r.time("created_at"), "finished_at": r.time("finished_at"),
+            })
+        })
+        .collect())
+}
+
+/// Filters of a thread listing.
+pub struct ThreadFilter<'a> {
+    pub status: Option<&'a str>,
+    pub agent_id: Option<&'a str>,
+    pub channel_id: Option<&'a str>,
+    /// Only threads in channels this user belongs to (None: all).
+    pub member_of_channels: Option<&'a str>,
+    /// Keyset cursor: the last thread id of the previous page.
+    pub after: Option<&'a str>,
+    pub limit: i64,
+}
+
+/// A page of an org's threads, newest first.
+pub fn list_threads(db: &Db, org_id: &str, f: &ThreadFilter) -> DbResult<Vec<Value>> {
+    Ok(db
+        .query(
+            &format!(
+                "SELECT {THREAD_COLUMNS} FROM threads t
+                 WHERE t.org_id = $1
+                   AND ($2::text IS NULL OR t.status = $2)
+                   AND ($3::uuid IS NULL OR t.agent_id = $3)
+                   AND ($4::uuid IS NULL OR t.channel_id = $4)
+                   AND ($5::uuid IS NULL OR t.channel_id IN (SELECT channel_id FROM channel_members WHERE user_id = $5))
+                   AND ($6::uuid IS NULL OR (t.created_at, t.id) < (SELECT created_at, id FROM threads WHERE id = $6))
+                 ORDER BY t.created_at DESC, t.id DESC
+                 LIMIT $7"
+            ),
+            &[
+                uuid(org_id),
+                opt_text(f.status),
+                opt_uuid(f.agent_id),
+                opt_uuid(f.channel_id),
+                opt_uuid(f.member_of_channels),
+                opt_uuid(f.after),
+                Int64(f.limit),
+            ],
+        )?
+        .iter()
+        .map(thread_json)
+        .collect())
+}
+
+/// The latest run's pinned release and config, to continue a thread with.
+pub fn latest_run_config(db: &Db, thread_id: &str) -> DbResult<Option<(Option<String>, Value)>> {
+    Ok(db
+        .query_opt(
+            "SELECT release_id, config FROM runs WHERE thread_id = $1 ORDER BY created_at DESC LIMIT 1",
+            &[uuid(thread_id)],
+        )?
+        .map(|r| (r.opt_str("release_id"), r.json("config"))))
+}
+
+/// Whether `user_id` may use the channel (a member of it).
+pub fn in_channel(db: &Db, channel_id: &str, user_id: &str) -> DbResult<bool> {
+    Ok(db
+        .query_opt(
+            "SELECT 1 AS one FROM channel_members WHERE channel_id = $1 AND user_id = $2",
+            &[uuid(channel_id), uuid(user_id)],
+        )?
+        .is_some())
+}
+
+/// A thread's channel and kind, for access checks.
+pub fn thread_access(
+    db: &Db,
+    org_id: &str,
+    thread_id: &str,
+) -> DbResult<Option<(Option<String>, String)>> {
+    Ok(db
+        .query_opt(
+            "SELECT channel_id, kind FROM threads WHERE org_id = $1 AND id = $2",
+            &[uuid(org_id), uuid(thread_id)],
+        )?
+        .map(|r| (r.opt_str("channel_id"), r.str("kind"))))
+}

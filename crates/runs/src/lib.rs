@@ -1,0 +1,270 @@
+//! The durable-execution contract of an agent run, in one place.
+//!
+//! - A run is a thread's conversation (messages up to the run's input) plus
+//!   an append-only list of [`Step`]s, keyed `(run_id, seq)`.
+//! - Only two things are ever executed for real: a model call and a tool
+//!   call. Each becomes exactly one step, recorded in the same transaction
+//!   that fences on the run's lease; a second recording of the same `seq`
+//!   is refused by the primary key, so a step cannot be recorded twice.
+//! - Everything else is derived: [`next_action`] decides what to do from the
+//!   recorded steps alone, and [`conversation`] rebuilds what the model sees.
+//!   Replaying a run therefore never re-executes a recorded step: the steps'
+//!   outputs are read back, not recomputed.
+//! - A tool call carries the idempotency key `run_id:seq` so a side effect
+//!   retried after a crash can be deduplicated by the target.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use synatra_agents::Limits;
+use synatra_llm::{Completion, Message, ToolCall, ToolSpec};
+
+/// A recorded step's output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Step {
+    /// The model answered (text and/or tool calls).
+    Llm { completion: Completion },
+    /// A tool call finished (its result, or the error the model will see).
+    Tool {
+        call_id: String,
+        name: String,
+        output: Value,
+        is_error: bool,
+    },
+}
+
+impl Step {
+    /// The `kind` column value.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Llm { .. } => "llm",
+            Step::Tool { .. } => "tool",
+        }
+    }
+}
+
+/// What the run must do next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Ask the model (the `iteration`-th model turn, from 0).
+    CallModel { iteration: u32 },
+    /// Execute one tool call the model asked for.
+    CallTool(ToolCall),
+    /// The model answered without tool calls: the run is done.
+    Complete { text: String },
+    /// A limit was reached.
+    Fail { error: String },
+}
+
+/// Decides the next action from the recorded steps alone.
+pub fn next_action(limits: &Limits, steps: &[Step]) -> Action {
+    let iterations = steps
+        .iter()
+        .filter(|s| matches!(s, Step::Llm { .. }))
+        .count() as u32;
+    let Some(last_llm) = steps.iter().rposition(|s| matches!(s, Step::Llm { .. })) else {
+        return Action::CallModel { iteration: 0 };
+    };
+    let Step::Llm { completion } = &steps[last_llm] else {
+        unreachable!("rposition found an Llm step");
+    };
+    if completion.tool_calls.is_empty() {
+        return Action::Complete {
+            text: completion.text.clone(),
+        };
+    }
+    let max_calls = limits.max_tool_calls_per_iteration as usize;
+    if completion.tool_calls.len() > max_calls {
+        return Action::Fail {
+            error: format!(
+                "the model requested {} tool calls in one turn; the limit is {max_calls}",
+                completion.tool_calls.len()
+            ),
+        };
+    }
+    let done = steps[last_llm + 1..].len();
+    if let Some(call) = completion.tool_calls.get(done) {
+        return Action::CallTool(call.clone());
+    }
+    if iterations >= limits.max_iterations {
+        return Action::Fail {
+            error: format!("the run reached max_iterations ({})", limits.max_iterations),
+        };
+    }
+    Action::CallModel {
+        iteration: iterations,
+    }
+}
+
+/// What the model sees: the system prompt, the thread so far, then this run's steps.
+pub fn conversation(system_prompt: &str, history: &[Message], steps: &[Step]) -> Vec<Message> {
+    let mut out = Vec::with_capacity(history.len() + steps.len() + 1);
+    if !system_prompt.trim().is_empty() {
+        out.push(Message::System {
+            text: system_prompt.to_string(),
+        });
+    }
+    out.extend_from_slice(history);
+    for step in steps {
+        out.push(match step {
+            Step::Llm { completion } => Message::Assistant {
+                text: completion.text.clone(),
+                tool_calls: completion.tool_calls.clone(),
+            },
+            Step::Tool {
+                call_id,
+                name,
+                output,
+                ..
+            } => Message::Tool {
+                call_id: call_id.clone(),
+                name: name.clone(),
+                content: output.to_string(),
+            },
+        });
+    }
+    out
+}
+
+/// The idempotency key of step `seq` of `run_id`.
+pub fn idempotency_key(run_id: &str, seq: usize) -> String {
+    format!("{run_id}:{seq}")
+}
+
+/// Built-in tools available to agents that list them in `tools` (until user
+/// tools exist): `add_numbers`.
+pub fn builtin_tools(enabled: &[String]) -> Vec<ToolSpec> {
+    let all = [ToolSpec {
+        name: "add_numbers".into(),
+        description: "Adds a list of numbers and returns their sum.".into(),
+        parameters: json!({
+            "type": "object",
+            "properties": { "numbers": { "type": "array", "items": { "type": "number" } } },
+            "required": ["numbers"],
+        }),
+    }];
+    all.into_iter()
+        .filter(|t| enabled.contains(&t.name))
+        .collect()
+}
+
+/// Runs a built-in tool; `Err` is a tool error the model sees.
+pub fn run_builtin(name: &str, arguments: &Value) -> Result<Value, String> {
+    match name {
+        "add_numbers" => {
+            let numbers = arguments["numbers"]
+                .as_array()
+                .ok_or("`numbers` must be an array of numbers")?;
+            let mut sum = 0.0;
+            for n in numbers {
+                sum += n.as_f64().ok_or("`numbers` must contain only numbers")?;
+            }
+            Ok(json!({ "sum": sum }))
+        }
+        other => Err(format!(
+            "no tool named `{other}` is available to this agent"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use synatra_llm::Usage;
+
+    fn llm(text: &str, calls: &[(&str, &str)]) -> Step {
+        Step::Llm {
+            completion: Completion {
+                text: text.into(),
+                tool_calls: calls
+                    .iter()
+                    .map(|(id, name)| ToolCall {
+                        id: (*id).into(),
+                        name: (*name).into(),
+                        arguments: json!({}),
+                    })
+                    .collect(),
+                usage: Usage::default(),
+                finish_reason: "stop".into(),
+            },
+        }
+    }
+
+    fn tool(id: &str) -> Step {
+        Step::Tool {
+            call_id: id.into(),
+            name: "t".into(),
+            output: json!({}),
+            is_error: false,
+        }
+    }
+
+    #[test]
+    fn a_run_alternates_model_turns_and_tool_calls_until_an_answer() {
+        let limits = Limits::default();
+        let mut steps = vec![];
+        assert_eq!(
+            next_action(&limits, &steps),
+            Action::CallModel { iteration: 0 }
+        );
+        steps.push(llm("", &[("a", "t"), ("b", "t")]));
+        assert!(matches!(next_action(&limits, &steps), Action::CallTool(c) if c.id == "a"));
+        steps.push(tool("a"));
+        assert!(matches!(next_action(&limits, &steps), Action::CallTool(c) if c.id == "b"));
+        steps.push(tool("b"));
+        assert_eq!(
+            next_action(&limits, &steps),
+            Action::CallModel { iteration: 1 }
+        );
+        steps.push(llm("done", &[]));
+        assert_eq!(
+            next_action(&limits, &steps),
+            Action::Complete {
+                text: "done".into()
+            }
+        );
+    }
+
+    #[test]
+    fn limits_fail_the_run() {
+        let limits = Limits {
+            max_iterations: 1,
+            max_tool_calls_per_iteration: 1,
+            ..Limits::default()
+        };
+        let steps = vec![llm("", &[("a", "t")]), tool("a")];
+        assert!(
+            matches!(next_action(&limits, &steps), Action::Fail { error } if error.contains("max_iterations"))
+        );
+        let steps = vec![llm("", &[("a", "t"), ("b", "t")])];
+        assert!(
+            matches!(next_action(&limits, &steps), Action::Fail { error } if error.contains("tool calls"))
+        );
+    }
+
+    #[test]
+    fn conversation_replays_recorded_outputs() {
+        let history = vec![Message::User {
+            text: "2+3?".into(),
+        }];
+        let steps = vec![llm("", &[("a", "t")]), tool("a")];
+        let conv = conversation("Be exact.", &history, &steps);
+        assert_eq!(conv.len(), 4);
+        assert!(matches!(&conv[0], Message::System { text } if text == "Be exact."));
+        assert!(matches!(&conv[3], Message::Tool { call_id, .. } if call_id == "a"));
+    }
+
+    #[test]
+    fn builtin_add_numbers_sums_and_reports_bad_input() {
+        assert_eq!(
+            run_builtin("add_numbers", &json!({ "numbers": [2, 3.5] })).unwrap(),
+            json!({ "sum": 5.5 })
+        );
+        assert!(run_builtin("add_numbers", &json!({ "numbers": "x" })).is_err());
+        assert!(run_builtin("rm_rf", &json!({}))
+            .unwrap_err()
+            .contains("no tool"));
+        assert_eq!(builtin_tools(&["add_numbers".into()]).len(), 1);
+        assert!(builtin_tools(&[]).is_empty());
+    }
+}

@@ -1,0 +1,242 @@
+//! The run dispatcher: claims ready runs with `FOR UPDATE SKIP LOCKED` and a
+//! lease, hands each to the agent-step component in-process, and is woken by
+//! `LISTEN/NOTIFY` (with a periodic sweep that also picks up expired leases
+//! of crashed hosts and due timers). Any number of hosts may share one
+//! database: a run is leased to one worker at a time, and the step table's
+//! primary key plus the lease fence make a second recording impossible.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio::sync::{watch, Notify};
+
+use crate::app::App;
+
+/// The component that advances runs.
+pub const AGENT_STEP: &str = "agent-step";
+/// Channel the API and the agent step notify when a run becomes ready.
+const RUNS_CHANNEL: &str = "synatra_runs";
+/// Failed advances (traps, timeouts) before a run is failed for good.
+const MAX_CRASHES: i32 = 5;
+
+/// Dispatcher settings.
+#[derive(Debug, Clone, Copy)]
+pub struct DispatcherConfig {
+    /// Concurrent advances on this host.
+    pub workers: usize,
+    /// How long a claim holds a run without progress.
+    pub lease_secs: i32,
+    /// Sweep interval when no notification arrives.
+    pub poll: Duration,
+}
+
+/// Runs the dispatcher until `shutdown` flips; in-flight advances finish.
+pub async fn run(
+    app: Arc<App>,
+    db: PgPool,
+    config: DispatcherConfig,
+    shutdown: watch::Receiver<bool>,
+) {
+    if config.workers == 0 || !app.components.contains_key(AGENT_STEP) {
+        tracing::info!("run dispatcher disabled");
+        return;
+    }
+    let Some(secret) = app.variables.get("service_secret").map(str::to_string) else {
+        tracing::error!("run dispatcher disabled: the service_secret variable has no value");
+        return;
+    };
+    let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
+    let wake = Arc::new(Notify::new());
+    tokio::spawn(listen(db.clone(), wake.clone(), shutdown.clone()));
+    tracing::info!(
+        workers = config.workers,
+        lease_secs = config.lease_secs,
+        "run dispatcher started"
+    );
+    let workers: Vec<_> = (0..config.workers)
+        .map(|i| {
+            let worker = Worker {
+                app: app.clone(),
+                db: db.clone(),
+                owner: format!("{owner}-{i}"),
+                secret: secret.clone(),
+                config,
+            };
+            tokio::spawn(worker.run(wake.clone(), shutdown.clone()))
+        })
+        .collect();
+    for w in workers {
+        let _ = w.await;
+    }
+}
+
+/// Turns `NOTIFY synatra_runs` into wake-ups; reconnects on failure.
+async fn listen(db: PgPool, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let mut listener = match PgListener::connect_with(&db).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot LISTEN for runs; relying on the sweep");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(RUNS_CHANNEL).await {
+            tracing::warn!(error = %e, "LISTEN failed");
+            continue;
+        }
+        loop {
+            tokio::select! {
+                n = listener.recv() => match n {
+                    Ok(_) => wake.notify_waiters(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "notification stream broke; reconnecting");
+                        break;
+                    }
+                },
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+struct Worker {
+    app: Arc<App>,
+    db: PgPool,
+    owner: String,
+    secret: String,
+    config: DispatcherConfig,
+}
+
+impl Worker {
+    async fn run(self, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+        while !*shutdown.borrow() {
+            match self.claim().await {
+                Ok(Some((run_id, lease))) => self.advance(&run_id, &lease).await,
+                Ok(None) => {
+                    tokio::select! {
+                        _ = wake.notified() => {}
+                        _ = tokio::time::sleep(self.config.poll) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming a run failed");
+                    tokio::time::sleep(self.config.poll).await;
+                }
+            }
+        }
+    }
+
+    /// Leases the oldest ready, due, unleased (or lease-expired) run.
+    async fn claim(&self) -> sqlx::Result<Option<(String, String)>> {
+        let lease = format!("{}:{}", self.owner, uuid::Uuid::new_v4());
+        let row: Option<(String,)> = sqlx::query_as(
+            "UPDATE runs SET lease_owner = $1, lease_expires_at = now() + $2 * interval '1 second',
+                    attempts = attempts + 1, wake_at = NULL, updated_at = now()
+             WHERE id = (
+                 SELECT id FROM runs
+                 WHERE status = 'ready'
+                   AND (wake_at IS NULL OR wake_at <= now())
+                   AND (lease_expires_at IS NULL OR lease_expires_at < now())
+                 ORDER BY created_at
+                 FOR UPDATE SKIP LOCKED
+                 LIMIT 1)
+             RETURNING id::text",
+        )
+        .bind(&lease)
+        .bind(self.config.lease_secs)
+        .fetch_optional(&self.db)
+        .await?;
+        Ok(row.map(|(id,)| (id, lease)))
+    }
+
+    /// Calls the agent step for one claimed run.
+    async fn advance(&self, run_id: &str, lease: &str) {
+        let body = serde_json::json!({ "run_id": run_id, "lease": lease, "lease_secs": self.config.lease_secs });
+        let request = http::Request::post(format!("http://{AGENT_STEP}.spin.internal/advance"))
+            .header("content-type", "application/json")
+            .header("x-synatra-service-secret", &self.secret)
+            .body(Full::new(Bytes::from(body.to_string())))
+            .expect("valid request");
+        let result = match self.app.dispatch(AGENT_STEP, request, 0).await {
+            Ok(response) => {
+                let status = response.status();
+                let body = response.into_body().collect().await.map(|b| b.to_bytes());
+                match body {
+                    Ok(bytes) if status.is_success() => Ok(bytes),
+                    Ok(bytes) => Err(format!(
+                        "HTTP {status}: {}",
+                        String::from_utf8_lossy(&bytes)
+                    )),
+                    Err(e) => Err(format!("response body failed: {e}")),
+                }
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(bytes) => {
+                let outcome = serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v["outcome"].as_str().map(str::to_string))
+                    .unwrap_or_else(|| "unknown".into());
+                tracing::info!(run = run_id, outcome = %outcome, "run advanced");
+                self.app.metrics.run_advance(&outcome);
+            }
+            Err(error) => {
+                tracing::error!(run = run_id, error = %error, "agent step failed");
+                self.app.metrics.run_advance("crashed");
+                if let Err(e) = self.record_crash(run_id, lease, &error).await {
+                    tracing::warn!(run = run_id, error = %e, "could not record the failed advance");
+                }
+            }
+        }
+    }
+
+    /// Releases the lease after a failed advance, with backoff; fails the
+    /// run after [`MAX_CRASHES`].
+    async fn record_crash(&self, run_id: &str, lease: &str, error: &str) -> sqlx::Result<()> {
+        let mut tx = self.db.begin().await?;
+        let crashes: Option<(i32, String)> = sqlx::query_as(
+            "UPDATE runs SET crashes = crashes + 1, lease_owner = NULL, lease_expires_at = NULL,
+                    wake_at = now() + (power(2, crashes) * interval '1 second'), updated_at = now()
+             WHERE id = $1::uuid AND lease_owner = $2
+             RETURNING crashes, thread_id::text",
+        )
+        .bind(run_id)
+        .bind(lease)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((n, thread_id)) = crashes {
+            if n >= MAX_CRASHES {
+                let message = format!("the agent step failed {n} times; last error: {error}");
+                sqlx::query(
+                    "UPDATE runs SET status = 'failed', error = $2, finished_at = now() WHERE id = $1::uuid",
+                )
+                .bind(run_id)
+                .bind(&message)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE threads SET status = 'failed', updated_at = now() WHERE id = $1::uuid",
+                )
+                .bind(&thread_id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO thread_messages (thread_id, run_id, kind, content) VALUES ($1::uuid, $2::uuid, 'error', $3)",
+                )
+                .bind(&thread_id)
+                .bind(run_id)
+                .bind(sqlx::types::Json(serde_json::json!({ "message": message })))
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await
+    }
+}

@@ -1,0 +1,418 @@
+//! Durable runs end to end: the real host's dispatcher, the agent-step
+//! component, a real PostgreSQL, and a fake OpenAI server speaking the wire
+//! format (streaming, tool calls, errors).
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use synatra_tests::fake_llm::{Answer, FakeOpenAi};
+use synatra_tests::{app_config, create_org, sign_up, Host, HostConfig, User};
+
+struct App {
+    host: Host,
+    owner: User,
+    org: String,
+}
+
+/// The app, allowed to reach local fakes, with fast retries.
+fn config_for_fakes() -> HostConfig {
+    app_config()
+        .env("LOCAL_LLM_HOST", "127.0.0.1:*")
+        .env("LLM_RETRY_BASE_MS", "50")
+        .env("OPENAI_API_KEY", "sk-test-key")
+}
+
+fn start() -> App {
+    let host = Host::start(&config_for_fakes());
+    let owner = sign_up(&host, "runner");
+    let org = create_org(&owner, "runs");
+    App { host, owner, org }
+}
+
+fn agent_config(fake: &FakeOpenAi, model: &str, limits: Value) -> Value {
+    json!({
+        "model": { "provider": "openai", "model": model, "base_url": fake.base_url(), "temperature": 0 },
+        "system_prompt": "You add numbers.",
+        "tools": ["add_numbers"],
+        "limits": limits,
+    })
+}
+
+/// Creates agent `slug` with `config` as working copy and publishes it.
+fn publish(app: &App, slug: &str, config: &Value) {
+    let c = &app.owner.client;
+    let base = format!("/api/v1/orgs/{}/agents", app.org);
+    if c.get(&format!("{base}/{slug}")).status == 404 {
+        assert_eq!(
+            c.post(&base, json!({ "slug": slug, "name": slug })).status,
+            201
+        );
+    }
+    let wc = c.send(
+        "PUT",
+        &format!("{base}/{slug}/working-copy"),
+        Some(&json!({ "config": config })),
+    );
+    assert_eq!(wc.status, 200, "{:?}", wc.body);
+    let r = c.post(
+        &format!("{base}/{slug}/releases"),
+        json!({ "bump": "patch" }),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+}
+
+fn start_thread(app: &App, agent: &str, message: &str, kind: &str) -> String {
+    let r = app.owner.client.post(
+        &format!("/api/v1/orgs/{}/threads", app.org),
+        json!({ "agent": agent, "message": message, "kind": kind }),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    r.body["thread"]["id"].as_str().unwrap().to_string()
+}
+
+fn thread(app: &App, id: &str) -> Value {
+    app.owner
+        .client
+        .get(&format!("/api/v1/orgs/{}/threads/{id}", app.org))
+        .body
+}
+
+/// Polls until the thread reaches one of `statuses`.
+fn wait_for(app: &App, id: &str, statuses: &[&str], timeout: Duration) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let t = thread(app, id);
+        if statuses.contains(&t["status"].as_str().unwrap_or("")) {
+            return t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "thread stuck in {}: {t:#}\n{}",
+            t["status"],
+            app.host.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn kinds(t: &Value) -> Vec<String> {
+    t["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn agent_calls_a_tool_then_answers_and_tokens_stream() {
+    let fake = FakeOpenAi::start(vec![
+        Answer::ToolCall {
+            name: "add_numbers".into(),
+            arguments: json!({ "numbers": [2, 3] }),
+        },
+        Answer::Text("The sum of 2 and 3 is 5.".into()),
+    ]);
+    let app = start();
+    publish(
+        &app,
+        "adder",
+        &agent_config(&fake, "gpt-4o-mini", json!({})),
+    );
+    let id = start_thread(&app, "adder", "What is 2 + 3?", "normal");
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "completed", "{t:#}");
+    assert_eq!(
+        kinds(&t),
+        vec!["user", "tool_call", "tool_result", "assistant"]
+    );
+    assert_eq!(t["messages"][2]["content"]["result"], json!({ "sum": 5.0 }));
+    assert_eq!(
+        t["messages"][3]["content"]["text"],
+        "The sum of 2 and 3 is 5."
+    );
+    let run = &t["runs"][0];
+    assert_eq!(run["status"], "completed");
+    assert_eq!(run["steps"], 3);
+    assert_eq!(run["tokens_in"], 42);
+    assert_eq!(run["tokens_out"], 18);
+    assert_eq!(run["release"]["version"], "0.0.1");
+
+    let received = fake.received();
+    assert_eq!(received.len(), 2, "one model call per recorded model step");
+    assert_eq!(
+        received[0].authorization.as_deref(),
+        Some("Bearer sk-test-key")
+    );
+    let first = &received[0].body;
+    assert_eq!(first["model"], "gpt-4o-mini");
+    assert_eq!(first["stream"], true);
+    assert_eq!(
+        first["messages"][0],
+        json!({ "role": "system", "content": "You add numbers." })
+    );
+    assert_eq!(first["tools"][0]["function"]["name"], "add_numbers");
+    let second = &received[1].body["messages"];
+    assert_eq!(
+        second[2]["tool_calls"][0]["function"]["name"],
+        "add_numbers"
+    );
+    assert_eq!(second[3]["role"], "tool");
+
+    let tokens = synatra_tests::psql(
+        &app.host.database_url,
+        &format!("SELECT string_agg(data->>'text', '' ORDER BY id) FROM run_events WHERE thread_id = '{id}' AND kind = 'token'"),
+    );
+    assert_eq!(
+        tokens, "The sum of 2 and 3 is 5.",
+        "streamed text arrives as token events"
+    );
+}
+
+#[test]
+fn rate_limits_server_errors_and_broken_streams_are_retried() {
+    let fake = FakeOpenAi::start(vec![
+        Answer::Status {
+            status: 429,
+            retry_after: Some(1),
+        },
+        Answer::Status {
+            status: 503,
+            retry_after: None,
+        },
+        Answer::Truncated,
+        Answer::Malformed,
+        Answer::Text("Finally.".into()),
+    ]);
+    let app = start();
+    publish(&app, "patient", &agent_config(&fake, "m", json!({})));
+    let started = Instant::now();
+    let id = start_thread(&app, "patient", "hi", "normal");
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "completed", "{t:#}");
+    assert_eq!(fake.calls(), 5);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was honoured"
+    );
+    assert_eq!(kinds(&t), vec!["user", "assistant"]);
+    assert_eq!(t["runs"][0]["steps"], 1, "failed attempts record no step");
+}
+
+#[test]
+fn a_persistent_failure_fails_the_run_with_a_clear_error() {
+    let fake = FakeOpenAi::start(vec![
+        Answer::Status {
+            status: 500,
+            retry_after: None
+        };
+        6
+    ]);
+    let app = start();
+    publish(&app, "doomed", &agent_config(&fake, "m", json!({})));
+    let id = start_thread(&app, "doomed", "hi", "normal");
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "failed");
+    assert_eq!(fake.calls(), 6, "the first call and five retries");
+    let error = t["runs"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("after 5 retries") && error.contains("500"),
+        "{error}"
+    );
+    assert_eq!(kinds(&t).last().unwrap(), "error");
+
+    let fake = FakeOpenAi::start(vec![Answer::Status {
+        status: 401,
+        retry_after: None,
+    }]);
+    let app = start();
+    publish(&app, "rejected", &agent_config(&fake, "m", json!({})));
+    let id = start_thread(&app, "rejected", "hi", "normal");
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "failed");
+    assert_eq!(fake.calls(), 1, "a rejected request is not retried");
+}
+
+#[test]
+fn max_iterations_stops_a_looping_agent() {
+    let call = Answer::ToolCall {
+        name: "add_numbers".into(),
+        arguments: json!({ "numbers": [1] }),
+    };
+    let fake = FakeOpenAi::start(vec![call.clone(), call.clone(), call]);
+    let app = start();
+    publish(
+        &app,
+        "looper",
+        &agent_config(&fake, "m", json!({ "max_iterations": 2 })),
+    );
+    let id = start_thread(&app, "looper", "loop", "normal");
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "failed");
+    assert!(t["runs"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("max_iterations (2)"));
+    assert_eq!(fake.calls(), 2);
+}
+
+#[test]
+fn runs_stay_pinned_to_their_release_and_playground_uses_the_working_copy() {
+    let fake = FakeOpenAi::start(vec![
+        Answer::Text("one".into()),
+        Answer::Text("two".into()),
+        Answer::Text("three".into()),
+        Answer::Text("four".into()),
+    ]);
+    let app = start();
+    publish(&app, "pinned", &agent_config(&fake, "model-v1", json!({})));
+    let id = start_thread(&app, "pinned", "first", "normal");
+    wait_for(&app, &id, &["completed"], Duration::from_secs(30));
+
+    publish(&app, "pinned", &agent_config(&fake, "model-v2", json!({})));
+    // The old thread continues on 0.0.1; a new thread gets 0.0.2.
+    let more = app.owner.client.post(
+        &format!("/api/v1/orgs/{}/threads/{id}/messages", app.org),
+        json!({ "message": "second" }),
+    );
+    assert_eq!(more.status, 201, "{:?}", more.body);
+    let t = wait_for(&app, &id, &["completed"], Duration::from_secs(30));
+    assert_eq!(t["runs"].as_array().unwrap().len(), 2);
+    let fresh = start_thread(&app, "pinned", "new", "normal");
+    wait_for(&app, &fresh, &["completed"], Duration::from_secs(30));
+
+    // Playground: the working copy, unpublished.
+    let wc = agent_config(&fake, "model-draft", json!({}));
+    app.owner.client.send(
+        "PUT",
+        &format!("/api/v1/orgs/{}/agents/pinned/working-copy", app.org),
+        Some(&json!({ "config": wc })),
+    );
+    let play = start_thread(&app, "pinned", "try", "playground");
+    wait_for(&app, &play, &["completed"], Duration::from_secs(30));
+
+    let models: Vec<String> = fake
+        .received()
+        .iter()
+        .map(|r| r.body["model"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        models,
+        vec!["model-v1", "model-v1", "model-v2", "model-draft"]
+    );
+    // The continued run saw the thread's history.
+    let history = &fake.received()[1].body["messages"];
+    assert_eq!(history[1], json!({ "role": "user", "content": "first" }));
+    assert_eq!(history[2], json!({ "role": "assistant", "content": "one" }));
+    assert_eq!(history[3], json!({ "role": "user", "content": "second" }));
+}
+
+#[test]
+fn cancelling_stops_the_run_at_the_next_step_boundary() {
+    let fake = FakeOpenAi::start(vec![Answer::Delayed(
+        Duration::from_millis(1500),
+        Box::new(Answer::ToolCall {
+            name: "add_numbers".into(),
+            arguments: json!({ "numbers": [1, 1] }),
+        }),
+    )]);
+    let app = start();
+    publish(&app, "slow", &agent_config(&fake, "m", json!({})));
+    let id = start_thread(&app, "slow", "take your time", "normal");
+    while fake.calls() == 0 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let r = app.owner.client.post(
+        &format!("/api/v1/orgs/{}/threads/{id}/cancel", app.org),
+        json!({}),
+    );
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let t = wait_for(
+        &app,
+        &id,
+        &["cancelled", "completed", "failed"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(t["status"], "cancelled", "{t:#}");
+    assert_eq!(t["runs"][0]["status"], "cancelled");
+    assert_eq!(fake.calls(), 1, "no model call after the cancellation");
+    // A message to a cancelled thread starts a new run.
+    fake.push([Answer::Text("back".into())]);
+    let more = app.owner.client.post(
+        &format!("/api/v1/orgs/{}/threads/{id}/messages", app.org),
+        json!({ "message": "again" }),
+    );
+    assert_eq!(more.status, 201);
+    wait_for(&app, &id, &["completed"], Duration::from_secs(30));
+}
+
+#[test]
+fn threads_need_a_release_and_list_with_filters_and_pages() {
+    let fake = FakeOpenAi::start(vec![
+        Answer::Text("a".into()),
+        Answer::Text("b".into()),
+        Answer::Text("c".into()),
+    ]);
+    let app = start();
+    let c = &app.owner.client;
+    assert_eq!(
+        c.post(
+            &format!("/api/v1/orgs/{}/agents", app.org),
+            json!({ "slug": "draft", "name": "D" })
+        )
+        .status,
+        201
+    );
+    let r = c.post(
+        &format!("/api/v1/orgs/{}/threads", app.org),
+        json!({ "agent": "draft", "message": "hi" }),
+    );
+    assert_eq!((r.status, r.code()), (409, "agent_not_released"));
+    let r = c.post(
+        &format!("/api/v1/orgs/{}/threads", app.org),
+        json!({ "agent": "nope", "message": "hi" }),
+    );
+    assert_eq!(r.status, 404);
+    let r = c.post(
+        &format!("/api/v1/orgs/{}/threads", app.org),
+        json!({ "agent": "draft" }),
+    );
+    assert_eq!(r.body["error"]["details"]["fields"][0]["field"], "message");
+
+    publish(&app, "lister", &agent_config(&fake, "m", json!({})));
+    let ids: Vec<String> = (0..3)
+        .map(|i| start_thread(&app, "lister", &format!("q{i}"), "normal"))
+        .collect();
+    for id in &ids {
+        wait_for(&app, id, &["completed"], Duration::from_secs(30));
+    }
+    let page1 = c.get(&format!(
+        "/api/v1/orgs/{}/threads?limit=2&status=completed&agent=lister",
+        app.org
+    ));
+    assert_eq!(page1.status, 200, "{:?}", page1.body);
+    let got: Vec<&str> = page1.body["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, vec![ids[2].as_str(), ids[1].as_str()], "newest first");
+    let cursor = page1.body["next_cursor"].as_str().unwrap();
+    let page2 = c.get(&format!(
+        "/api/v1/orgs/{}/threads?limit=2&after={cursor}",
+        app.org
+    ));
+    assert_eq!(page2.body["threads"][0]["id"], ids[0].as_str());
+    assert_eq!(page2.body["next_cursor"], Value::Null);
+    assert_eq!(
+        c.get(&format!("/api/v1/orgs/{}/threads?status=bogus", app.org))
+            .status,
+        400
+    );
+    assert_eq!(
+        c.get(&format!("/api/v1/orgs/{}/threads?status=failed", app.org))
+            .body["threads"],
+        json!([])
+    );
+}
