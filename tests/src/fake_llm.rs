@@ -36,11 +36,17 @@ pub struct Received {
     pub body: Value,
     pub authorization: Option<String>,
     pub at: Instant,
+    /// Wall-clock arrival time, comparable with database timestamps.
+    pub wall: std::time::SystemTime,
 }
+
+/// Computes an answer from the request body (instead of a script).
+pub type Responder = Box<dyn Fn(&Value) -> Answer + Send>;
 
 #[derive(Default)]
 struct State {
     script: VecDeque<Answer>,
+    responder: Option<Responder>,
     received: Vec<Received>,
 }
 
@@ -53,12 +59,24 @@ pub struct FakeOpenAi {
 impl FakeOpenAi {
     /// Starts the fake with `script`; answers in order, then 500s.
     pub fn start(script: Vec<Answer>) -> Self {
+        Self::launch(State {
+            script: script.into(),
+            ..State::default()
+        })
+    }
+
+    /// Starts the fake answering every request with `responder(body)`.
+    pub fn start_with(responder: impl Fn(&Value) -> Answer + Send + 'static) -> Self {
+        Self::launch(State {
+            responder: Some(Box::new(responder)),
+            ..State::default()
+        })
+    }
+
+    fn launch(state: State) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let state = Arc::new(Mutex::new(State {
-            script: script.into(),
-            received: Vec::new(),
-        }));
+        let state = Arc::new(Mutex::new(state));
         let shared = state.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
@@ -125,12 +143,17 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let answer = {
         let mut s = state.lock().unwrap();
+        let answer = match &s.responder {
+            Some(r) => Some(r(&body)),
+            None => s.script.pop_front(),
+        };
         s.received.push(Received {
             body,
             authorization,
             at: Instant::now(),
+            wall: std::time::SystemTime::now(),
         });
-        s.script.pop_front()
+        answer
     };
     let mut out = stream;
     if !request_line.starts_with("POST /v1/chat/completions") {

@@ -3,6 +3,7 @@
 //! small HTTP client.
 
 pub mod fake_llm;
+pub mod runs;
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -256,6 +257,12 @@ impl Host {
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILL: the host dies mid-whatever, as in a crash.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM and wait for a graceful exit; returns the exit status.

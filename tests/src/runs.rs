@@ -1,0 +1,125 @@
+//! Helpers for tests of agents, threads and runs.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::fake_llm::FakeOpenAi;
+use crate::{app_config, create_org, sign_up, Host, HostConfig, User};
+
+/// A running app with a signed-up owner and an org.
+pub struct App {
+    pub host: Host,
+    pub owner: User,
+    pub org: String,
+}
+
+impl App {
+    /// kill -9 the host, start a new one on the same database, and point
+    /// the owner's client at it.
+    pub fn crash_and_restart(&mut self, config: &HostConfig) {
+        self.host.kill9();
+        self.host = Host::start(config);
+        self.owner.client.set_base(&self.host.base);
+    }
+}
+
+/// The app, allowed to reach local fakes, with fast retries.
+pub fn config_for_fakes() -> HostConfig {
+    app_config()
+        .env("LOCAL_LLM_HOST", "127.0.0.1:*")
+        .env("LLM_RETRY_BASE_MS", "50")
+        .env("OPENAI_API_KEY", "sk-test-key")
+}
+
+/// Starts the app for fakes, with an owner and an org.
+pub fn start() -> App {
+    start_on(&config_for_fakes())
+}
+
+/// Starts the app with `config`, with an owner and an org.
+pub fn start_on(config: &HostConfig) -> App {
+    let host = Host::start(config);
+    let owner = sign_up(&host, "runner");
+    let org = create_org(&owner, "runs");
+    App { host, owner, org }
+}
+
+/// An agent config using `fake`, with the `add_numbers` tool.
+pub fn agent_config(fake: &FakeOpenAi, model: &str, limits: Value) -> Value {
+    json!({
+        "model": { "provider": "openai", "model": model, "base_url": fake.base_url(), "temperature": 0 },
+        "system_prompt": "You add numbers.",
+        "tools": ["add_numbers"],
+        "limits": limits,
+    })
+}
+
+/// Creates agent `slug` with `config` as working copy and publishes it.
+pub fn publish(app: &App, slug: &str, config: &Value) {
+    let c = &app.owner.client;
+    let base = format!("/api/v1/orgs/{}/agents", app.org);
+    if c.get(&format!("{base}/{slug}")).status == 404 {
+        assert_eq!(
+            c.post(&base, json!({ "slug": slug, "name": slug })).status,
+            201
+        );
+    }
+    let wc = c.send(
+        "PUT",
+        &format!("{base}/{slug}/working-copy"),
+        Some(&json!({ "config": config })),
+    );
+    assert_eq!(wc.status, 200, "{:?}", wc.body);
+    let r = c.post(
+        &format!("{base}/{slug}/releases"),
+        json!({ "bump": "patch" }),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+}
+
+/// Starts a thread (`normal` or `playground`); returns its id.
+pub fn start_thread(app: &App, agent: &str, message: &str, kind: &str) -> String {
+    let r = app.owner.client.post(
+        &format!("/api/v1/orgs/{}/threads", app.org),
+        json!({ "agent": agent, "message": message, "kind": kind }),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    r.body["thread"]["id"].as_str().unwrap().to_string()
+}
+
+/// A thread with its messages and runs.
+pub fn thread(app: &App, id: &str) -> Value {
+    app.owner
+        .client
+        .get(&format!("/api/v1/orgs/{}/threads/{id}", app.org))
+        .body
+}
+
+/// Polls until the thread reaches one of `statuses`.
+pub fn wait_for(app: &App, id: &str, statuses: &[&str], timeout: Duration) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let t = thread(app, id);
+        if statuses.contains(&t["status"].as_str().unwrap_or("")) {
+            return t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "thread stuck in {}: {t:#}\n{}",
+            t["status"],
+            app.host.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The kinds of a thread's messages, in order.
+pub fn kinds(t: &Value) -> Vec<String> {
+    t["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap().to_string())
+        .collect()
+}

@@ -1,0 +1,227 @@
+//! Crashes: kill -9 the host during model calls and between steps, restart
+//! it, and check that every run completes with each step recorded exactly
+//! once and no model call repeated for a step already recorded. Two hosts on
+//! one database never execute the same step twice.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use synatra_tests::fake_llm::{Answer, FakeOpenAi, Received};
+use synatra_tests::runs::{
+    agent_config, config_for_fakes, kinds, publish, start_on, start_thread, wait_for,
+};
+use synatra_tests::{psql, Host};
+
+/// Tool results already in the request: which model turn this is.
+fn turn(body: &Value) -> usize {
+    body["messages"]
+        .as_array()
+        .map_or(0, |m| m.iter().filter(|m| m["role"] == "tool").count())
+}
+
+/// Calls `add_numbers` for `turns` turns, then answers; waits `delay(turn)` first.
+fn responder(
+    turns: usize,
+    delay: impl Fn(usize) -> Duration + Send + 'static,
+) -> impl Fn(&Value) -> Answer + Send {
+    move |body| {
+        let t = turn(body);
+        let answer = if t < turns {
+            Answer::ToolCall {
+                name: "add_numbers".into(),
+                arguments: json!({ "numbers": [t, 1] }),
+            }
+        } else {
+            Answer::Text("All done.".into())
+        };
+        Answer::Delayed(delay(t), Box::new(answer))
+    }
+}
+
+/// A cheap pseudo-random number in `0..n` (test timing only).
+fn jitter(n: u64) -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    (nanos / 1000) % n.max(1)
+}
+
+/// Per model step of the run: (iteration, recorded_at in ms since the epoch).
+fn recorded_llm_steps(db: &str, thread: &str) -> Vec<(usize, f64)> {
+    psql(
+        db,
+        &format!(
+            "SELECT (s.input->>'iteration') || ' ' || (extract(epoch FROM s.recorded_at) * 1000)::text
+             FROM run_steps s JOIN runs r ON r.id = s.run_id
+             WHERE r.thread_id = '{thread}' AND s.kind = 'llm' ORDER BY s.seq"
+        ),
+    )
+    .lines()
+    .map(|l| {
+        let (i, t) = l.split_once(' ').unwrap();
+        (i.parse().unwrap(), t.parse().unwrap())
+    })
+    .collect()
+}
+
+/// Requests the fake received for a turn whose step was already recorded.
+fn repeated_calls(received: &[Received], steps: &[(usize, f64)]) -> Vec<String> {
+    received
+        .iter()
+        .filter_map(|r| {
+            let t = turn(&r.body);
+            let at = r.wall.duration_since(UNIX_EPOCH).unwrap().as_secs_f64() * 1000.0;
+            steps
+                .iter()
+                .find(|(i, recorded)| *i == t && *recorded < at)
+                .map(|(_, recorded)| {
+                    format!("turn {t} called at {at:.0} after being recorded at {recorded:.0}")
+                })
+        })
+        .collect()
+}
+
+fn step_summary(db: &str, thread: &str) -> (i64, i64, i64) {
+    let row = psql(
+        db,
+        &format!(
+            "SELECT count(*) || ' ' || count(DISTINCT s.seq) || ' ' || coalesce(max(s.seq), -1)
+             FROM run_steps s JOIN runs r ON r.id = s.run_id WHERE r.thread_id = '{thread}'"
+        ),
+    );
+    let v: Vec<i64> = row.split(' ').map(|x| x.parse().unwrap()).collect();
+    (v[0], v[1], v[2])
+}
+
+#[test]
+fn kill_during_a_model_call_then_restart_completes_without_repeats() {
+    let first = Arc::new(AtomicUsize::new(0));
+    let seen = first.clone();
+    let fake = FakeOpenAi::start_with(responder(1, move |_| {
+        // The very first call hangs long enough to kill the host under it.
+        if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+            Duration::from_secs(3)
+        } else {
+            Duration::ZERO
+        }
+    }));
+    let config = config_for_fakes().env("SYNATRA_RUN_LEASE_SECS", "1");
+    let mut app = start_on(&config);
+    publish(&app, "adder", &agent_config(&fake, "m", json!({})));
+    let id = start_thread(&app, "adder", "add", "normal");
+    while fake.calls() == 0 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    app.crash_and_restart(&config);
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "completed", "{t:#}");
+    assert_eq!(
+        kinds(&t),
+        vec!["user", "tool_call", "tool_result", "assistant"]
+    );
+    assert_eq!(step_summary(&app.host.database_url, &id), (3, 3, 2));
+    assert_eq!(
+        fake.calls(),
+        3,
+        "the interrupted call, its retry, the final turn"
+    );
+    let steps = recorded_llm_steps(&app.host.database_url, &id);
+    assert_eq!(
+        repeated_calls(&fake.received(), &steps),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn twenty_random_kill9s_lose_and_duplicate_nothing() {
+    const TURNS: usize = 60;
+    let fake = FakeOpenAi::start_with(responder(TURNS, |_| {
+        Duration::from_millis(30 + jitter(150))
+    }));
+    let config = config_for_fakes().env("SYNATRA_RUN_LEASE_SECS", "1");
+    let mut app = start_on(&config);
+    publish(
+        &app,
+        "marathon",
+        &agent_config(&fake, "m", json!({ "max_iterations": 100 })),
+    );
+    let id = start_thread(&app, "marathon", "keep adding", "normal");
+    let mut kills_mid_run = 0;
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(150 + jitter(700)));
+        let status = synatra_tests::runs::thread(&app, &id)["status"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if status == "active" {
+            kills_mid_run += 1;
+        }
+        app.crash_and_restart(&config);
+    }
+    let t = wait_for(
+        &app,
+        &id,
+        &["completed", "failed"],
+        Duration::from_secs(120),
+    );
+    assert_eq!(t["status"], "completed", "{t:#}");
+    let db = &app.host.database_url;
+    let steps = 2 * TURNS as i64 + 1;
+    assert_eq!(
+        step_summary(db, &id),
+        (steps, steps, steps - 1),
+        "every step exactly once, no gaps"
+    );
+    let k = kinds(&t);
+    assert_eq!(k.iter().filter(|k| *k == "tool_call").count(), TURNS);
+    assert_eq!(k.iter().filter(|k| *k == "tool_result").count(), TURNS);
+    assert_eq!(k.iter().filter(|k| *k == "assistant").count(), 1);
+    let llm_steps = recorded_llm_steps(db, &id);
+    let repeats = repeated_calls(&fake.received(), &llm_steps);
+    let lost = fake.calls() - llm_steps.len();
+    eprintln!(
+        "20 kill -9s ({kills_mid_run} while the run was active): {} steps recorded, {} model calls, {lost} lost to kills and retried, {} repeated after recording",
+        steps,
+        fake.calls(),
+        repeats.len()
+    );
+    assert!(
+        repeats.is_empty(),
+        "model called again for recorded steps: {repeats:#?}"
+    );
+    assert!(
+        kills_mid_run >= 10,
+        "most kills should land mid-run ({kills_mid_run})"
+    );
+    // Usage is counted once per recorded step, never for lost calls.
+    assert_eq!(t["runs"][0]["tokens_in"], 21 * llm_steps.len() as i64);
+}
+
+#[test]
+fn two_hosts_on_one_database_never_run_a_step_twice() {
+    let fake = FakeOpenAi::start_with(responder(1, |_| Duration::from_millis(jitter(40))));
+    let config = config_for_fakes();
+    let app = start_on(&config);
+    let mut second_config = config_for_fakes();
+    second_config.database_url = app.host.database_url.clone();
+    let second = Host::start(&second_config);
+    publish(&app, "shared", &agent_config(&fake, "m", json!({})));
+    let ids: Vec<String> = (0..16)
+        .map(|i| start_thread(&app, "shared", &format!("job {i}"), "normal"))
+        .collect();
+    for id in &ids {
+        let t = wait_for(&app, id, &["completed", "failed"], Duration::from_secs(60));
+        assert_eq!(t["status"], "completed", "{t:#}");
+        assert_eq!(step_summary(&app.host.database_url, id), (3, 3, 2));
+    }
+    assert_eq!(fake.calls(), 32, "two model calls per run, none duplicated");
+    let advanced = |h: &Host| h.log().matches("run advanced").count();
+    eprintln!(
+        "advances: first host {}, second host {}",
+        advanced(&app.host),
+        advanced(&second)
+    );
+}
