@@ -1,6 +1,7 @@
-//! A local fake of OpenAI's Chat Completions endpoint speaking the real wire
-//! format (SSE streaming, tool calls, usage, error bodies, Retry-After), with
-//! a script of answers and a log of every request it received.
+//! A local fake LLM provider speaking the real wire formats of OpenAI Chat
+//! Completions, Anthropic Messages and Google Gemini `streamGenerateContent`
+//! (SSE streaming, tool calls, usage, error bodies, Retry-After), with a
+//! script of answers (or a responder) and a log of every request.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -34,6 +35,10 @@ pub enum Answer {
 #[derive(Debug, Clone)]
 pub struct Received {
     pub body: Value,
+    /// Request line path, e.g. `/v1/messages`.
+    pub path: String,
+    /// Lower-cased request headers.
+    pub headers: Vec<(String, String)>,
     pub authorization: Option<String>,
     pub at: Instant,
     /// Wall-clock arrival time, comparable with database timestamps.
@@ -51,12 +56,12 @@ struct State {
 }
 
 /// The running fake.
-pub struct FakeOpenAi {
+pub struct FakeLlm {
     port: u16,
     state: Arc<Mutex<State>>,
 }
 
-impl FakeOpenAi {
+impl FakeLlm {
     /// Starts the fake with `script`; answers in order, then 500s.
     pub fn start(script: Vec<Answer>) -> Self {
         Self::launch(State {
@@ -89,9 +94,14 @@ impl FakeOpenAi {
         Self { port, state }
     }
 
-    /// `http://127.0.0.1:<port>/v1`, for an agent's `base_url`.
+    /// `http://127.0.0.1:<port>/v1`: an OpenAI-style `base_url`.
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}/v1", self.port)
+    }
+
+    /// `http://127.0.0.1:<port>`: an Anthropic or Google `base_url`.
+    pub fn root_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
 
     /// Requests received so far.
@@ -115,6 +125,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     let mut length = 0usize;
     let mut chunked = false;
     let mut authorization = None;
+    let mut headers = Vec::new();
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
     loop {
@@ -125,6 +136,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
             break;
         }
         if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
             match k.trim().to_ascii_lowercase().as_str() {
                 "content-length" => length = v.trim().parse().unwrap_or(0),
                 "transfer-encoding" => chunked = v.to_ascii_lowercase().contains("chunked"),
@@ -149,6 +161,8 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         };
         s.received.push(Received {
             body,
+            path: request_line.split(' ').nth(1).unwrap_or("").to_string(),
+            headers,
             authorization,
             at: Instant::now(),
             wall: std::time::SystemTime::now(),
@@ -156,11 +170,19 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         answer
     };
     let mut out = stream;
-    if !request_line.starts_with("POST /v1/chat/completions") {
+    let wire = if request_line.starts_with("POST /v1/chat/completions") {
+        Wire::OpenAi
+    } else if request_line.starts_with("POST /v1/messages") {
+        Wire::Anthropic
+    } else if request_line.starts_with("POST /v1beta/models/")
+        && request_line.contains(":streamGenerateContent")
+    {
+        Wire::Google
+    } else {
         return respond_status(&mut out, 404, None, "unknown endpoint");
-    }
+    };
     match answer {
-        Some(a) => answer_with(&mut out, a),
+        Some(a) => answer_with(&mut out, wire, a),
         None => respond_status(&mut out, 500, None, "the fake has no scripted answer left"),
     }
 }
@@ -184,11 +206,39 @@ fn read_chunked(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
     }
 }
 
-fn answer_with(out: &mut TcpStream, answer: Answer) -> std::io::Result<()> {
+/// The wire format a request asked for.
+#[derive(Debug, Clone, Copy)]
+enum Wire {
+    OpenAi,
+    Anthropic,
+    Google,
+}
+
+/// Tool results in a request of any wire format: which model turn it is.
+pub fn tool_results(body: &Value) -> usize {
+    let openai_or_anthropic = body["messages"].as_array().into_iter().flatten().map(|m| {
+        if m["role"] == "tool" {
+            return 1;
+        }
+        m["content"].as_array().map_or(0, |c| {
+            c.iter().filter(|b| b["type"] == "tool_result").count()
+        })
+    });
+    let google = body["contents"].as_array().into_iter().flatten().map(|c| {
+        c["parts"].as_array().map_or(0, |p| {
+            p.iter()
+                .filter(|p| p.get("functionResponse").is_some())
+                .count()
+        })
+    });
+    openai_or_anthropic.chain(google).sum()
+}
+
+fn answer_with(out: &mut TcpStream, wire: Wire, answer: Answer) -> std::io::Result<()> {
     match answer {
         Answer::Delayed(d, inner) => {
             std::thread::sleep(d);
-            answer_with(out, *inner)
+            answer_with(out, wire, *inner)
         }
         Answer::Status {
             status,
@@ -196,40 +246,125 @@ fn answer_with(out: &mut TcpStream, answer: Answer) -> std::io::Result<()> {
         } => respond_status(out, status, retry_after, "scripted error"),
         Answer::Text(text) => {
             start_stream(out)?;
-            for piece in text.split_inclusive(' ') {
-                chunk(
-                    out,
-                    json!({ "choices": [{ "index": 0, "delta": { "content": piece } }] }),
-                )?;
+            let pieces: Vec<&str> = text.split_inclusive(' ').collect();
+            match wire {
+                Wire::OpenAi => {
+                    for piece in pieces {
+                        chunk(
+                            out,
+                            json!({ "choices": [{ "index": 0, "delta": { "content": piece } }] }),
+                        )?;
+                    }
+                    openai_finish(out, "stop")
+                }
+                Wire::Anthropic => {
+                    anthropic_start(out)?;
+                    chunk(
+                        out,
+                        json!({ "type": "content_block_start", "index": 0, "content_block": { "type": "text", "text": "" } }),
+                    )?;
+                    for piece in pieces {
+                        chunk(
+                            out,
+                            json!({ "type": "content_block_delta", "index": 0, "delta": { "type": "text_delta", "text": piece } }),
+                        )?;
+                    }
+                    chunk(out, json!({ "type": "content_block_stop", "index": 0 }))?;
+                    anthropic_finish(out, "end_turn")
+                }
+                Wire::Google => {
+                    let n = pieces.len();
+                    for (i, piece) in pieces.into_iter().enumerate() {
+                        let mut c = json!({ "candidates": [{ "content": { "role": "model", "parts": [{ "text": piece }] } }] });
+                        if i + 1 == n {
+                            c["candidates"][0]["finishReason"] = json!("STOP");
+                            c["usageMetadata"] =
+                                json!({ "promptTokenCount": 21, "candidatesTokenCount": 9 });
+                        }
+                        chunk(out, c)?;
+                    }
+                    Ok(())
+                }
             }
-            finish_stream(out, "stop")
         }
         Answer::ToolCall { name, arguments } => {
             start_stream(out)?;
             let args = arguments.to_string();
             let (a, b) = args.split_at(args.len() / 2);
-            chunk(
-                out,
-                json!({ "choices": [{ "index": 0, "delta": { "tool_calls": [{ "index": 0, "id": format!("call_{}", std::process::id()), "type": "function", "function": { "name": name, "arguments": a } }] } }] }),
-            )?;
-            chunk(
-                out,
-                json!({ "choices": [{ "index": 0, "delta": { "tool_calls": [{ "index": 0, "function": { "arguments": b } }] } }] }),
-            )?;
-            finish_stream(out, "tool_calls")
+            let id = format!("call_{}", std::process::id());
+            match wire {
+                Wire::OpenAi => {
+                    chunk(
+                        out,
+                        json!({ "choices": [{ "index": 0, "delta": { "tool_calls": [{ "index": 0, "id": id, "type": "function", "function": { "name": name, "arguments": a } }] } }] }),
+                    )?;
+                    chunk(
+                        out,
+                        json!({ "choices": [{ "index": 0, "delta": { "tool_calls": [{ "index": 0, "function": { "arguments": b } }] } }] }),
+                    )?;
+                    openai_finish(out, "tool_calls")
+                }
+                Wire::Anthropic => {
+                    anthropic_start(out)?;
+                    chunk(
+                        out,
+                        json!({ "type": "content_block_start", "index": 0, "content_block": { "type": "tool_use", "id": id, "name": name, "input": {} } }),
+                    )?;
+                    chunk(
+                        out,
+                        json!({ "type": "content_block_delta", "index": 0, "delta": { "type": "input_json_delta", "partial_json": a } }),
+                    )?;
+                    chunk(
+                        out,
+                        json!({ "type": "content_block_delta", "index": 0, "delta": { "type": "input_json_delta", "partial_json": b } }),
+                    )?;
+                    chunk(out, json!({ "type": "content_block_stop", "index": 0 }))?;
+                    anthropic_finish(out, "tool_use")
+                }
+                Wire::Google => chunk(
+                    out,
+                    json!({
+                        "candidates": [{ "content": { "role": "model", "parts": [{ "functionCall": { "name": name, "args": arguments } }] }, "finishReason": "STOP" }],
+                        "usageMetadata": { "promptTokenCount": 21, "candidatesTokenCount": 9 },
+                    }),
+                ),
+            }
         }
         Answer::Truncated => {
             start_stream(out)?;
-            chunk(
-                out,
-                json!({ "choices": [{ "index": 0, "delta": { "content": "I was about to" } }] }),
-            )
+            match wire {
+                Wire::OpenAi => chunk(
+                    out,
+                    json!({ "choices": [{ "index": 0, "delta": { "content": "I was about to" } }] }),
+                ),
+                Wire::Anthropic => anthropic_start(out),
+                Wire::Google => chunk(
+                    out,
+                    json!({ "candidates": [{ "content": { "parts": [{ "text": "I was" }] } }] }),
+                ),
+            }
         }
         Answer::Malformed => {
             start_stream(out)?;
             out.write_all(b"data: {this is not json\n\n")
         }
     }
+}
+
+fn anthropic_start(out: &mut TcpStream) -> std::io::Result<()> {
+    chunk(
+        out,
+        json!({ "type": "message_start", "message": { "id": "msg_fake", "type": "message", "role": "assistant", "content": [], "usage": { "input_tokens": 21, "output_tokens": 1 } } }),
+    )?;
+    chunk(out, json!({ "type": "ping" }))
+}
+
+fn anthropic_finish(out: &mut TcpStream, reason: &str) -> std::io::Result<()> {
+    chunk(
+        out,
+        json!({ "type": "message_delta", "delta": { "stop_reason": reason }, "usage": { "output_tokens": 9 } }),
+    )?;
+    chunk(out, json!({ "type": "message_stop" }))
 }
 
 fn respond_status(
@@ -261,7 +396,7 @@ fn chunk(out: &mut TcpStream, value: Value) -> std::io::Result<()> {
     Ok(())
 }
 
-fn finish_stream(out: &mut TcpStream, reason: &str) -> std::io::Result<()> {
+fn openai_finish(out: &mut TcpStream, reason: &str) -> std::io::Result<()> {
     chunk(
         out,
         json!({ "choices": [{ "index": 0, "delta": {}, "finish_reason": reason }] }),

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::fake_llm::FakeOpenAi;
+use crate::fake_llm::FakeLlm;
 use crate::{app_config, create_org, sign_up, Host, HostConfig, User};
 
 /// A running app with a signed-up owner and an org.
@@ -30,6 +30,8 @@ pub fn config_for_fakes() -> HostConfig {
         .env("LOCAL_LLM_HOST", "127.0.0.1:*")
         .env("LLM_RETRY_BASE_MS", "50")
         .env("OPENAI_API_KEY", "sk-test-key")
+        .env("ANTHROPIC_API_KEY", "sk-ant-test")
+        .env("GOOGLE_GENERATIVE_AI_API_KEY", "goog-test")
 }
 
 /// Starts the app for fakes, with an owner and an org.
@@ -46,7 +48,7 @@ pub fn start_on(config: &HostConfig) -> App {
 }
 
 /// An agent config using `fake`, with the `add_numbers` tool.
-pub fn agent_config(fake: &FakeOpenAi, model: &str, limits: Value) -> Value {
+pub fn agent_config(fake: &FakeLlm, model: &str, limits: Value) -> Value {
     json!({
         "model": { "provider": "openai", "model": model, "base_url": fake.base_url(), "temperature": 0 },
         "system_prompt": "You add numbers.",

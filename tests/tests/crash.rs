@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-use synatra_tests::fake_llm::{Answer, FakeOpenAi, Received};
+use synatra_tests::fake_llm::{Answer, FakeLlm, Received};
 use synatra_tests::runs::{
     agent_config, config_for_fakes, kinds, publish, start_on, start_thread, wait_for,
 };
@@ -100,7 +100,7 @@ fn step_summary(db: &str, thread: &str) -> (i64, i64, i64) {
 fn kill_during_a_model_call_then_restart_completes_without_repeats() {
     let first = Arc::new(AtomicUsize::new(0));
     let seen = first.clone();
-    let fake = FakeOpenAi::start_with(responder(1, move |_| {
+    let fake = FakeLlm::start_with(responder(1, move |_| {
         // The very first call hangs long enough to kill the host under it.
         if seen.fetch_add(1, Ordering::SeqCst) == 0 {
             Duration::from_secs(3)
@@ -138,7 +138,7 @@ fn kill_during_a_model_call_then_restart_completes_without_repeats() {
 #[test]
 fn twenty_random_kill9s_lose_and_duplicate_nothing() {
     const TURNS: usize = 60;
-    let fake = FakeOpenAi::start_with(responder(TURNS, |_| {
+    let fake = FakeLlm::start_with(responder(TURNS, |_| {
         Duration::from_millis(30 + jitter(150))
     }));
     let config = config_for_fakes().env("SYNATRA_RUN_LEASE_SECS", "1");
@@ -202,7 +202,7 @@ fn twenty_random_kill9s_lose_and_duplicate_nothing() {
 
 #[test]
 fn two_hosts_on_one_database_never_run_a_step_twice() {
-    let fake = FakeOpenAi::start_with(responder(1, |_| Duration::from_millis(jitter(40))));
+    let fake = FakeLlm::start_with(responder(1, |_| Duration::from_millis(jitter(40))));
     let config = config_for_fakes();
     let app = start_on(&config);
     let mut second_config = config_for_fakes();

@@ -5,12 +5,12 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use synatra_tests::fake_llm::{Answer, FakeOpenAi};
+use synatra_tests::fake_llm::{Answer, FakeLlm};
 use synatra_tests::runs::{agent_config, kinds, publish, start, start_thread, wait_for};
 
 #[test]
 fn agent_calls_a_tool_then_answers_and_tokens_stream() {
-    let fake = FakeOpenAi::start(vec![
+    let fake = FakeLlm::start(vec![
         Answer::ToolCall {
             name: "add_numbers".into(),
             arguments: json!({ "numbers": [2, 3] }),
@@ -75,7 +75,7 @@ fn agent_calls_a_tool_then_answers_and_tokens_stream() {
 
 #[test]
 fn rate_limits_server_errors_and_broken_streams_are_retried() {
-    let fake = FakeOpenAi::start(vec![
+    let fake = FakeLlm::start(vec![
         Answer::Status {
             status: 429,
             retry_after: Some(1),
@@ -105,7 +105,7 @@ fn rate_limits_server_errors_and_broken_streams_are_retried() {
 
 #[test]
 fn a_persistent_failure_fails_the_run_with_a_clear_error() {
-    let fake = FakeOpenAi::start(vec![
+    let fake = FakeLlm::start(vec![
         Answer::Status {
             status: 500,
             retry_after: None
@@ -125,7 +125,7 @@ fn a_persistent_failure_fails_the_run_with_a_clear_error() {
     );
     assert_eq!(kinds(&t).last().unwrap(), "error");
 
-    let fake = FakeOpenAi::start(vec![Answer::Status {
+    let fake = FakeLlm::start(vec![Answer::Status {
         status: 401,
         retry_after: None,
     }]);
@@ -143,7 +143,7 @@ fn max_iterations_stops_a_looping_agent() {
         name: "add_numbers".into(),
         arguments: json!({ "numbers": [1] }),
     };
-    let fake = FakeOpenAi::start(vec![call.clone(), call.clone(), call]);
+    let fake = FakeLlm::start(vec![call.clone(), call.clone(), call]);
     let app = start();
     publish(
         &app,
@@ -162,7 +162,7 @@ fn max_iterations_stops_a_looping_agent() {
 
 #[test]
 fn runs_stay_pinned_to_their_release_and_playground_uses_the_working_copy() {
-    let fake = FakeOpenAi::start(vec![
+    let fake = FakeLlm::start(vec![
         Answer::Text("one".into()),
         Answer::Text("two".into()),
         Answer::Text("three".into()),
@@ -213,7 +213,7 @@ fn runs_stay_pinned_to_their_release_and_playground_uses_the_working_copy() {
 
 #[test]
 fn cancelling_stops_the_run_at_the_next_step_boundary() {
-    let fake = FakeOpenAi::start(vec![Answer::Delayed(
+    let fake = FakeLlm::start(vec![Answer::Delayed(
         Duration::from_millis(1500),
         Box::new(Answer::ToolCall {
             name: "add_numbers".into(),
@@ -252,7 +252,7 @@ fn cancelling_stops_the_run_at_the_next_step_boundary() {
 
 #[test]
 fn threads_need_a_release_and_list_with_filters_and_pages() {
-    let fake = FakeOpenAi::start(vec![
+    let fake = FakeLlm::start(vec![
         Answer::Text("a".into()),
         Answer::Text("b".into()),
         Answer::Text("c".into()),
@@ -318,5 +318,127 @@ fn threads_need_a_release_and_list_with_filters_and_pages() {
         c.get(&format!("/api/v1/orgs/{}/threads?status=failed", app.org))
             .body["threads"],
         json!([])
+    );
+}
+
+/// Runs the tool-then-answer conversation against `provider`'s wire format.
+fn tool_then_answer(provider: &str) -> (FakeLlm, Value, String) {
+    let fake = FakeLlm::start(vec![
+        Answer::ToolCall {
+            name: "add_numbers".into(),
+            arguments: json!({ "numbers": [4, 5] }),
+        },
+        Answer::Text("Four plus five is nine.".into()),
+    ]);
+    let app = start();
+    let config = json!({
+        "model": { "provider": provider, "model": format!("{provider}-model"), "base_url": fake.root_url(), "max_output_tokens": 256 },
+        "system_prompt": "You add numbers.",
+        "tools": ["add_numbers"],
+    });
+    publish(&app, "adder", &config);
+    let id = start_thread(&app, "adder", "What is 4 + 5?", "normal");
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    let tokens = synatra_tests::psql(
+        &app.host.database_url,
+        &format!("SELECT string_agg(data->>'text', '' ORDER BY id) FROM run_events WHERE thread_id = '{id}' AND kind = 'token'"),
+    );
+    (fake, t, tokens)
+}
+
+fn header<'a>(r: &'a synatra_tests::fake_llm::Received, name: &str) -> Option<&'a str> {
+    r.headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn anthropic_messages_with_tool_use_end_to_end() {
+    let (fake, t, tokens) = tool_then_answer("anthropic");
+    assert_eq!(t["status"], "completed", "{t:#}");
+    assert_eq!(
+        kinds(&t),
+        vec!["user", "tool_call", "tool_result", "assistant"]
+    );
+    assert_eq!(t["messages"][2]["content"]["result"], json!({ "sum": 9.0 }));
+    assert_eq!(tokens, "Four plus five is nine.");
+    assert_eq!(t["runs"][0]["tokens_in"], 42);
+    let r = fake.received();
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[0].path, "/v1/messages");
+    assert_eq!(header(&r[0], "x-api-key"), Some("sk-ant-test"));
+    assert_eq!(header(&r[0], "anthropic-version"), Some("2023-06-01"));
+    assert_eq!(r[0].body["system"], "You add numbers.");
+    assert_eq!(r[0].body["max_tokens"], 256);
+    let second = &r[1].body["messages"];
+    assert_eq!(second[1]["content"][0]["type"], "tool_use");
+    assert_eq!(second[2]["content"][0]["type"], "tool_result");
+}
+
+#[test]
+fn google_gemini_with_function_calls_end_to_end() {
+    let (fake, t, tokens) = tool_then_answer("google");
+    assert_eq!(t["status"], "completed", "{t:#}");
+    assert_eq!(
+        kinds(&t),
+        vec!["user", "tool_call", "tool_result", "assistant"]
+    );
+    assert_eq!(tokens, "Four plus five is nine.");
+    let r = fake.received();
+    assert_eq!(r.len(), 2);
+    assert_eq!(
+        r[0].path,
+        "/v1beta/models/google-model:streamGenerateContent?alt=sse"
+    );
+    assert_eq!(header(&r[0], "x-goog-api-key"), Some("goog-test"));
+    assert_eq!(
+        r[0].body["systemInstruction"]["parts"][0]["text"],
+        "You add numbers."
+    );
+    assert_eq!(r[0].body["generationConfig"]["maxOutputTokens"], 256);
+    let second = &r[1].body["contents"];
+    assert_eq!(second[1]["parts"][0]["functionCall"]["name"], "add_numbers");
+    assert_eq!(
+        second[2]["parts"][0]["functionResponse"]["response"],
+        json!({ "sum": 9.0 })
+    );
+}
+
+#[test]
+fn openai_compatible_server_needs_no_key() {
+    let fake = FakeLlm::start(vec![Answer::Text("Local answer.".into())]);
+    let app = synatra_tests::runs::start_on(
+        &synatra_tests::runs::config_for_fakes().env("OPENAI_API_KEY", ""),
+    );
+    let config = json!({ "model": { "provider": "openai-compatible", "model": "llama3", "base_url": fake.base_url(), "max_output_tokens": 64 } });
+    publish(&app, "local", &config);
+    let id = start_thread(&app, "local", "hi", "normal");
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "completed", "{t:#}");
+    let r = fake.received();
+    assert_eq!(r[0].authorization, None);
+    assert_eq!(r[0].body["max_tokens"], 64);
+}
+
+#[test]
+fn a_missing_provider_key_fails_the_run_naming_the_variable() {
+    let app = synatra_tests::runs::start_on(
+        &synatra_tests::runs::config_for_fakes().env("ANTHROPIC_API_KEY", ""),
+    );
+    publish(
+        &app,
+        "keyless",
+        &json!({ "model": { "provider": "anthropic", "model": "claude" } }),
+    );
+    let id = start_thread(&app, "keyless", "hi", "normal");
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "failed");
+    assert!(
+        t["runs"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("ANTHROPIC_API_KEY"),
+        "{t:#}"
     );
 }

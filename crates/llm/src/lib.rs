@@ -2,11 +2,14 @@
 //! provider requests and parse provider responses (streamed or not). No I/O
 //! here: the agent-step component sends the bytes.
 
+pub mod anthropic;
+pub mod google;
 pub mod openai;
 pub mod sse;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use synatra_agents::Provider;
 
 /// One tool call requested by the model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,6 +132,110 @@ impl std::fmt::Display for LlmError {
     }
 }
 
+/// An HTTP request ready to send to a provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpCall {
+    pub url: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Value,
+}
+
+/// The variable holding the API key for `provider`.
+pub fn key_variable(provider: Provider) -> &'static str {
+    match provider {
+        Provider::Openai | Provider::OpenaiCompatible => "openai_api_key",
+        Provider::Anthropic => "anthropic_api_key",
+        Provider::Google => "google_generative_ai_api_key",
+    }
+}
+
+/// Builds the streamed request for the agent's provider. A provider's own
+/// API without a key is refused here (a local `base_url` may need none).
+pub fn prepare(req: &ChatRequest, api_key: Option<&str>) -> Result<HttpCall, LlmError> {
+    let m = req.model;
+    if api_key.is_none() && m.base_url.is_none() && m.provider != Provider::OpenaiCompatible {
+        return Err(LlmError::Rejected {
+            status: 401,
+            message: format!(
+                "no API key configured for {} (set {})",
+                m.provider.as_str(),
+                key_variable(m.provider).to_ascii_uppercase()
+            ),
+        });
+    }
+    let mut headers = vec![
+        ("content-type", "application/json".to_string()),
+        ("accept", "text/event-stream".to_string()),
+    ];
+    let (url, body) = match m.provider {
+        Provider::Openai | Provider::OpenaiCompatible => {
+            if let Some(k) = api_key {
+                headers.push(("authorization", format!("Bearer {k}")));
+            }
+            (
+                openai::url(m.base_url.as_deref()),
+                openai::request_body(req),
+            )
+        }
+        Provider::Anthropic => {
+            if let Some(k) = api_key {
+                headers.push(("x-api-key", k.to_string()));
+            }
+            headers.push(("anthropic-version", anthropic::VERSION.to_string()));
+            (
+                anthropic::url(m.base_url.as_deref()),
+                anthropic::request_body(req),
+            )
+        }
+        Provider::Google => {
+            if let Some(k) = api_key {
+                headers.push(("x-goog-api-key", k.to_string()));
+            }
+            (
+                google::url(m.base_url.as_deref(), &m.model),
+                google::request_body(req),
+            )
+        }
+    };
+    Ok(HttpCall { url, headers, body })
+}
+
+/// A streamed answer being assembled, whatever the provider.
+pub enum Stream {
+    OpenAi(openai::Stream),
+    Anthropic(anthropic::Stream),
+    Google(google::Stream),
+}
+
+impl Stream {
+    /// An empty stream for `provider`'s wire format.
+    pub fn new(provider: Provider) -> Self {
+        match provider {
+            Provider::Openai | Provider::OpenaiCompatible => Stream::OpenAi(Default::default()),
+            Provider::Anthropic => Stream::Anthropic(Default::default()),
+            Provider::Google => Stream::Google(Default::default()),
+        }
+    }
+
+    /// Applies one SSE `data` payload; returns text to show now.
+    pub fn feed(&mut self, data: &str) -> Result<Vec<Delta>, LlmError> {
+        match self {
+            Stream::OpenAi(s) => s.feed(data),
+            Stream::Anthropic(s) => s.feed(data),
+            Stream::Google(s) => s.feed(data),
+        }
+    }
+
+    /// The whole turn.
+    pub fn finish(self) -> Result<Completion, LlmError> {
+        match self {
+            Stream::OpenAi(s) => s.finish(),
+            Stream::Anthropic(s) => s.finish(),
+            Stream::Google(s) => s.finish(),
+        }
+    }
+}
+
 /// `{"error":{"message":...}}` (OpenAI, Anthropic, Google all use this shape).
 fn error_message(body: &str) -> Option<String> {
     let v: Value = serde_json::from_str(body).ok()?;
@@ -142,6 +249,63 @@ fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prepare_picks_url_and_auth_headers_per_provider() {
+        let mut m = synatra_agents::ModelConfig {
+            provider: Provider::Anthropic,
+            model: "claude".into(),
+            temperature: None,
+            top_p: None,
+            max_output_tokens: None,
+            base_url: None,
+            reasoning: None,
+        };
+        let req = |m: &synatra_agents::ModelConfig| {
+            prepare(
+                &ChatRequest {
+                    model: m,
+                    messages: &[],
+                    tools: &[],
+                },
+                Some("k"),
+            )
+        };
+        let call = req(&m).unwrap();
+        assert_eq!(call.url, "https://api.anthropic.com/v1/messages");
+        assert!(call.headers.contains(&("x-api-key", "k".into())));
+        m.provider = Provider::Google;
+        assert!(req(&m)
+            .unwrap()
+            .headers
+            .contains(&("x-goog-api-key", "k".into())));
+        m.provider = Provider::Openai;
+        assert!(req(&m)
+            .unwrap()
+            .headers
+            .contains(&("authorization", "Bearer k".into())));
+        let no_key = prepare(
+            &ChatRequest {
+                model: &m,
+                messages: &[],
+                tools: &[],
+            },
+            None,
+        )
+        .unwrap_err();
+        assert!(no_key.to_string().contains("OPENAI_API_KEY"), "{no_key}");
+        m.provider = Provider::OpenaiCompatible;
+        m.base_url = Some("http://127.0.0.1:11434/v1".into());
+        assert!(prepare(
+            &ChatRequest {
+                model: &m,
+                messages: &[],
+                tools: &[]
+            },
+            None
+        )
+        .is_ok());
+    }
 
     #[test]
     fn statuses_are_classified_for_retry() {
