@@ -188,6 +188,7 @@ impl World {
                 format!("/orgs/{org}/threads/{}/messages", self.finished_thread()),
                 Some(json!({ "message": "more" })),
             ),
+            RouteId::ThreadEvents => (format!("/orgs/{org}/threads/{}/events", self.thread), None),
             RouteId::CancelThread => (
                 format!("/orgs/{org}/threads/{}/cancel", self.thread),
                 Some(json!({})),

@@ -442,3 +442,80 @@ fn a_missing_provider_key_fails_the_run_naming_the_variable() {
         "{t:#}"
     );
 }
+
+/// Parses an SSE body into `(id, event, data)`.
+fn sse_events(text: &str) -> Vec<(Option<i64>, String, Value)> {
+    text.split("\n\n")
+        .filter_map(|block| {
+            let mut id = None;
+            let mut event = None;
+            let mut data = None;
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id: ") {
+                    id = v.parse().ok();
+                } else if let Some(v) = line.strip_prefix("event: ") {
+                    event = Some(v.to_string());
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(v).ok();
+                }
+            }
+            Some((id, event?, data.unwrap_or(Value::Null)))
+        })
+        .collect()
+}
+
+#[test]
+fn events_stream_over_sse_and_resume_from_an_event_id() {
+    let fake = FakeLlm::start(vec![Answer::Delayed(
+        Duration::from_millis(300),
+        Box::new(Answer::Text("Streaming works fine today.".into())),
+    )]);
+    let app = start();
+    publish(&app, "talker", &agent_config(&fake, "m", json!({})));
+    let id = start_thread(&app, "talker", "talk", "normal");
+    let path = format!("/api/v1/orgs/{}/threads/{id}/events", app.org);
+    let reply = app.owner.client.get(&path);
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("text/event-stream"));
+    let events = sse_events(reply.body.as_str().unwrap());
+    let names: Vec<&str> = events.iter().map(|(_, e, _)| e.as_str()).collect();
+    assert_eq!(names.first(), Some(&"message"), "{names:?}");
+    assert_eq!(names.last(), Some(&"end"), "{names:?}");
+    let tokens: String = events
+        .iter()
+        .filter(|(_, e, _)| e == "token")
+        .map(|(_, _, d)| d["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(tokens, "Streaming works fine today.");
+    let assistant = events
+        .iter()
+        .find(|(_, e, d)| e == "message" && d["kind"] == "assistant")
+        .expect("the final message is an event");
+    assert!(events
+        .iter()
+        .any(|(_, e, d)| e == "run" && d["status"] == "completed"));
+
+    // Resume after the assistant message: only later events come.
+    let after = assistant.0.unwrap();
+    let resumed = sse_events(
+        app.owner
+            .client
+            .get(&format!("{path}?after={after}"))
+            .body
+            .as_str()
+            .unwrap(),
+    );
+    assert!(
+        resumed
+            .iter()
+            .filter_map(|(id, _, _)| *id)
+            .all(|i| i > after),
+        "{resumed:?}"
+    );
+    assert!(resumed
+        .iter()
+        .any(|(_, e, d)| e == "run" && d["status"] == "completed"));
+    assert!(!resumed.iter().any(|(_, e, _)| e == "token"));
+    let bad = app.owner.client.get(&format!("{path}?after=yesterday"));
+    assert_eq!(bad.status, 400);
+}

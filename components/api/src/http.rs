@@ -1,7 +1,7 @@
 //! Request parsing (size, content type, cookies, headers) and JSON replies.
 
 use serde_json::Value;
-use spin_sdk::http::{Request, Response};
+use spin_sdk::http::{Fields, OutgoingResponse, Request, ResponseOutparam};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -52,25 +52,29 @@ impl Reply {
         self
     }
 
-    /// The HTTP response.
-    pub fn into_response(self) -> Response {
-        let mut builder = Response::builder();
-        builder
-            .status(self.status)
-            .header("cache-control", "no-store")
-            .header("x-content-type-options", "nosniff");
-        for c in &self.cookies {
-            builder.header("set-cookie", c.as_str());
+    /// Sends the reply.
+    pub async fn send(self, out: ResponseOutparam) {
+        let mut headers: Vec<(String, Vec<u8>)> = vec![
+            ("cache-control".into(), b"no-store".to_vec()),
+            ("x-content-type-options".into(), b"nosniff".to_vec()),
+        ];
+        for c in self.cookies {
+            headers.push(("set-cookie".into(), c.into_bytes()));
         }
-        for (k, v) in &self.headers {
-            builder.header(*k, v.as_str());
+        for (k, v) in self.headers {
+            headers.push((k.into(), v.into_bytes()));
         }
-        match self.body {
-            Some(body) => builder
-                .header("content-type", "application/json")
-                .body(body.to_string())
-                .build(),
-            None => builder.build(),
+        let body = match self.body {
+            Some(body) => {
+                headers.push(("content-type".into(), b"application/json".to_vec()));
+                body.to_string().into_bytes()
+            }
+            None => Vec::new(),
+        };
+        let response = OutgoingResponse::new(Fields::from_list(&headers).expect("valid headers"));
+        let _ = response.set_status_code(self.status);
+        if let Err(e) = out.set_with_body(response, body).await {
+            eprintln!("could not send the response body: {e:?}");
         }
     }
 }

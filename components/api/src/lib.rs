@@ -15,7 +15,8 @@ mod http;
 mod input;
 mod store;
 
-use spin_sdk::http::{Request, Response};
+use spin_sdk::http::conversions::TryFromIncomingRequest;
+use spin_sdk::http::{IncomingRequest, Request, ResponseOutparam};
 use spin_sdk::http_component;
 use synatra_authz::{match_route, Access, NoRoute, RouteId};
 
@@ -30,12 +31,36 @@ use crate::http::Reply;
 /// Prefix of every API path.
 const PREFIX: &str = "/api/v1";
 
-#[http_component]
-fn handle(req: Request) -> Response {
-    serve(&req).unwrap_or_else(Reply::from).into_response()
+/// What a handler produced: a JSON reply, or an event stream to serve.
+pub enum Answer {
+    Reply(Reply),
+    Events(handlers::events::Subscription),
 }
 
-fn serve(req: &Request) -> ApiResult<Reply> {
+impl From<Reply> for Answer {
+    fn from(r: Reply) -> Self {
+        Answer::Reply(r)
+    }
+}
+
+#[http_component]
+async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
+    let req = match Request::try_from_incoming_request(incoming).await {
+        Ok(r) => r,
+        Err(e) => {
+            let reply: Reply =
+                ApiError::new(400, "bad_request", format!("unreadable request: {e}")).into();
+            return reply.send(out).await;
+        }
+    };
+    match serve(&req) {
+        Ok(Answer::Reply(reply)) => reply.send(out).await,
+        Ok(Answer::Events(sub)) => handlers::events::stream(sub, out).await,
+        Err(e) => Reply::from(e).send(out).await,
+    }
+}
+
+fn serve(req: &Request) -> ApiResult<Answer> {
     let path = req.path();
     let sub = path
         .strip_prefix(PREFIX)
@@ -53,7 +78,7 @@ fn serve(req: &Request) -> ApiResult<Reply> {
     })?;
     http::check_body(req)?;
     if spec.id == RouteId::Health {
-        return Ok(handlers::health::get());
+        return Ok(handlers::health::get().into());
     }
 
     let db = Db::open()?;
@@ -100,7 +125,10 @@ fn serve(req: &Request) -> ApiResult<Reply> {
             .collect(),
     };
     use handlers::*;
-    match spec.id {
+    if spec.id == RouteId::ThreadEvents {
+        return events::subscribe(&ctx).map(Answer::Events);
+    }
+    let reply = match spec.id {
         RouteId::Health => Ok(health::get()),
         RouteId::Signup => account::signup(&ctx),
         RouteId::Login => account::login(&ctx),
@@ -137,5 +165,7 @@ fn serve(req: &Request) -> ApiResult<Reply> {
         RouteId::GetThread => threads::get(&ctx),
         RouteId::PostMessage => threads::post_message(&ctx),
         RouteId::CancelThread => threads::cancel(&ctx),
-    }
+        RouteId::ThreadEvents => unreachable!("served as a stream above"),
+    };
+    reply.map(Answer::Reply)
 }

@@ -140,6 +140,7 @@ routes! {
     GetThread => "GET" "/orgs/:org/threads/:thread" Org(Member);
     PostMessage => "POST" "/orgs/:org/threads/:thread/messages" Org(Member);
     CancelThread => "POST" "/orgs/:org/threads/:thread/cancel" Org(Member);
+    ThreadEvents => "GET" "/orgs/:org/threads/:thread/events" Org(Member);
 }
 
 /// Why a request matched no route.

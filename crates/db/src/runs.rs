@@ -453,3 +453,25 @@ pub fn thread_access(
         )?
         .map(|r| (r.opt_str("channel_id"), r.str("kind"))))
 }
+
+/// Events of a thread after event `after`, oldest first: `(id, kind, data)`.
+pub fn events_after(
+    db: &Db,
+    thread_id: &str,
+    after: i64,
+    limit: i64,
+) -> DbResult<Vec<(i64, String, Value)>> {
+    Ok(db
+        .query(
+            "SELECT id, kind, data FROM run_events WHERE thread_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+            &[uuid(thread_id), Int64(after), Int64(limit)],
+        )?
+        .iter()
+        .map(|r| (r.i64("id"), r.str("kind"), r.json("data")))
+        .collect())
+}
+
+/// Whether the thread's runs have all finished (nothing more will stream).
+pub fn thread_settled(db: &Db, thread_id: &str) -> DbResult<bool> {
+    Ok(!has_unfinished_run(db, thread_id)?)
+}

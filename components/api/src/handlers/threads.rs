@@ -25,7 +25,7 @@ fn channel_limited_user(ctx: &Ctx) -> Option<String> {
 }
 
 /// The `:thread` of the path, if the caller may see it; else 404.
-fn thread_id(ctx: &Ctx) -> ApiResult<String> {
+pub fn thread_id(ctx: &Ctx) -> ApiResult<String> {
     let id = ctx.uuid_param("thread", "thread")?;
     let (channel, _) = runs::thread_access(ctx.db, &ctx.org().id, id)?
         .ok_or_else(|| ApiError::not_found("thread"))?;

@@ -1,0 +1,108 @@
+//! `GET /orgs/{org}/threads/{thread}/events`: Server-Sent Events from the
+//! thread's event log: run status changes, new messages, and the model's
+//! text as it streams. Resumable with `Last-Event-ID` (or `?after=`); the
+//! stream ends when the thread's runs have settled or after
+//! [`STREAM_FOR`], and `EventSource` clients simply reconnect.
+
+use std::time::{Duration, Instant};
+
+use futures::SinkExt;
+use spin_sdk::http::{Fields, OutgoingResponse, ResponseOutparam};
+use synatra_db::runs;
+use synatra_db::Db;
+
+use crate::ctx::Ctx;
+use crate::error::{ApiError, ApiResult};
+use crate::handlers::threads::thread_id;
+use crate::http::{header, query_param};
+
+/// How long one response streams (below the component's time limit).
+const STREAM_FOR: Duration = Duration::from_secs(20);
+/// Poll interval of the event log.
+const POLL: Duration = Duration::from_millis(100);
+/// Comment sent to keep idle connections open.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// An authorised subscription to a thread's events.
+pub struct Subscription {
+    thread_id: String,
+    after: i64,
+}
+
+/// Checks access and where to resume.
+pub fn subscribe(ctx: &Ctx) -> ApiResult<Subscription> {
+    let thread_id = thread_id(ctx)?;
+    let resume = header(ctx.req, "last-event-id")
+        .map(str::to_string)
+        .or_else(|| query_param(ctx.req, "after"));
+    let after = match resume {
+        None => 0,
+        Some(v) => v
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| {
+                ApiError::fields(&[("Last-Event-ID".into(), "must be an event id".into())])
+            })?,
+    };
+    Ok(Subscription { thread_id, after })
+}
+
+/// Streams events until the thread settles or the stream's time is up.
+pub async fn stream(sub: Subscription, out: ResponseOutparam) {
+    let headers = Fields::from_list(&[
+        ("content-type".to_string(), b"text/event-stream".to_vec()),
+        ("cache-control".to_string(), b"no-store".to_vec()),
+        ("x-accel-buffering".to_string(), b"no".to_vec()),
+    ])
+    .expect("valid headers");
+    let response = OutgoingResponse::new(headers);
+    let _ = response.set_status_code(200);
+    let mut body = response.take_body();
+    out.set(response);
+    let Ok(db) = Db::open() else {
+        let _ = body
+            .send(b"event: error\ndata: {\"code\":\"database_unavailable\"}\n\n".to_vec())
+            .await;
+        return;
+    };
+    if body.send(b"retry: 1000\n\n".to_vec()).await.is_err() {
+        return;
+    }
+    let started = Instant::now();
+    let mut last_sent = Instant::now();
+    let mut after = sub.after;
+    while started.elapsed() < STREAM_FOR {
+        let events = match runs::events_after(&db, &sub.thread_id, after, 500) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("event stream: {e}");
+                return;
+            }
+        };
+        if events.is_empty() {
+            if runs::thread_settled(&db, &sub.thread_id).unwrap_or(true) {
+                let _ = body.send(b"event: end\ndata: {}\n\n".to_vec()).await;
+                return;
+            }
+            if last_sent.elapsed() > HEARTBEAT {
+                if body.send(b": ping\n\n".to_vec()).await.is_err() {
+                    return;
+                }
+                last_sent = Instant::now();
+            }
+            std::thread::sleep(POLL);
+            continue;
+        }
+        let mut chunk = String::new();
+        for (id, kind, data) in events {
+            chunk.push_str(&format!("id: {id}\nevent: {kind}\ndata: {data}\n\n"));
+            after = id;
+        }
+        if body.send(chunk.into_bytes()).await.is_err() {
+            return;
+        }
+        last_sent = Instant::now();
+    }
+}
