@@ -437,6 +437,10 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// The `ENCRYPTION_KEY` of test hosts.
+pub const TEST_ENCRYPTION_KEY: &str =
+    "7f3a1c9e5b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f2a4c6e8b0d1f3a";
+
 /// The origin the API tests' browser-like clients send (`APP_ORIGINS`).
 pub const TEST_ORIGIN: &str = "http://app.test";
 
@@ -451,6 +455,7 @@ pub fn app_config() -> HostConfig {
     HostConfig::new(app_manifest(&dir))
         .env("APP_ORIGINS", TEST_ORIGIN)
         .env("SERVICE_SECRET", "test-service-secret")
+        .env("ENCRYPTION_KEY", TEST_ENCRYPTION_KEY)
         .env("SYNATRA_RUN_LEASE_SECS", "3")
 }
 

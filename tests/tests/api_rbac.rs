@@ -189,6 +189,28 @@ impl World {
                 Some(json!({ "message": "more" })),
             ),
             RouteId::ThreadEvents => (format!("/orgs/{org}/threads/{}/events", self.thread), None),
+            RouteId::ListLlmProviders => (
+                format!("/orgs/{org}/environments/production/llm-providers"),
+                None,
+            ),
+            RouteId::PutLlmProvider => (
+                format!("/orgs/{org}/environments/staging/llm-providers/openai"),
+                Some(json!({ "api_key": "sk-matrix-key-1234" })),
+            ),
+            RouteId::DeleteLlmProvider => {
+                let path =
+                    format!("/api/v1/orgs/{org}/environments/staging/llm-providers/anthropic");
+                let put = owner.client.send(
+                    "PUT",
+                    &path,
+                    Some(&json!({ "api_key": "sk-ant-matrix-1234" })),
+                );
+                assert_eq!(put.status, 200, "{:?}", put.body);
+                (
+                    format!("/orgs/{org}/environments/staging/llm-providers/anthropic"),
+                    None,
+                )
+            }
             RouteId::CancelThread => (
                 format!("/orgs/{org}/threads/{}/cancel", self.thread),
                 Some(json!({})),

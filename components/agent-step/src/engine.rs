@@ -189,7 +189,11 @@ pub async fn advance(
                 let messages = conversation(&config.system_prompt, &history, &steps);
                 let mut buffer = String::new();
                 let thread_id = inv.run.thread_id.clone();
-                let result = provider::complete(&model, &messages, &tools, |text| {
+                let caller = provider::Caller {
+                    org_id: &inv.run.org_id,
+                    environment_id: inv.run.environment_id.as_deref(),
+                };
+                let result = provider::complete(&caller, &model, &messages, &tools, |text| {
                     buffer.push_str(text);
                     if buffer.len() >= TOKEN_FLUSH_BYTES {
                         flush_tokens(db, &thread_id, run_id, &mut buffer);

@@ -10,11 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 use spin_sdk::http::{IntoResponse, Request, Response};
 use spin_sdk::http_component;
-use spin_sdk::variables;
 use synatra_db::Db;
-
-/// Header carrying `SERVICE_SECRET` on internal calls.
-const SECRET_HEADER: &str = "x-synatra-service-secret";
 
 #[derive(Deserialize)]
 struct Advance {
@@ -31,19 +27,12 @@ fn json(status: u16, value: serde_json::Value) -> Response {
         .build()
 }
 
-/// Compares without leaking where the strings differ.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[http_component]
 async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
-    let expected = variables::get("service_secret").unwrap_or_default();
     let given = req
-        .header(SECRET_HEADER)
-        .map(|v| v.as_bytes().to_vec())
-        .unwrap_or_default();
-    if expected.is_empty() || !same_secret(expected.as_bytes(), &given) {
+        .header(synatra_internal::SECRET_HEADER)
+        .map(|v| v.as_bytes());
+    if !synatra_internal::is_authorized(given) {
         return Ok(json(
             401,
             json!({ "error": { "code": "unauthenticated", "message": "internal route" } }),

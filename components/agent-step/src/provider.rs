@@ -1,39 +1,46 @@
-//! Model calls over outbound HTTP, streamed; the wire formats live in
-//! `synatra-llm`. Keys come from the `*_api_key` variables.
+//! Model calls, streamed. The request goes to the gateway component, which
+//! adds the org's credential (this component never sees a key) and relays
+//! the provider's answer; the wire formats live in `synatra-llm`.
 
 use futures::StreamExt;
+use serde_json::json;
 use spin_sdk::http::{IncomingResponse, Method, Request};
-use spin_sdk::variables;
 use synatra_agents::ModelConfig;
 use synatra_llm::sse::SseParser;
-use synatra_llm::{
-    key_variable, prepare, ChatRequest, Completion, Delta, LlmError, Message, Stream, ToolSpec,
-};
+use synatra_llm::{Completion, Delta, LlmError, Message, Stream, ToolSpec};
+
+/// The gateway's model-call route.
+const GATEWAY: &str = "http://gateway.spin.internal/llm/complete";
+
+/// Whose credentials a call uses.
+pub struct Caller<'a> {
+    pub org_id: &'a str,
+    pub environment_id: Option<&'a str>,
+}
 
 /// Calls the model, passing streamed text to `on_text` as it arrives.
 pub async fn complete(
+    caller: &Caller<'_>,
     model: &ModelConfig,
     messages: &[Message],
     tools: &[ToolSpec],
     mut on_text: impl FnMut(&str),
 ) -> Result<Completion, LlmError> {
-    let api_key = variables::get(key_variable(model.provider))
-        .ok()
-        .filter(|k| !k.trim().is_empty());
-    let call = prepare(
-        &ChatRequest {
-            model,
-            messages,
-            tools,
-        },
-        api_key.as_deref(),
-    )?;
-    let mut builder = Request::builder();
-    builder.method(Method::Post).uri(call.url);
-    for (name, value) in call.headers {
-        builder.header(name, value);
-    }
-    let outbound = builder.body(call.body.to_string()).build();
+    let body = json!({
+        "org_id": caller.org_id,
+        "environment_id": caller.environment_id,
+        "model": model,
+        "messages": messages,
+        "tools": tools,
+    });
+    let secret = synatra_internal::service_secret().unwrap_or_default();
+    let outbound = Request::builder()
+        .method(Method::Post)
+        .uri(GATEWAY)
+        .header("content-type", "application/json")
+        .header(synatra_internal::SECRET_HEADER, secret)
+        .body(body.to_string())
+        .build();
     let response: IncomingResponse = spin_sdk::http::send(outbound)
         .await
         .map_err(|e| LlmError::Unavailable(format!("request failed: {e}")))?;

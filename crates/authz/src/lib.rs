@@ -141,6 +141,9 @@ routes! {
     PostMessage => "POST" "/orgs/:org/threads/:thread/messages" Org(Member);
     CancelThread => "POST" "/orgs/:org/threads/:thread/cancel" Org(Member);
     ThreadEvents => "GET" "/orgs/:org/threads/:thread/events" Org(Member);
+    ListLlmProviders => "GET" "/orgs/:org/environments/:env/llm-providers" Org(Admin);
+    PutLlmProvider => "PUT" "/orgs/:org/environments/:env/llm-providers/:provider" Org(Admin);
+    DeleteLlmProvider => "DELETE" "/orgs/:org/environments/:env/llm-providers/:provider" Org(Admin);
 }
 
 /// Why a request matched no route.

@@ -2,6 +2,7 @@
 //! interface: typed row accessors and transactions. Used by every component
 //! that touches the application database.
 
+pub mod credentials;
 pub mod runs;
 
 use std::rc::Rc;
@@ -170,6 +171,15 @@ impl Row {
             }
             DbValue::DbNull => serde_json::Value::Null,
             other => panic!("column `{name}` is not JSON: {other:?}"),
+        }
+    }
+
+    /// A nullable bytea column.
+    pub fn bytes(&self, name: &str) -> Option<Vec<u8>> {
+        match self.get(name) {
+            DbValue::Binary(b) => Some(b.clone()),
+            DbValue::DbNull => None,
+            other => panic!("column `{name}` is not bytea: {other:?}"),
         }
     }
 

@@ -172,7 +172,10 @@ pub fn request_cancel(db: &Db, thread_id: &str) -> DbResult<u64> {
 /// A run as the agent step sees it.
 pub struct RunState {
     pub id: String,
+    pub org_id: String,
     pub thread_id: String,
+    /// The thread's environment (whose provider credentials the run uses).
+    pub environment_id: Option<String>,
     pub config: Value,
     pub input_upto: i64,
     pub status: String,
@@ -186,14 +189,17 @@ pub struct RunState {
 pub fn load_run(db: &Db, run_id: &str, lease: &str) -> DbResult<Option<RunState>> {
     Ok(db
         .query_opt(
-            "SELECT id, thread_id, config, input_upto, status, cancel_requested, active_ms, retries,
-                    (lease_owner = $2 AND lease_expires_at > now()) AS leased
-             FROM runs WHERE id = $1",
+            "SELECT r.id, r.org_id, r.thread_id, t.environment_id, r.config, r.input_upto, r.status,
+                    r.cancel_requested, r.active_ms, r.retries,
+                    (r.lease_owner = $2 AND r.lease_expires_at > now()) AS leased
+             FROM runs r JOIN threads t ON t.id = r.thread_id WHERE r.id = $1",
             &[uuid(run_id), text(lease)],
         )?
         .map(|r| RunState {
             id: r.str("id"),
+            org_id: r.str("org_id"),
             thread_id: r.str("thread_id"),
+            environment_id: r.opt_str("environment_id"),
             config: r.json("config"),
             input_upto: r.i64("input_upto"),
             status: r.str("status"),

@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod events;
 pub mod health;
 pub mod invitations;
+pub mod llm_providers;
 pub mod members;
 pub mod orgs;
 pub mod threads;

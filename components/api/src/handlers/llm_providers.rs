@@ -1,0 +1,120 @@
+//! Provider credentials per environment. Keys go to the gateway to be
+//! sealed (AES-256-GCM); this component never stores or returns them:
+//! reads show a masked hint only.
+
+use serde_json::{json, Value};
+use spin_sdk::http::{IncomingResponse, Method, Request};
+use synatra_agents::Provider;
+use synatra_db::credentials;
+
+use crate::ctx::Ctx;
+use crate::error::{ApiError, ApiResult};
+use crate::http::Reply;
+use crate::store::orgs;
+
+/// The gateway's credential route.
+const GATEWAY: &str = "http://gateway.spin.internal/llm-credentials";
+
+fn environment(ctx: &Ctx) -> ApiResult<String> {
+    orgs::environment_id(ctx.db, &ctx.org().id, Some(ctx.param("env")))?
+        .ok_or_else(|| ApiError::not_found("environment"))
+}
+
+fn provider(ctx: &Ctx) -> ApiResult<Provider> {
+    Provider::parse(ctx.param("provider")).ok_or_else(|| ApiError::not_found("provider"))
+}
+
+/// `GET /orgs/{org}/environments/{env}/llm-providers`.
+pub fn list(ctx: &Ctx) -> ApiResult<Reply> {
+    let env = environment(ctx)?;
+    Ok(Reply::ok(
+        json!({ "providers": credentials::list(ctx.db, &ctx.org().id, &env)? }),
+    ))
+}
+
+/// `PUT /orgs/{org}/environments/{env}/llm-providers/{provider}
+/// {api_key?, base_url?}`: a string sets, `null` clears, absent keeps.
+pub fn put(ctx: &Ctx) -> ApiResult<Reply> {
+    let provider = provider(ctx)?;
+    let env = environment(ctx)?;
+    let mut input = ctx.input()?;
+    let has_key = input.has("api_key");
+    let api_key = input.optional_string("api_key", 8, 500);
+    let has_url = input.has("base_url");
+    let base_url = input.optional_string("base_url", 8, 500);
+    input.check(
+        base_url
+            .as_deref()
+            .is_none_or(|u| u.is_empty() || u.starts_with("http://") || u.starts_with("https://")),
+        "base_url",
+        "`base_url` must be an http(s) URL",
+    );
+    input.check(
+        has_key || has_url,
+        "api_key",
+        "send `api_key` and/or `base_url`",
+    );
+    input.finish()?;
+    let mut body = json!({
+        "org_id": ctx.org().id,
+        "environment_id": env,
+        "provider": provider.as_str(),
+        "updated_by": ctx.principal()?.user_id().ok(),
+    });
+    if has_key {
+        body["api_key"] = api_key.map(Value::from).unwrap_or(Value::Null);
+    }
+    if has_url {
+        body["base_url"] = base_url.map(Value::from).unwrap_or(Value::Null);
+    }
+    let (status, view) = call_gateway(&body)?;
+    if status != 200 {
+        eprintln!("gateway refused a credential update: {status} {view}");
+        return Err(ApiError::new(
+            502,
+            "gateway_error",
+            "the credential could not be stored",
+        ));
+    }
+    Ok(Reply::ok(view))
+}
+
+/// `DELETE /orgs/{org}/environments/{env}/llm-providers/{provider}`.
+pub fn delete(ctx: &Ctx) -> ApiResult<Reply> {
+    let provider = provider(ctx)?;
+    let env = environment(ctx)?;
+    if ctx
+        .db
+        .transaction(|db| credentials::delete(db, &ctx.org().id, &env, provider.as_str()))?
+    {
+        Ok(Reply::no_content())
+    } else {
+        Err(ApiError::not_found("credential"))
+    }
+}
+
+/// PUTs `body` to the gateway; returns its status and JSON answer.
+fn call_gateway(body: &Value) -> ApiResult<(u16, Value)> {
+    let secret = synatra_internal::service_secret()
+        .ok_or_else(|| ApiError::internal("service_secret is not configured"))?;
+    let request = Request::builder()
+        .method(Method::Put)
+        .uri(GATEWAY)
+        .header("content-type", "application/json")
+        .header(synatra_internal::SECRET_HEADER, secret)
+        .body(body.to_string())
+        .build();
+    spin_sdk::http::run(async move {
+        let response: IncomingResponse = spin_sdk::http::send(request).await.map_err(|e| {
+            ApiError::new(502, "gateway_error", format!("gateway unreachable: {e}"))
+        })?;
+        let status = response.status();
+        let bytes = response.into_body().await.map_err(|e| {
+            ApiError::new(502, "gateway_error", format!("gateway answer cut: {e:?}"))
+        })?;
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
+    })
+}

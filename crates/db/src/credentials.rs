@@ -1,0 +1,116 @@
+//! `llm_credentials`: per org, environment and provider. Only the gateway
+//! writes sealed keys and reads them back; the API lists masked views.
+
+use serde_json::{json, Value};
+use spin_sdk::pg4::ParameterValue::{Binary, Boolean, DbNull};
+
+use crate::{opt_text, text, uuid, Db, DbResult, Row};
+
+/// A change to one credential; `None` keeps a field, `Some(None)` clears it.
+pub struct CredentialUpdate<'a> {
+    pub org_id: &'a str,
+    pub environment_id: &'a str,
+    pub provider: &'a str,
+    pub sealed_key: Option<Option<(Vec<u8>, String)>>,
+    pub base_url: Option<Option<&'a str>>,
+    pub updated_by: Option<&'a str>,
+}
+
+fn view(r: &Row) -> Value {
+    json!({
+        "provider": r.str("provider"),
+        "api_key": r.opt_str("api_key_hint"),
+        "has_api_key": r.bytes("api_key_sealed").is_some(),
+        "base_url": r.opt_str("base_url"),
+        "updated_at": r.time("updated_at"),
+    })
+}
+
+const VIEW: &str = "provider, api_key_hint, api_key_sealed, base_url, updated_at";
+
+/// Creates or updates a credential; returns its masked view.
+pub fn upsert(db: &Db, u: &CredentialUpdate) -> DbResult<Value> {
+    let (set_key, sealed, hint) = match &u.sealed_key {
+        None => (false, DbNull, DbNull),
+        Some(None) => (true, DbNull, DbNull),
+        Some(Some((bytes, hint))) => (true, Binary(bytes.clone()), text(hint)),
+    };
+    let (set_url, url) = match u.base_url {
+        None => (false, DbNull),
+        Some(v) => (true, opt_text(v)),
+    };
+    let r = db.query_one(
+        &format!(
+            "INSERT INTO llm_credentials (org_id, environment_id, provider, api_key_sealed, api_key_hint, base_url, updated_by)
+             VALUES ($1, $2, $3, $5, $6, $8, $9)
+             ON CONFLICT (org_id, environment_id, provider) DO UPDATE SET
+               api_key_sealed = CASE WHEN $4 THEN EXCLUDED.api_key_sealed ELSE llm_credentials.api_key_sealed END,
+               api_key_hint = CASE WHEN $4 THEN EXCLUDED.api_key_hint ELSE llm_credentials.api_key_hint END,
+               base_url = CASE WHEN $7 THEN EXCLUDED.base_url ELSE llm_credentials.base_url END,
+               updated_by = EXCLUDED.updated_by, updated_at = now()
+             RETURNING {VIEW}"
+        ),
+        &[
+            uuid(u.org_id),
+            uuid(u.environment_id),
+            text(u.provider),
+            Boolean(set_key),
+            sealed,
+            hint,
+            Boolean(set_url),
+            url,
+            u.updated_by.map(uuid).unwrap_or(DbNull),
+        ],
+    )?;
+    Ok(view(&r))
+}
+
+/// A stored credential: the sealed key and the base URL, each optional.
+pub struct Stored {
+    pub sealed_key: Option<Vec<u8>>,
+    pub base_url: Option<String>,
+}
+
+/// One credential, if configured.
+pub fn get(
+    db: &Db,
+    org_id: &str,
+    environment_id: &str,
+    provider: &str,
+) -> DbResult<Option<Stored>> {
+    Ok(db
+        .query_opt(
+            "SELECT api_key_sealed, base_url FROM llm_credentials
+             WHERE org_id = $1 AND environment_id = $2 AND provider = $3",
+            &[uuid(org_id), uuid(environment_id), text(provider)],
+        )?
+        .map(|r| Stored {
+            sealed_key: r.bytes("api_key_sealed"),
+            base_url: r.opt_str("base_url"),
+        }))
+}
+
+/// Masked views of an environment's credentials.
+pub fn list(db: &Db, org_id: &str, environment_id: &str) -> DbResult<Vec<Value>> {
+    Ok(db
+        .query(
+            &format!("SELECT {VIEW} FROM llm_credentials WHERE org_id = $1 AND environment_id = $2 ORDER BY provider"),
+            &[uuid(org_id), uuid(environment_id)],
+        )?
+        .iter()
+        .map(view)
+        .collect())
+}
+
+/// Removes a credential; false if there was none.
+pub fn delete(db: &Db, org_id: &str, environment_id: &str, provider: &str) -> DbResult<bool> {
+    Ok(db.execute(
+        "DELETE FROM llm_credentials WHERE org_id = $1 AND environment_id = $2 AND provider = $3",
+        &[uuid(org_id), uuid(environment_id), text(provider)],
+    )? == 1)
+}
+
+/// The sealing context of a credential: binds the ciphertext to its row.
+pub fn context(org_id: &str, environment_id: &str, provider: &str) -> String {
+    format!("llm:{org_id}:{environment_id}:{provider}")
+}

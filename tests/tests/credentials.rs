@@ -1,0 +1,192 @@
+//! Provider credentials: sealed with AES-256-GCM by the gateway, never
+//! returned or logged, bound to their row, used per environment, with the
+//! environment variable as fallback.
+
+use std::time::Duration;
+
+use serde_json::json;
+use synatra_tests::fake_llm::{Answer, FakeLlm};
+use synatra_tests::runs::{config_for_fakes, publish, start_on, wait_for, App};
+
+const PROD_KEY: &str = "sk-prod-secret-value-123";
+const STAGING_KEY: &str = "sk-staging-secret-value-456";
+const FALLBACK_KEY: &str = "sk-env-fallback-789";
+
+fn put(app: &App, env: &str, provider: &str, body: serde_json::Value) -> synatra_tests::Reply {
+    app.owner.client.send(
+        "PUT",
+        &format!(
+            "/api/v1/orgs/{}/environments/{env}/llm-providers/{provider}",
+            app.org
+        ),
+        Some(&body),
+    )
+}
+
+fn thread_in(app: &App, env: &str) -> String {
+    let r = app.owner.client.post(
+        &format!("/api/v1/orgs/{}/threads", app.org),
+        json!({ "agent": "keyed", "message": "hi", "environment": env }),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    r.body["thread"]["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn credentials_are_sealed_masked_never_logged_and_used_per_environment() {
+    let fake = FakeLlm::start(vec![Answer::Text("ok".into()); 4]);
+    let app = start_on(&config_for_fakes().env("OPENAI_API_KEY", FALLBACK_KEY));
+    for (env, key) in [("production", PROD_KEY), ("staging", STAGING_KEY)] {
+        let r = put(
+            &app,
+            env,
+            "openai",
+            json!({ "api_key": key, "base_url": fake.base_url() }),
+        );
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert!(
+            !r.body.to_string().contains(key),
+            "the key is never returned"
+        );
+        assert_eq!(r.body["has_api_key"], true);
+        assert_eq!(r.body["api_key"], format!("sk-…{}", &key[key.len() - 4..]));
+    }
+    let listed = app.owner.client.get(&format!(
+        "/api/v1/orgs/{}/environments/production/llm-providers",
+        app.org
+    ));
+    assert_eq!(listed.body["providers"][0]["base_url"], fake.base_url());
+    assert!(!listed.body.to_string().contains(PROD_KEY));
+    let stored = synatra_tests::psql(
+        &app.host.database_url,
+        "SELECT encode(api_key_sealed, 'hex') FROM llm_credentials",
+    );
+    let prod_hex: String = PROD_KEY.bytes().map(|b| format!("{b:02x}")).collect();
+    assert!(!stored.contains(&prod_hex), "stored sealed, not in clear");
+
+    // The agent names no base_url: the environment's credential supplies it.
+    publish(
+        &app,
+        "keyed",
+        &json!({ "model": { "provider": "openai", "model": "m" } }),
+    );
+    for env in ["production", "staging"] {
+        let id = thread_in(&app, env);
+        let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+        assert_eq!(t["status"], "completed", "{t:#}");
+    }
+    let auth: Vec<String> = fake
+        .received()
+        .iter()
+        .map(|r| r.authorization.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        auth,
+        vec![
+            format!("Bearer {PROD_KEY}"),
+            format!("Bearer {STAGING_KEY}")
+        ]
+    );
+
+    // Without a stored key, the environment variable is the fallback.
+    let cleared = put(&app, "production", "openai", json!({ "api_key": null }));
+    assert_eq!(cleared.body["has_api_key"], false);
+    let id = thread_in(&app, "production");
+    wait_for(&app, &id, &["completed"], Duration::from_secs(30));
+    assert_eq!(
+        fake.received()[2].authorization.as_deref(),
+        Some(&*format!("Bearer {FALLBACK_KEY}"))
+    );
+
+    let log = app.host.log();
+    for key in [PROD_KEY, STAGING_KEY, FALLBACK_KEY] {
+        assert!(!log.contains(key), "a key appeared in the host log");
+    }
+}
+
+#[test]
+fn a_sealed_key_moved_to_another_row_does_not_open() {
+    let fake = FakeLlm::start(vec![Answer::Text("never".into())]);
+    let app = start_on(&config_for_fakes());
+    assert_eq!(
+        put(&app, "production", "openai", json!({ "api_key": PROD_KEY })).status,
+        200
+    );
+    assert_eq!(
+        put(
+            &app,
+            "staging",
+            "openai",
+            json!({ "api_key": STAGING_KEY, "base_url": fake.base_url() })
+        )
+        .status,
+        200
+    );
+    synatra_tests::psql(
+        &app.host.database_url,
+        "UPDATE llm_credentials s SET api_key_sealed = p.api_key_sealed
+         FROM llm_credentials p JOIN environments e ON e.id = p.environment_id AND e.slug = 'production'
+         WHERE s.environment_id <> p.environment_id",
+    );
+    publish(
+        &app,
+        "keyed",
+        &json!({ "model": { "provider": "openai", "model": "m" } }),
+    );
+    let id = thread_in(&app, "staging");
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "failed");
+    assert!(
+        t["runs"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be used"),
+        "{t:#}"
+    );
+    assert_eq!(
+        fake.calls(),
+        0,
+        "nothing was sent with a key that did not open"
+    );
+}
+
+#[test]
+fn credential_input_is_validated() {
+    let app = start_on(&config_for_fakes());
+    assert_eq!(
+        put(
+            &app,
+            "production",
+            "martian",
+            json!({ "api_key": "sk-1234567890" })
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        put(
+            &app,
+            "moon",
+            "openai",
+            json!({ "api_key": "sk-1234567890" })
+        )
+        .status,
+        404
+    );
+    let r = put(
+        &app,
+        "production",
+        "openai",
+        json!({ "base_url": "ftp://x.example" }),
+    );
+    assert_eq!(r.body["error"]["details"]["fields"][0]["field"], "base_url");
+    let r = put(&app, "production", "openai", json!({}));
+    assert_eq!(r.status, 400);
+    let r = put(&app, "production", "openai", json!({ "api_key": "short" }));
+    assert_eq!(r.body["error"]["details"]["fields"][0]["field"], "api_key");
+    let del = app.owner.client.delete(&format!(
+        "/api/v1/orgs/{}/environments/production/llm-providers/openai",
+        app.org
+    ));
+    assert_eq!(del.status, 404);
+}
