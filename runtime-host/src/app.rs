@@ -19,7 +19,7 @@ use crate::allowed_hosts::AllowedHosts;
 use crate::engine::{self, ComponentCache, EngineSettings};
 use crate::factors::postgres::PgPools;
 use crate::factors::variables::AppVariables;
-use crate::instance::{InstanceState, MemoryLimitExceeded, TimeLimitExceeded};
+use crate::instance::{Cancelled, InstanceState, MemoryLimitExceeded, TimeLimitExceeded};
 use crate::manifest::{ComponentLimits, Manifest, RouteDecl};
 use crate::metrics::Metrics;
 use crate::router::Router;
@@ -71,6 +71,8 @@ pub enum DispatchError {
     Trap { component: String, message: String },
     #[error("no component named `{0}`")]
     NoSuchComponent(String),
+    #[error("the request to component `{0}` was cancelled")]
+    Cancelled(String),
 }
 
 impl DispatchError {
@@ -81,6 +83,7 @@ impl DispatchError {
             Self::Memory(_) => "memory",
             Self::Trap { .. } => "trap",
             Self::NoSuchComponent(_) => "not_found",
+            Self::Cancelled(_) => "cancelled",
         }
     }
 }
@@ -191,6 +194,23 @@ impl App {
         B: Body<Data = bytes::Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
+        self.dispatch_cancellable(component, request, depth, None)
+            .await
+    }
+
+    /// Like [`App::dispatch`]; when `cancel` turns true the instance is
+    /// dropped at once, whether it is computing or awaiting a host call.
+    pub async fn dispatch_cancellable<B>(
+        self: &Arc<Self>,
+        component: &str,
+        request: http::Request<B>,
+        depth: u32,
+        cancel: Option<tokio::sync::watch::Receiver<bool>>,
+    ) -> Result<http::Response<HyperOutgoingBody>, DispatchError>
+    where
+        B: Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
         let runtime = self
             .components
             .get(component)
@@ -227,9 +247,24 @@ impl App {
                     .await
             };
             // Host calls (database, network) are bounded by the same budget.
-            match tokio::time::timeout(timeout + std::time::Duration::from_secs(1), work).await {
-                Ok(result) => result,
-                Err(_) => Err(TimeLimitExceeded.into()),
+            let bounded = async {
+                match tokio::time::timeout(timeout + std::time::Duration::from_secs(1), work).await
+                {
+                    Ok(result) => result,
+                    Err(_) => Err(TimeLimitExceeded.into()),
+                }
+            };
+            let cancelled = async {
+                if let Some(mut c) = cancel {
+                    if c.wait_for(|v| *v).await.is_ok() {
+                        return;
+                    }
+                }
+                std::future::pending::<()>().await
+            };
+            tokio::select! {
+                result = bounded => result,
+                () = cancelled => Err(Cancelled.into()),
             }
         });
 
@@ -262,6 +297,9 @@ fn classify(component: &str, error: wasmtime::Error) -> DispatchError {
     }
     if error.downcast_ref::<MemoryLimitExceeded>().is_some() {
         return DispatchError::Memory(component.to_string());
+    }
+    if error.downcast_ref::<Cancelled>().is_some() {
+        return DispatchError::Cancelled(component.to_string());
     }
     DispatchError::Trap {
         component: component.to_string(),

@@ -5,7 +5,8 @@
 //! database: a run is leased to one worker at a time, and the step table's
 //! primary key plus the lease fence make a second recording impossible.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,12 +15,17 @@ use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::{watch, Notify};
 
-use crate::app::App;
+use crate::app::{App, DispatchError};
 
 /// The component that advances runs.
 pub const AGENT_STEP: &str = "agent-step";
 /// Channel the API and the agent step notify when a run becomes ready.
 const RUNS_CHANNEL: &str = "synatra_runs";
+/// Channel the API notifies (payload: run id) to interrupt a running step.
+const CANCEL_CHANNEL: &str = "synatra_cancel";
+
+/// Runs being advanced on this host, with the switch that interrupts them.
+type InFlight = Arc<Mutex<HashMap<String, watch::Sender<bool>>>>;
 /// Failed advances (traps, timeouts) before a run is failed for good.
 const MAX_CRASHES: i32 = 5;
 
@@ -51,7 +57,13 @@ pub async fn run(
     };
     let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
     let wake = Arc::new(Notify::new());
-    tokio::spawn(listen(db.clone(), wake.clone(), shutdown.clone()));
+    let in_flight: InFlight = Arc::default();
+    tokio::spawn(listen(
+        db.clone(),
+        wake.clone(),
+        in_flight.clone(),
+        shutdown.clone(),
+    ));
     tracing::info!(
         workers = config.workers,
         lease_secs = config.lease_secs,
@@ -62,6 +74,7 @@ pub async fn run(
             let worker = Worker {
                 app: app.clone(),
                 db: db.clone(),
+                in_flight: in_flight.clone(),
                 owner: format!("{owner}-{i}"),
                 secret: secret.clone(),
                 config,
@@ -74,8 +87,14 @@ pub async fn run(
     }
 }
 
-/// Turns `NOTIFY synatra_runs` into wake-ups; reconnects on failure.
-async fn listen(db: PgPool, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+/// Turns `NOTIFY synatra_runs` into wake-ups and `NOTIFY synatra_cancel`
+/// into interruptions of runs in flight here; reconnects on failure.
+async fn listen(
+    db: PgPool,
+    wake: Arc<Notify>,
+    in_flight: InFlight,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let mut listener = match PgListener::connect_with(&db).await {
             Ok(l) => l,
@@ -85,13 +104,19 @@ async fn listen(db: PgPool, wake: Arc<Notify>, mut shutdown: watch::Receiver<boo
                 continue;
             }
         };
-        if let Err(e) = listener.listen(RUNS_CHANNEL).await {
+        if let Err(e) = listener.listen_all([RUNS_CHANNEL, CANCEL_CHANNEL]).await {
             tracing::warn!(error = %e, "LISTEN failed");
             continue;
         }
         loop {
             tokio::select! {
                 n = listener.recv() => match n {
+                    Ok(n) if n.channel() == CANCEL_CHANNEL => {
+                        if let Some(switch) = in_flight.lock().expect("in-flight map").get(n.payload()) {
+                            tracing::info!(run = n.payload(), "interrupting the running step");
+                            let _ = switch.send(true);
+                        }
+                    }
                     Ok(_) => wake.notify_waiters(),
                     Err(e) => {
                         tracing::warn!(error = %e, "notification stream broke; reconnecting");
@@ -107,6 +132,7 @@ async fn listen(db: PgPool, wake: Arc<Notify>, mut shutdown: watch::Receiver<boo
 struct Worker {
     app: Arc<App>,
     db: PgPool,
+    in_flight: InFlight,
     owner: String,
     secret: String,
     config: DispatcherConfig,
@@ -163,7 +189,24 @@ impl Worker {
             .header("x-synatra-service-secret", &self.secret)
             .body(Full::new(Bytes::from(body.to_string())))
             .expect("valid request");
-        let result = match self.app.dispatch(AGENT_STEP, request, 0).await {
+        let (switch, cancel) = watch::channel(false);
+        self.in_flight
+            .lock()
+            .expect("in-flight map")
+            .insert(run_id.to_string(), switch);
+        let dispatched = self
+            .app
+            .dispatch_cancellable(AGENT_STEP, request, 0, Some(cancel))
+            .await;
+        self.in_flight.lock().expect("in-flight map").remove(run_id);
+        if let Err(DispatchError::Cancelled(_)) = dispatched {
+            self.app.metrics.run_advance("interrupted");
+            if let Err(e) = self.finish_cancelled(run_id, lease).await {
+                tracing::warn!(run = run_id, error = %e, "could not record the cancellation");
+            }
+            return;
+        }
+        let result = match dispatched {
             Ok(response) => {
                 let status = response.status();
                 let body = response.into_body().collect().await.map(|b| b.to_bytes());
@@ -195,6 +238,43 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Records a run whose step was interrupted by cancellation.
+    async fn finish_cancelled(&self, run_id: &str, lease: &str) -> sqlx::Result<()> {
+        let mut tx = self.db.begin().await?;
+        let thread: Option<(String,)> = sqlx::query_as(
+            "UPDATE runs SET status = 'cancelled', finished_at = now(), updated_at = now(),
+                    lease_owner = NULL, lease_expires_at = NULL
+             WHERE id = $1::uuid AND lease_owner = $2 AND status = 'ready'
+             RETURNING thread_id::text",
+        )
+        .bind(run_id)
+        .bind(lease)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((thread_id,)) = thread {
+            sqlx::query(
+                "UPDATE threads SET status = 'cancelled', updated_at = now() WHERE id = $1::uuid
+                 AND NOT EXISTS (SELECT 1 FROM runs WHERE thread_id = $1::uuid AND status IN ('ready', 'waiting'))",
+            )
+            .bind(&thread_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO run_events (thread_id, run_id, kind, data) VALUES ($1::uuid, $2::uuid, 'run', $3)",
+            )
+            .bind(&thread_id)
+            .bind(run_id)
+            .bind(sqlx::types::Json(serde_json::json!({ "run_id": run_id, "status": "cancelled" })))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("SELECT pg_notify('synatra_events', $1)")
+                .bind(&thread_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
     }
 
     /// Releases the lease after a failed advance, with backoff; fails the

@@ -84,6 +84,11 @@ pub struct MemoryLimitExceeded {
 #[error("component exceeded its time limit")]
 pub struct TimeLimitExceeded;
 
+/// The caller cancelled the request (e.g. a run's cancellation).
+#[derive(Debug, thiserror::Error)]
+#[error("the request was cancelled")]
+pub struct Cancelled;
+
 /// Caps each instance's linear memory; growing past the cap traps with
 /// [`MemoryLimitExceeded`].
 pub struct MemoryLimiter {

@@ -53,6 +53,11 @@ pub fn dispatch_error_response(error: &DispatchError) -> Response<Full<Bytes>> {
             "component_failed",
             "the component failed while handling the request",
         ),
+        DispatchError::Cancelled(_) => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "component_cancelled",
+            "the request was cancelled",
+        ),
         DispatchError::NoSuchComponent(_) => json_error(
             StatusCode::NOT_FOUND,
             "route_not_found",

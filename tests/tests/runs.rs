@@ -212,7 +212,7 @@ fn runs_stay_pinned_to_their_release_and_playground_uses_the_working_copy() {
 }
 
 #[test]
-fn cancelling_stops_the_run_at_the_next_step_boundary() {
+fn cancelling_a_run_stops_it_and_the_thread_can_continue() {
     let fake = FakeLlm::start(vec![Answer::Delayed(
         Duration::from_millis(1500),
         Box::new(Answer::ToolCall {
@@ -518,4 +518,37 @@ fn events_stream_over_sse_and_resume_from_an_event_id() {
     assert!(!resumed.iter().any(|(_, e, _)| e == "token"));
     let bad = app.owner.client.get(&format!("{path}?after=yesterday"));
     assert_eq!(bad.status, 400);
+}
+
+#[test]
+fn cancelling_interrupts_a_model_call_in_progress() {
+    // The model would answer after 60 s; the test waits at most 15 s.
+    let fake = FakeLlm::start(vec![Answer::Delayed(
+        Duration::from_secs(60),
+        Box::new(Answer::Text("too late".into())),
+    )]);
+    let app = start();
+    publish(&app, "stuck", &agent_config(&fake, "m", json!({})));
+    let id = start_thread(&app, "stuck", "think hard", "normal");
+    while fake.calls() == 0 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let r = app.owner.client.post(
+        &format!("/api/v1/orgs/{}/threads/{id}/cancel", app.org),
+        json!({}),
+    );
+    assert_eq!(r.status, 202);
+    let t = wait_for(
+        &app,
+        &id,
+        &["cancelled", "completed", "failed"],
+        Duration::from_secs(15),
+    );
+    assert_eq!(t["status"], "cancelled", "{t:#}");
+    assert_eq!(
+        t["runs"][0]["steps"], 0,
+        "the interrupted call recorded nothing"
+    );
+    assert_eq!(kinds(&t), vec!["user"]);
+    assert!(app.host.log().contains("interrupting the running step"));
 }

@@ -11,6 +11,8 @@ use crate::{jsonb, opt_text, text, uuid, Db, DbError, DbResult, Row};
 pub const RUNS_CHANNEL: &str = "synatra_runs";
 /// Notification channel for new run events (SSE).
 pub const EVENTS_CHANNEL: &str = "synatra_events";
+/// Notification channel (payload: run id) that interrupts a running step.
+pub const CANCEL_CHANNEL: &str = "synatra_cancel";
 
 fn opt_uuid(s: Option<&str>) -> ParameterValue {
     s.map(uuid).unwrap_or(DbNull)
@@ -146,6 +148,12 @@ pub fn request_cancel(db: &Db, thread_id: &str) -> DbResult<u64> {
         "UPDATE runs SET cancel_requested = true, updated_at = now()
          WHERE thread_id = $1 AND status IN ('ready', 'waiting')",
         &[uuid(thread_id)],
+    )?;
+    // A run some host is executing is interrupted mid-step by that host.
+    db.execute(
+        "SELECT pg_notify($2, id::text) FROM runs
+         WHERE thread_id = $1 AND status IN ('ready', 'waiting') AND lease_expires_at >= now()",
+        &[uuid(thread_id), text(CANCEL_CHANNEL)],
     )?;
     let stopped = db.query(
         "UPDATE runs SET status = 'cancelled', finished_at = now(), updated_at = now()
