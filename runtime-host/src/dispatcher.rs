@@ -158,17 +158,20 @@ impl Worker {
         }
     }
 
-    /// Leases the oldest ready, due, unleased (or lease-expired) run.
+    /// Leases the oldest run that is ready (unleased or lease-expired) or whose
+    /// durable timer is due.
     async fn claim(&self) -> sqlx::Result<Option<(String, String)>> {
         let lease = format!("{}:{}", self.owner, uuid::Uuid::new_v4());
         let row: Option<(String,)> = sqlx::query_as(
-            "UPDATE runs SET lease_owner = $1, lease_expires_at = now() + $2 * interval '1 second',
+            "UPDATE runs SET status = 'ready', lease_owner = $1,
+                    lease_expires_at = now() + $2 * interval '1 second',
                     attempts = attempts + 1, wake_at = NULL, updated_at = now()
              WHERE id = (
                  SELECT id FROM runs
-                 WHERE status = 'ready'
-                   AND (wake_at IS NULL OR wake_at <= now())
-                   AND (lease_expires_at IS NULL OR lease_expires_at < now())
+                 WHERE (status = 'ready'
+                        AND (wake_at IS NULL OR wake_at <= now())
+                        AND (lease_expires_at IS NULL OR lease_expires_at < now()))
+                    OR (status = 'waiting' AND wake_at <= now())
                  ORDER BY created_at
                  FOR UPDATE SKIP LOCKED
                  LIMIT 1)

@@ -225,3 +225,61 @@ fn two_hosts_on_one_database_never_run_a_step_twice() {
         advanced(&second)
     );
 }
+
+#[test]
+fn a_durable_timer_survives_a_kill9_and_fires_on_time() {
+    let fake = FakeLlm::start(vec![
+        Answer::ToolCall {
+            name: "wait".into(),
+            arguments: json!({ "seconds": 2 }),
+        },
+        Answer::Text("Rested.".into()),
+    ]);
+    let config = config_for_fakes().env("SYNATRA_RUN_LEASE_SECS", "1");
+    let mut app = start_on(&config);
+    let agent = json!({
+        "model": { "provider": "openai", "model": "m", "base_url": fake.base_url() },
+        "tools": ["wait"],
+    });
+    publish(&app, "sleeper", &agent);
+    let id = start_thread(&app, "sleeper", "rest a bit", "normal");
+    let db = app.host.database_url.clone();
+    // Kill the host while the run sleeps on its timer.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while psql(
+        &db,
+        &format!("SELECT count(*) FROM runs WHERE thread_id = '{id}' AND status = 'waiting'"),
+    ) != "1"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never started waiting"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    app.crash_and_restart(&config);
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "completed", "{t:#}");
+    assert_eq!(
+        kinds(&t),
+        vec!["user", "tool_call", "tool_result", "assistant"]
+    );
+    let until: f64 = psql(
+        &db,
+        &format!("SELECT s.output->>'until_ms' FROM run_steps s JOIN runs r ON r.id = s.run_id WHERE r.thread_id = '{id}' AND s.kind = 'wait'"),
+    )
+    .parse()
+    .unwrap();
+    let resumed = fake.received()[1]
+        .wall
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1000.0;
+    assert!(
+        resumed >= until,
+        "the run resumed before its timer: {resumed} < {until}"
+    );
+    assert_eq!(fake.calls(), 2);
+    assert_eq!(step_summary(&db, &id), (4, 4, 3));
+}

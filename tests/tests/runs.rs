@@ -552,3 +552,50 @@ fn cancelling_interrupts_a_model_call_in_progress() {
     assert_eq!(kinds(&t), vec!["user"]);
     assert!(app.host.log().contains("interrupting the running step"));
 }
+
+#[test]
+fn max_active_time_fails_a_busy_run_but_excludes_waiting() {
+    let slow = |a: Answer| Answer::Delayed(Duration::from_millis(700), Box::new(a));
+    let fake = FakeLlm::start(vec![
+        slow(Answer::ToolCall {
+            name: "add_numbers".into(),
+            arguments: json!({ "numbers": [1] }),
+        }),
+        slow(Answer::Text("late".into())),
+        Answer::ToolCall {
+            name: "wait".into(),
+            arguments: json!({ "seconds": 1.5 }),
+        },
+        Answer::Text("rested".into()),
+    ]);
+    let app = start();
+    let config = json!({
+        "model": { "provider": "openai", "model": "m", "base_url": fake.base_url() },
+        "tools": ["add_numbers", "wait"],
+        "limits": { "max_active_time": 1 },
+    });
+    publish(&app, "timed", &config);
+    let busy = start_thread(&app, "timed", "work", "normal");
+    let t = wait_for(
+        &app,
+        &busy,
+        &["completed", "failed"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(t["status"], "failed", "{t:#}");
+    assert!(t["runs"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("max_active_time"));
+
+    // 1.5 s asleep on a timer does not count against the 1 s budget.
+    let idle = start_thread(&app, "timed", "rest", "normal");
+    let t = wait_for(
+        &app,
+        &idle,
+        &["completed", "failed"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(t["status"], "completed", "{t:#}");
+    assert!(t["runs"][0]["active_ms"].as_i64().unwrap() < 1000);
+}

@@ -11,7 +11,8 @@ use synatra_db::runs::{self, RunState, LEASE_LOST};
 use synatra_db::{Db, DbError};
 use synatra_llm::{LlmError, Message};
 use synatra_runs::{
-    builtin_tools, conversation, idempotency_key, next_action, run_builtin, Action, Step,
+    builtin_tools, conversation, idempotency_key, next_action, run_builtin, wait_millis, Action,
+    Step, WAIT_TOOL,
 };
 
 use crate::provider;
@@ -33,6 +34,8 @@ pub enum Outcome {
     HandedBack,
     /// A retryable model error; the run sleeps on a durable timer.
     Retrying,
+    /// The run sleeps on a durable timer (the `wait` tool).
+    Sleeping,
     /// The caller's lease was gone (expired or taken): nothing was recorded.
     NotLeased,
 }
@@ -46,6 +49,7 @@ impl Outcome {
             Outcome::Cancelled => "cancelled",
             Outcome::HandedBack => "handed_back",
             Outcome::Retrying => "retrying",
+            Outcome::Sleeping => "sleeping",
             Outcome::NotLeased => "not_leased",
         }
     }
@@ -225,6 +229,51 @@ pub async fn advance(
                     }
                 }
             }
+            Action::Wake { call, until_ms } => {
+                let now = now_ms();
+                if now < until_ms {
+                    runs::sleep_until(db, run_id, lease, until_ms - now)?;
+                    return Ok(Outcome::Sleeping);
+                }
+                let output = json!({ "waited_until_ms": until_ms });
+                let step = Step::Tool {
+                    call_id: call.id.clone(),
+                    name: call.name.clone(),
+                    output,
+                    is_error: false,
+                };
+                (
+                    step,
+                    json!({ "call": call, "idempotency_key": idempotency_key(run_id, seq) }),
+                )
+            }
+            Action::CallTool(call)
+                if call.name == WAIT_TOOL && tools.iter().any(|t| t.name == WAIT_TOOL) =>
+            {
+                let input =
+                    json!({ "call": call, "idempotency_key": idempotency_key(run_id, seq) });
+                match wait_millis(&call.arguments) {
+                    Ok(ms) => (
+                        Step::Wait {
+                            call_id: call.id.clone(),
+                            until_ms: now_ms() + ms,
+                        },
+                        input,
+                    ),
+                    Err(e) => {
+                        let output = json!({ "error": e });
+                        (
+                            Step::Tool {
+                                call_id: call.id.clone(),
+                                name: call.name.clone(),
+                                output,
+                                is_error: true,
+                            },
+                            input,
+                        )
+                    }
+                }
+            }
             Action::CallTool(call) => {
                 let (output, is_error) = match run_builtin(&call.name, &call.arguments) {
                     Ok(v) => (v, false),
@@ -298,6 +347,10 @@ fn record_messages(db: &Db, thread_id: &str, run_id: &str, step: &Step) -> Resul
                 )?;
             }
         }
+        Step::Wait { call_id, until_ms } => {
+            let data = json!({ "call_id": call_id, "until_ms": until_ms });
+            runs::add_event(db, thread_id, Some(run_id), "timer", &data)?;
+        }
         Step::Tool {
             call_id,
             name,
@@ -317,6 +370,14 @@ fn record_messages(db: &Db, thread_id: &str, run_id: &str, step: &Step) -> Resul
         }
     }
     Ok(())
+}
+
+/// Wall-clock time in Unix milliseconds.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Streamed text as an ephemeral event; the recorded message is the record.

@@ -207,10 +207,10 @@ impl AgentConfig {
                 "must be 1 to 64",
             ));
         }
-        if !(10..=86_400).contains(&l.max_active_time) {
+        if !(1..=86_400).contains(&l.max_active_time) {
             out.push(err(
                 "config.limits.max_active_time",
-                "must be 10 to 86400 seconds",
+                "must be 1 to 86400 seconds",
             ));
         }
         out

@@ -489,3 +489,15 @@ pub fn events_after(
 pub fn thread_settled(db: &Db, thread_id: &str) -> DbResult<bool> {
     Ok(!has_unfinished_run(db, thread_id)?)
 }
+
+/// Puts the run to sleep on a durable timer for `delay_ms`, releasing the
+/// lease; any host's dispatcher wakes it when due.
+pub fn sleep_until(db: &Db, run_id: &str, lease: &str, delay_ms: i64) -> DbResult<()> {
+    db.execute(
+        "UPDATE runs SET status = 'waiting', wake_at = now() + $3::bigint * interval '1 millisecond',
+                lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+         WHERE id = $1 AND lease_owner = $2",
+        &[uuid(run_id), text(lease), Int64(delay_ms)],
+    )?;
+    Ok(())
+}

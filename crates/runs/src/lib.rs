@@ -31,6 +31,10 @@ pub enum Step {
         output: Value,
         is_error: bool,
     },
+    /// A durable timer started by the `wait` tool call `call_id`: the run
+    /// sleeps (without a process) until `until_ms` (Unix ms), then the call
+    /// completes with a `Tool` step.
+    Wait { call_id: String, until_ms: i64 },
 }
 
 impl Step {
@@ -39,6 +43,7 @@ impl Step {
         match self {
             Step::Llm { .. } => "llm",
             Step::Tool { .. } => "tool",
+            Step::Wait { .. } => "wait",
         }
     }
 }
@@ -50,6 +55,8 @@ pub enum Action {
     CallModel { iteration: u32 },
     /// Execute one tool call the model asked for.
     CallTool(ToolCall),
+    /// A durable timer is running for this call: sleep until `until_ms`, then complete it.
+    Wake { call: ToolCall, until_ms: i64 },
     /// The model answered without tool calls: the run is done.
     Complete { text: String },
     /// A limit was reached.
@@ -82,8 +89,20 @@ pub fn next_action(limits: &Limits, steps: &[Step]) -> Action {
             ),
         };
     }
-    let done = steps[last_llm + 1..].len();
+    let after = &steps[last_llm + 1..];
+    let done = after
+        .iter()
+        .filter(|s| matches!(s, Step::Tool { .. }))
+        .count();
     if let Some(call) = completion.tool_calls.get(done) {
+        if let Some(Step::Wait { call_id, until_ms }) = after.last() {
+            if *call_id == call.id {
+                return Action::Wake {
+                    call: call.clone(),
+                    until_ms: *until_ms,
+                };
+            }
+        }
         return Action::CallTool(call.clone());
     }
     if iterations >= limits.max_iterations {
@@ -121,6 +140,8 @@ pub fn conversation(system_prompt: &str, history: &[Message], steps: &[Step]) ->
                 name: name.clone(),
                 content: output.to_string(),
             },
+            // The model sees the finished call (the Tool step), not the timer.
+            Step::Wait { .. } => continue,
         });
     }
     out
@@ -131,21 +152,48 @@ pub fn idempotency_key(run_id: &str, seq: usize) -> String {
     format!("{run_id}:{seq}")
 }
 
+/// The built-in tool that starts a durable timer.
+pub const WAIT_TOOL: &str = "wait";
+
+/// Longest `wait` (one year), in seconds.
+pub const MAX_WAIT_SECONDS: f64 = 31_536_000.0;
+
 /// Built-in tools available to agents that list them in `tools` (until user
-/// tools exist): `add_numbers`.
+/// tools exist): `add_numbers`, and `wait` (a durable timer).
 pub fn builtin_tools(enabled: &[String]) -> Vec<ToolSpec> {
-    let all = [ToolSpec {
-        name: "add_numbers".into(),
-        description: "Adds a list of numbers and returns their sum.".into(),
-        parameters: json!({
-            "type": "object",
-            "properties": { "numbers": { "type": "array", "items": { "type": "number" } } },
-            "required": ["numbers"],
-        }),
-    }];
+    let all = [
+        ToolSpec {
+            name: "add_numbers".into(),
+            description: "Adds a list of numbers and returns their sum.".into(),
+            parameters: json!({
+                "type": "object",
+                "properties": { "numbers": { "type": "array", "items": { "type": "number" } } },
+                "required": ["numbers"],
+            }),
+        },
+        ToolSpec {
+            name: WAIT_TOOL.into(),
+            description: "Pauses the run for a number of seconds (survives restarts).".into(),
+            parameters: json!({
+                "type": "object",
+                "properties": { "seconds": { "type": "number", "minimum": 0, "maximum": MAX_WAIT_SECONDS } },
+                "required": ["seconds"],
+            }),
+        },
+    ];
     all.into_iter()
         .filter(|t| enabled.contains(&t.name))
         .collect()
+}
+
+/// The validated duration of a `wait` call, in milliseconds.
+pub fn wait_millis(arguments: &Value) -> Result<i64, String> {
+    match arguments["seconds"].as_f64() {
+        Some(s) if (0.0..=MAX_WAIT_SECONDS).contains(&s) => Ok((s * 1000.0) as i64),
+        _ => Err(format!(
+            "`seconds` must be a number from 0 to {MAX_WAIT_SECONDS}"
+        )),
+    }
 }
 
 /// Runs a built-in tool; `Err` is a tool error the model sees.
@@ -243,6 +291,36 @@ mod tests {
     }
 
     #[test]
+    fn a_wait_step_resumes_as_a_wake_until_its_tool_step_is_recorded() {
+        let limits = Limits::default();
+        let mut steps = vec![llm("", &[("a", "wait")])];
+        assert!(matches!(next_action(&limits, &steps), Action::CallTool(c) if c.name == "wait"));
+        steps.push(Step::Wait {
+            call_id: "a".into(),
+            until_ms: 1_000,
+        });
+        assert!(matches!(
+            next_action(&limits, &steps),
+            Action::Wake {
+                until_ms: 1_000,
+                ..
+            }
+        ));
+        steps.push(tool("a"));
+        assert_eq!(
+            next_action(&limits, &steps),
+            Action::CallModel { iteration: 1 }
+        );
+        assert_eq!(
+            conversation("", &[], &steps).len(),
+            2,
+            "the timer itself is not shown to the model"
+        );
+        assert_eq!(wait_millis(&json!({ "seconds": 1.5 })), Ok(1500));
+        assert!(wait_millis(&json!({ "seconds": -1 })).is_err());
+    }
+
+    #[test]
     fn conversation_replays_recorded_outputs() {
         let history = vec![Message::User {
             text: "2+3?".into(),
@@ -265,6 +343,10 @@ mod tests {
             .unwrap_err()
             .contains("no tool"));
         assert_eq!(builtin_tools(&["add_numbers".into()]).len(), 1);
+        assert_eq!(
+            builtin_tools(&["add_numbers".into(), "wait".into()]).len(),
+            2
+        );
         assert!(builtin_tools(&[]).is_empty());
     }
 }
