@@ -599,3 +599,81 @@ fn max_active_time_fails_a_busy_run_but_excludes_waiting() {
     assert_eq!(t["status"], "completed", "{t:#}");
     assert!(t["runs"][0]["active_ms"].as_i64().unwrap() < 1000);
 }
+
+#[test]
+fn a_subagent_answers_a_delegated_call_as_its_own_durable_run() {
+    let fake = FakeLlm::start(vec![
+        // Parent: delegate.
+        Answer::ToolCall {
+            name: "delegate_to_math_helper".into(),
+            arguments: json!({ "message": "Add 2 and 3." }),
+        },
+        // Child: use its tool, then answer (slowly, so the parent is seen waiting).
+        Answer::Delayed(
+            Duration::from_millis(800),
+            Box::new(Answer::ToolCall {
+                name: "add_numbers".into(),
+                arguments: json!({ "numbers": [2, 3] }),
+            }),
+        ),
+        Answer::Text("It is 5.".into()),
+        // Parent: final answer.
+        Answer::Text("My helper says 5.".into()),
+    ]);
+    let app = start();
+    publish(
+        &app,
+        "math-helper",
+        &agent_config(&fake, "helper-model", json!({})),
+    );
+    let boss = json!({
+        "model": { "provider": "openai", "model": "boss-model", "base_url": fake.base_url() },
+        "subagents": ["math-helper"],
+    });
+    publish(&app, "boss", &boss);
+    let id = start_thread(&app, "boss", "What is 2 + 3? Ask your helper.", "normal");
+    wait_for(&app, &id, &["waiting_subagent"], Duration::from_secs(20));
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "completed", "{t:#}");
+    assert_eq!(
+        kinds(&t),
+        vec!["user", "tool_call", "tool_result", "assistant"]
+    );
+    assert_eq!(
+        t["messages"][2]["content"]["result"],
+        json!({ "answer": "It is 5." })
+    );
+    assert_eq!(t["messages"][3]["content"]["text"], "My helper says 5.");
+
+    let r = fake.received();
+    let models: Vec<String> = r
+        .iter()
+        .map(|x| x.body["model"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        models,
+        vec!["boss-model", "helper-model", "helper-model", "boss-model"]
+    );
+    assert_eq!(
+        r[0].body["tools"][0]["function"]["name"],
+        "delegate_to_math_helper"
+    );
+    assert_eq!(
+        r[1].body["messages"][1],
+        json!({ "role": "user", "content": "Add 2 and 3." })
+    );
+
+    // The child is its own thread and run, linked to the parent run.
+    let threads = app.owner.client.get(&format!(
+        "/api/v1/orgs/{}/threads?agent=math-helper",
+        app.org
+    ));
+    let child_id = threads.body["threads"][0]["id"].as_str().unwrap();
+    let child = synatra_tests::runs::thread(&app, child_id);
+    assert_eq!(child["status"], "completed");
+    assert_eq!(child["runs"][0]["parent_run_id"], t["runs"][0]["id"]);
+    assert_eq!(
+        kinds(&child),
+        vec!["user", "tool_call", "tool_result", "assistant"]
+    );
+}

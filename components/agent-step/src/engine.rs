@@ -11,8 +11,8 @@ use synatra_db::runs::{self, RunState, LEASE_LOST};
 use synatra_db::{Db, DbError};
 use synatra_llm::{LlmError, Message};
 use synatra_runs::{
-    builtin_tools, conversation, idempotency_key, next_action, run_builtin, wait_millis, Action,
-    Step, WAIT_TOOL,
+    builtin_tools, conversation, delegate_tool, idempotency_key, next_action, run_builtin,
+    wait_millis, Action, Step, DELEGATE_PREFIX, WAIT_TOOL,
 };
 
 use crate::provider;
@@ -36,6 +36,8 @@ pub enum Outcome {
     Retrying,
     /// The run sleeps on a durable timer (the `wait` tool).
     Sleeping,
+    /// The run waits for a sub-agent's run to finish.
+    WaitingSubagent,
     /// The caller's lease was gone (expired or taken): nothing was recorded.
     NotLeased,
 }
@@ -50,6 +52,7 @@ impl Outcome {
             Outcome::HandedBack => "handed_back",
             Outcome::Retrying => "retrying",
             Outcome::Sleeping => "sleeping",
+            Outcome::WaitingSubagent => "waiting_subagent",
             Outcome::NotLeased => "not_leased",
         }
     }
@@ -110,6 +113,7 @@ impl Invocation<'_> {
             }
             runs::finish_run(db, &run_id, status, error)?;
             runs::set_thread_status(db, &thread_id, thread_status)?;
+            runs::wake_parent(db, &run_id)?;
             runs::add_event(
                 db,
                 &thread_id,
@@ -166,7 +170,19 @@ pub async fn advance(
         .map(serde_json::from_value)
         .collect::<Result<_, _>>()
         .map_err(|e| DbError::Other(format!("unreadable step: {e}")))?;
-    let tools = builtin_tools(&config.tools);
+    let mut tools = builtin_tools(&config.tools);
+    let mut subagents = Vec::new();
+    for key in &config.subagents {
+        match runs::subagent(db, &inv.run.org_id, key)? {
+            Some(sub) => {
+                tools.push(delegate_tool(&sub.slug, &sub.name, &sub.description));
+                subagents.push(sub);
+            }
+            None => eprintln!(
+                "run {run_id}: sub-agent `{key}` does not exist or has no release; skipped"
+            ),
+        }
+    }
     let max_active_ms = i64::from(config.limits.max_active_time) * 1000;
 
     loop {
@@ -228,6 +244,117 @@ pub async fn advance(
                         return inv.finish("failed", Some(&error));
                     }
                 }
+            }
+            Action::AwaitChild { call, child_run_id } => {
+                let Some((status, error, answer)) = runs::child_outcome(db, &child_run_id)? else {
+                    return Err(DbError::Other(format!("child run {child_run_id} vanished")));
+                };
+                let (output, is_error) = match status.as_str() {
+                    "completed" => (json!({ "answer": answer }), false),
+                    "failed" | "cancelled" => (
+                        json!({ "error": format!("the sub-agent's run {status}: {}", error.unwrap_or_default()) }),
+                        true,
+                    ),
+                    _ => {
+                        let (run, thread) = (inv.run.id.clone(), inv.run.thread_id.clone());
+                        return Ok(
+                            match inv.record(|db| runs::wait_for_child(db, &run, lease, &thread))? {
+                                Some(()) => Outcome::WaitingSubagent,
+                                None => Outcome::NotLeased,
+                            },
+                        );
+                    }
+                };
+                let step = Step::Tool {
+                    call_id: call.id.clone(),
+                    name: call.name.clone(),
+                    output,
+                    is_error,
+                };
+                (step, json!({ "call": call, "child_run_id": child_run_id }))
+            }
+            Action::CallTool(call) if call.name.starts_with(DELEGATE_PREFIX) => {
+                let sub = subagents
+                    .iter()
+                    .find(|s| delegate_tool(&s.slug, &s.name, &s.description).name == call.name);
+                let message = call.arguments["message"]
+                    .as_str()
+                    .filter(|m| !m.trim().is_empty());
+                let (Some(sub), Some(message)) = (sub, message) else {
+                    let error = if message.is_none() {
+                        "`message` is required"
+                    } else {
+                        "no such sub-agent"
+                    };
+                    let output = json!({ "error": error });
+                    let step = Step::Tool {
+                        call_id: call.id.clone(),
+                        name: call.name.clone(),
+                        output,
+                        is_error: true,
+                    };
+                    let input = json!({ "call": call });
+                    let (run, thread) = (inv.run.id.clone(), inv.run.thread_id.clone());
+                    if inv
+                        .record(|db| record_step(db, &run, &thread, seq, &step, &input))?
+                        .is_none()
+                    {
+                        return Ok(Outcome::NotLeased);
+                    }
+                    steps.push(step);
+                    continue;
+                };
+                let (run, thread) = (inv.run.id.clone(), inv.run.thread_id.clone());
+                let (org, env, channel) = (
+                    inv.run.org_id.clone(),
+                    inv.run.environment_id.clone(),
+                    inv.run.channel_id.clone(),
+                );
+                let delegated = inv.record(|db| {
+                    let child_thread = runs::create_thread(
+                        db,
+                        &runs::NewThread {
+                            org_id: &org,
+                            agent_id: &sub.agent_id,
+                            channel_id: channel.as_deref(),
+                            environment_id: env.as_deref(),
+                            kind: "normal",
+                            subject: Some(&format!("Delegated by run {run}")),
+                            created_by: None,
+                        },
+                    )?;
+                    let message_id = runs::add_message(
+                        db,
+                        &child_thread,
+                        None,
+                        "user",
+                        &json!({ "text": message }),
+                    )?;
+                    let child = runs::create_run(
+                        db,
+                        &runs::NewRun {
+                            org_id: &org,
+                            thread_id: &child_thread,
+                            agent_id: &sub.agent_id,
+                            release_id: Some(&sub.release_id),
+                            config: &sub.config,
+                            input_upto: message_id,
+                            parent_run_id: Some(&run),
+                        },
+                    )?;
+                    let step = Step::Delegate {
+                        call_id: call.id.clone(),
+                        child_run_id: child.clone(),
+                    };
+                    let input = json!({ "call": call, "child_thread_id": child_thread });
+                    record_step(db, &run, &thread, seq, &step, &input)?;
+                    runs::wait_for_child(db, &run, lease, &thread)?;
+                    Ok(())
+                })?;
+                return Ok(match delegated {
+                    Some(()) => Outcome::WaitingSubagent,
+                    None => Outcome::NotLeased,
+                });
             }
             Action::Wake { call, until_ms } => {
                 let now = now_ms();
@@ -293,24 +420,36 @@ pub async fn advance(
         };
         let (step, input) = step;
         let (run_id_s, thread_id) = (inv.run.id.clone(), inv.run.thread_id.clone());
-        let recorded = inv.record(|db| {
-            let output = serde_json::to_value(&step).map_err(|e| DbError::Other(e.to_string()))?;
-            runs::insert_step(
-                db,
-                &run_id_s,
-                seq as i32,
-                step.kind(),
-                &idempotency_key(&run_id_s, seq),
-                &input,
-                &output,
-            )?;
-            record_messages(db, &thread_id, &run_id_s, &step)
-        })?;
+        let recorded =
+            inv.record(|db| record_step(db, &run_id_s, &thread_id, seq, &step, &input))?;
         if recorded.is_none() {
             return Ok(Outcome::NotLeased);
         }
         steps.push(step);
     }
+}
+
+/// Inserts step `seq` with the messages and events it produces (inside the
+/// caller's fenced transaction).
+fn record_step(
+    db: &Db,
+    run_id: &str,
+    thread_id: &str,
+    seq: usize,
+    step: &Step,
+    input: &Value,
+) -> Result<(), DbError> {
+    let output = serde_json::to_value(step).map_err(|e| DbError::Other(e.to_string()))?;
+    runs::insert_step(
+        db,
+        run_id,
+        seq as i32,
+        step.kind(),
+        &idempotency_key(run_id, seq),
+        input,
+        &output,
+    )?;
+    record_messages(db, thread_id, run_id, step)
 }
 
 /// The thread messages and events a recorded step produces.
@@ -346,6 +485,13 @@ fn record_messages(db: &Db, thread_id: &str, run_id: &str, step: &Step) -> Resul
                     &json!({ "id": id, "kind": "tool_call", "content": content }),
                 )?;
             }
+        }
+        Step::Delegate {
+            call_id,
+            child_run_id,
+        } => {
+            let data = json!({ "call_id": call_id, "child_run_id": child_run_id });
+            runs::add_event(db, thread_id, Some(run_id), "delegated", &data)?;
         }
         Step::Wait { call_id, until_ms } => {
             let data = json!({ "call_id": call_id, "until_ms": until_ms });

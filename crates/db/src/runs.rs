@@ -91,14 +91,16 @@ pub struct NewRun<'a> {
     pub release_id: Option<&'a str>,
     pub config: &'a Value,
     pub input_upto: i64,
+    /// The run this one answers a delegated tool call for.
+    pub parent_run_id: Option<&'a str>,
 }
 
 /// Creates a ready run, sets the thread active, and wakes a dispatcher.
 pub fn create_run(db: &Db, r: &NewRun) -> DbResult<String> {
     let id = db
         .query_one(
-            "INSERT INTO runs (org_id, thread_id, agent_id, release_id, config, input_upto)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            "INSERT INTO runs (org_id, thread_id, agent_id, release_id, config, input_upto, parent_run_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
             &[
                 uuid(r.org_id),
                 uuid(r.thread_id),
@@ -106,6 +108,7 @@ pub fn create_run(db: &Db, r: &NewRun) -> DbResult<String> {
                 opt_uuid(r.release_id),
                 jsonb(r.config),
                 Int64(r.input_upto),
+                opt_uuid(r.parent_run_id),
             ],
         )?
         .str("id");
@@ -184,6 +187,8 @@ pub struct RunState {
     pub thread_id: String,
     /// The thread's environment (whose provider credentials the run uses).
     pub environment_id: Option<String>,
+    /// The thread's channel.
+    pub channel_id: Option<String>,
     pub config: Value,
     pub input_upto: i64,
     pub status: String,
@@ -197,7 +202,7 @@ pub struct RunState {
 pub fn load_run(db: &Db, run_id: &str, lease: &str) -> DbResult<Option<RunState>> {
     Ok(db
         .query_opt(
-            "SELECT r.id, r.org_id, r.thread_id, t.environment_id, r.config, r.input_upto, r.status,
+            "SELECT r.id, r.org_id, r.thread_id, t.environment_id, t.channel_id, r.config, r.input_upto, r.status,
                     r.cancel_requested, r.active_ms, r.retries,
                     (r.lease_owner = $2 AND r.lease_expires_at > now()) AS leased
              FROM runs r JOIN threads t ON t.id = r.thread_id WHERE r.id = $1",
@@ -208,6 +213,7 @@ pub fn load_run(db: &Db, run_id: &str, lease: &str) -> DbResult<Option<RunState>
             org_id: r.str("org_id"),
             thread_id: r.str("thread_id"),
             environment_id: r.opt_str("environment_id"),
+            channel_id: r.opt_str("channel_id"),
             config: r.json("config"),
             input_upto: r.i64("input_upto"),
             status: r.str("status"),
@@ -373,6 +379,7 @@ pub fn runs(db: &Db, thread_id: &str) -> DbResult<Vec<Value>> {
     Ok(db
         .query(
             "SELECT r.id, r.status, r.error, r.tokens_in, r.tokens_out, r.active_ms, r.created_at, r.finished_at,
+                    r.parent_run_id,
                     r.release_id, ar.version AS release_version,
                     (SELECT count(*) FROM run_steps s WHERE s.run_id = r.id) AS steps
              FROM runs r LEFT JOIN agent_releases ar ON ar.id = r.release_id
@@ -383,6 +390,7 @@ pub fn runs(db: &Db, thread_id: &str) -> DbResult<Vec<Value>> {
         .map(|r| {
             serde_json::json!({
                 "id": r.str("id"), "status": r.str("status"), "error": r.opt_str("error"),
+                "parent_run_id": r.opt_str("parent_run_id"),
                 "release": r.opt_str("release_id").map(|id| serde_json::json!({ "id": id, "version": r.str("release_version") })),
                 "tokens_in": r.i64("tokens_in"), "tokens_out": r.i64("tokens_out"),
                 "active_ms": r.i64("active_ms"), "steps": r.i64("steps"),
@@ -500,4 +508,79 @@ pub fn sleep_until(db: &Db, run_id: &str, lease: &str, delay_ms: i64) -> DbResul
         &[uuid(run_id), text(lease), Int64(delay_ms)],
     )?;
     Ok(())
+}
+
+/// Parks a run until its sub-agent's run finishes, releasing the lease.
+pub fn wait_for_child(db: &Db, run_id: &str, lease: &str, thread_id: &str) -> DbResult<()> {
+    db.execute(
+        "UPDATE runs SET status = 'waiting', wake_at = NULL, lease_owner = NULL, lease_expires_at = NULL,
+                updated_at = now()
+         WHERE id = $1 AND lease_owner = $2",
+        &[uuid(run_id), text(lease)],
+    )?;
+    set_thread_status(db, thread_id, "waiting_subagent")
+}
+
+/// Makes the parent of a finished run ready again (if it waits for it).
+pub fn wake_parent(db: &Db, child_run_id: &str) -> DbResult<()> {
+    let parents = db.query(
+        "UPDATE runs p SET status = 'ready', updated_at = now()
+         FROM runs c WHERE c.id = $1 AND p.id = c.parent_run_id AND p.status = 'waiting'
+         RETURNING p.id, p.thread_id",
+        &[uuid(child_run_id)],
+    )?;
+    for p in parents {
+        set_thread_status(db, &p.str("thread_id"), "active")?;
+        db.execute(
+            "SELECT pg_notify($1, $2)",
+            &[text(RUNS_CHANNEL), text(&p.str("id"))],
+        )?;
+    }
+    Ok(())
+}
+
+/// How a child run ended: `(status, error, final answer)`.
+pub fn child_outcome(
+    db: &Db,
+    child_run_id: &str,
+) -> DbResult<Option<(String, Option<String>, String)>> {
+    Ok(db
+        .query_opt(
+            "SELECT r.status, r.error,
+                    coalesce((SELECT m.content->>'text' FROM thread_messages m
+                              WHERE m.run_id = r.id AND m.kind = 'assistant' ORDER BY m.id DESC LIMIT 1), '') AS answer
+             FROM runs r WHERE r.id = $1",
+            &[uuid(child_run_id)],
+        )?
+        .map(|r| (r.str("status"), r.opt_str("error"), r.str("answer"))))
+}
+
+/// A sub-agent an agent may delegate to: by slug or id in the org, with
+/// its current release.
+pub struct SubAgent {
+    pub agent_id: String,
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub release_id: String,
+    pub config: Value,
+}
+
+/// Resolves a sub-agent; None if it does not exist or has no release.
+pub fn subagent(db: &Db, org_id: &str, key: &str) -> DbResult<Option<SubAgent>> {
+    Ok(db
+        .query_opt(
+            "SELECT a.id, a.slug, a.name, coalesce(a.description, '') AS description, r.id AS release_id, r.config
+             FROM agents a JOIN agent_releases r ON r.id = a.current_release_id
+             WHERE a.org_id = $1 AND (a.slug = $2 OR a.id::text = $2)",
+            &[uuid(org_id), text(key)],
+        )?
+        .map(|r| SubAgent {
+            agent_id: r.str("id"),
+            slug: r.str("slug"),
+            name: r.str("name"),
+            description: r.str("description"),
+            release_id: r.str("release_id"),
+            config: r.json("config"),
+        }))
 }

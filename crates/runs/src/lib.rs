@@ -35,6 +35,12 @@ pub enum Step {
     /// sleeps (without a process) until `until_ms` (Unix ms), then the call
     /// completes with a `Tool` step.
     Wait { call_id: String, until_ms: i64 },
+    /// The tool call `call_id` was delegated to a sub-agent's run; the
+    /// parent waits until that run finishes, then completes the call.
+    Delegate {
+        call_id: String,
+        child_run_id: String,
+    },
 }
 
 impl Step {
@@ -44,6 +50,7 @@ impl Step {
             Step::Llm { .. } => "llm",
             Step::Tool { .. } => "tool",
             Step::Wait { .. } => "wait",
+            Step::Delegate { .. } => "delegate",
         }
     }
 }
@@ -57,6 +64,11 @@ pub enum Action {
     CallTool(ToolCall),
     /// A durable timer is running for this call: sleep until `until_ms`, then complete it.
     Wake { call: ToolCall, until_ms: i64 },
+    /// A sub-agent run answers this call: collect its answer (or keep waiting).
+    AwaitChild {
+        call: ToolCall,
+        child_run_id: String,
+    },
     /// The model answered without tool calls: the run is done.
     Complete { text: String },
     /// A limit was reached.
@@ -95,13 +107,23 @@ pub fn next_action(limits: &Limits, steps: &[Step]) -> Action {
         .filter(|s| matches!(s, Step::Tool { .. }))
         .count();
     if let Some(call) = completion.tool_calls.get(done) {
-        if let Some(Step::Wait { call_id, until_ms }) = after.last() {
-            if *call_id == call.id {
+        match after.last() {
+            Some(Step::Wait { call_id, until_ms }) if *call_id == call.id => {
                 return Action::Wake {
                     call: call.clone(),
                     until_ms: *until_ms,
                 };
             }
+            Some(Step::Delegate {
+                call_id,
+                child_run_id,
+            }) if *call_id == call.id => {
+                return Action::AwaitChild {
+                    call: call.clone(),
+                    child_run_id: child_run_id.clone(),
+                };
+            }
+            _ => {}
         }
         return Action::CallTool(call.clone());
     }
@@ -140,8 +162,8 @@ pub fn conversation(system_prompt: &str, history: &[Message], steps: &[Step]) ->
                 name: name.clone(),
                 content: output.to_string(),
             },
-            // The model sees the finished call (the Tool step), not the timer.
-            Step::Wait { .. } => continue,
+            // The model sees the finished call (the Tool step), not the wait.
+            Step::Wait { .. } | Step::Delegate { .. } => continue,
         });
     }
     out
@@ -184,6 +206,22 @@ pub fn builtin_tools(enabled: &[String]) -> Vec<ToolSpec> {
     all.into_iter()
         .filter(|t| enabled.contains(&t.name))
         .collect()
+}
+
+/// Prefix of the tools that delegate to sub-agents: `delegate_to_<slug>`.
+pub const DELEGATE_PREFIX: &str = "delegate_to_";
+
+/// The delegation tool for a sub-agent (its slug with `-` as `_`).
+pub fn delegate_tool(slug: &str, name: &str, description: &str) -> ToolSpec {
+    ToolSpec {
+        name: format!("{DELEGATE_PREFIX}{}", slug.replace('-', "_")),
+        description: format!("Delegate a task to the agent \"{name}\": {description}"),
+        parameters: json!({
+            "type": "object",
+            "properties": { "message": { "type": "string", "description": "What the agent should do" } },
+            "required": ["message"],
+        }),
+    }
 }
 
 /// The validated duration of a `wait` call, in milliseconds.
@@ -317,6 +355,18 @@ mod tests {
             "the timer itself is not shown to the model"
         );
         assert_eq!(wait_millis(&json!({ "seconds": 1.5 })), Ok(1500));
+        let mut steps = vec![llm("", &[("d", "delegate_to_x")])];
+        steps.push(Step::Delegate {
+            call_id: "d".into(),
+            child_run_id: "c".into(),
+        });
+        assert!(
+            matches!(next_action(&limits, &steps), Action::AwaitChild { child_run_id, .. } if child_run_id == "c")
+        );
+        assert_eq!(
+            delegate_tool("sales-bot", "Sales", "sells").name,
+            "delegate_to_sales_bot"
+        );
         assert!(wait_millis(&json!({ "seconds": -1 })).is_err());
     }
 

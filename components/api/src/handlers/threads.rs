@@ -155,6 +155,7 @@ fn start_run(
             release_id,
             config,
             input_upto: message_id,
+            parent_run_id: None,
         },
     )?)
 }
