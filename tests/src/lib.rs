@@ -95,13 +95,16 @@ pub fn try_psql(url: &str, sql: &str) -> Result<String, String> {
     }
 }
 
-/// `target/<profile>` of the build that produced this test binary.
+/// `target/<profile>` of the build that produced this binary (a test in
+/// `target/<profile>/deps`, or a binary such as the bench beside `synatra`).
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .to_path_buf()
+    let dir = exe.parent().expect("exe dir");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().expect("target/<profile>").to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 /// Path of a built Wasm component (`make components` builds them).
@@ -252,6 +255,11 @@ impl Host {
     /// The host's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The host's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Whether the process is still running.

@@ -1,0 +1,216 @@
+//! Durable-run figures, measured in one run against the real host, a real
+//! PostgreSQL and a fake provider:
+//! - recording one step (the fenced transaction of `crates/db/src/runs.rs`:
+//!   lease fence, step row, message, event, NOTIFY) vs a bare INSERT+COMMIT;
+//! - durable steps/s end to end with 1, 8 and 64 concurrent runs;
+//! - host RSS with 10,000 runs waiting vs idle;
+//! - reply → run resumed latency (a message to a finished thread until the
+//!   provider sees the new run's request).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use sqlx::{Connection, PgConnection};
+use synatra_tests::fake_llm::{tool_results, Answer, FakeLlm};
+use synatra_tests::psql;
+use synatra_tests::runs::{config_for_fakes, publish, start_on, start_thread, wait_for};
+
+use crate::{percentile, step};
+
+/// Measured figures.
+pub struct RunFigures {
+    pub record_us: f64,
+    pub bare_insert_us: f64,
+    pub steps_per_s: Vec<(usize, f64)>,
+    pub rss_idle_kib: u64,
+    pub rss_waiting_kib: u64,
+    pub resume_p50_ms: f64,
+    pub resume_p99_ms: f64,
+}
+
+fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS")
+}
+
+/// Runs every durable-run benchmark.
+pub fn measure() -> Result<RunFigures> {
+    // Each run: one tool call, then an answer: three recorded steps.
+    let fake = FakeLlm::start_with(|body| {
+        if tool_results(body) == 0 {
+            Answer::ToolCall {
+                name: "add_numbers".into(),
+                arguments: json!({ "numbers": [1, 2] }),
+            }
+        } else {
+            Answer::Text("3".into())
+        }
+    });
+    let config = config_for_fakes()
+        .env("SYNATRA_DISPATCHER_WORKERS", "16")
+        .env("RUST_LOG", "warn");
+    let mut app = start_on(&config);
+    let agent = json!({
+        "model": { "provider": "openai", "model": "bench", "base_url": fake.base_url() },
+        "tools": ["add_numbers"],
+        "limits": { "max_iterations": 100 },
+    });
+    publish(&app, "bench", &agent);
+
+    step("durable steps/s end to end (1, 8, 64 concurrent runs)");
+    let db = app.host.database_url.clone();
+    let mut steps_per_s = Vec::new();
+    for concurrency in [1usize, 8, 64] {
+        // Busy time per round comes from the runs' own timestamps, so the
+        // client's polling does not count.
+        let (mut steps, mut busy) = (0.0, 0.0);
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(3) {
+            let round = psql(&db, "SELECT now()");
+            let ids: Vec<String> = (0..concurrency)
+                .map(|_| start_thread(&app, "bench", "add", "normal"))
+                .collect();
+            for id in &ids {
+                wait_for(&app, id, &["completed"], Duration::from_secs(120));
+            }
+            let row = psql(
+                &db,
+                &format!(
+                    "SELECT (SELECT count(*) FROM run_steps s JOIN runs r ON r.id = s.run_id WHERE r.created_at >= '{round}')
+                     || ' ' || extract(epoch FROM max(finished_at) - min(created_at)) FROM runs WHERE created_at >= '{round}'"
+                ),
+            );
+            let (n, secs) = row.split_once(' ').context("round figures")?;
+            steps += n.parse::<f64>()?;
+            busy += secs.parse::<f64>()?;
+        }
+        steps_per_s.push((concurrency, steps / busy));
+    }
+
+    step("reply → run resumed latency");
+    let id = start_thread(&app, "bench", "add", "normal");
+    wait_for(&app, &id, &["completed"], Duration::from_secs(30));
+    let mut latencies = Vec::new();
+    for _ in 0..60 {
+        let before = fake.calls();
+        let sent = Instant::now();
+        let r = app.owner.client.post(
+            &format!("/api/v1/orgs/{}/threads/{id}/messages", app.org),
+            json!({ "message": "again" }),
+        );
+        anyhow::ensure!(r.status == 201, "reply failed: {:?}", r.body);
+        while fake.calls() == before {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        latencies.push(fake.received()[before].at.duration_since(sent));
+        wait_for(&app, &id, &["completed"], Duration::from_secs(30));
+    }
+    latencies.sort();
+
+    step("host RSS: idle, then with 10,000 runs waiting");
+    std::thread::sleep(Duration::from_secs(2));
+    let rss_idle_kib = rss_kib(app.host.pid())?;
+    psql(
+        &db,
+        &format!(
+            "INSERT INTO runs (org_id, thread_id, agent_id, config, input_upto, status, wake_at)
+             SELECT r.org_id, r.thread_id, r.agent_id, r.config, r.input_upto, 'waiting', now() + interval '1 day'
+             FROM runs r, generate_series(1, 10000) WHERE r.thread_id = '{id}' LIMIT 10000"
+        ),
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    let rss_waiting_kib = rss_kib(app.host.pid())?;
+
+    step("recording one step vs a bare INSERT + COMMIT");
+    app.host.kill9();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (record_us, bare_insert_us) = rt.block_on(record_cost(&db, &id))?;
+
+    Ok(RunFigures {
+        record_us,
+        bare_insert_us,
+        steps_per_s,
+        rss_idle_kib,
+        rss_waiting_kib,
+        resume_p50_ms: percentile(&latencies, 0.5) / 1000.0,
+        resume_p99_ms: percentile(&latencies, 0.99) / 1000.0,
+    })
+}
+
+/// Mean µs per recorded step and per bare insert, same connection and database.
+async fn record_cost(db: &str, thread_id: &str) -> Result<(f64, f64)> {
+    const N: usize = 2000;
+    let mut conn = PgConnection::connect(db).await?;
+    let run_id: (String,) =
+        sqlx::query_as("SELECT id::text FROM runs WHERE thread_id = $1::uuid LIMIT 1")
+            .bind(thread_id)
+            .fetch_one(&mut conn)
+            .await?;
+    let run_id = run_id.0;
+    sqlx::query("UPDATE runs SET status = 'ready', lease_owner = 'bench', lease_expires_at = now() + interval '1 hour' WHERE id = $1::uuid")
+        .bind(&run_id)
+        .execute(&mut conn)
+        .await?;
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS bench_bare (id BIGSERIAL PRIMARY KEY, v TEXT NOT NULL)",
+    )
+    .execute(&mut conn)
+    .await?;
+    let output = json!({ "kind": "tool", "call_id": "c", "name": "add_numbers", "output": { "sum": 3 }, "is_error": false });
+    let started = Instant::now();
+    for i in 0..N {
+        let mut tx = conn.begin().await?;
+        // The statements of runs::fence, insert_step, add_message, add_event.
+        sqlx::query(
+            "UPDATE runs SET lease_expires_at = now() + 30 * interval '1 second', active_ms = active_ms + 1, updated_at = now()
+             WHERE id = $1::uuid AND lease_owner = 'bench' AND lease_expires_at > now() AND status = 'ready'",
+        )
+        .bind(&run_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO run_steps (run_id, seq, kind, idempotency_key, input, output) VALUES ($1::uuid, $2, 'tool', $3, $4, $5)")
+            .bind(&run_id)
+            .bind(10_000 + i as i32)
+            .bind(format!("{run_id}:{i}"))
+            .bind(sqlx::types::Json(json!({})))
+            .bind(sqlx::types::Json(&output))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO thread_messages (thread_id, run_id, kind, content) VALUES ($1::uuid, $2::uuid, 'tool_result', $3)")
+            .bind(thread_id)
+            .bind(&run_id)
+            .bind(sqlx::types::Json(&output))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO run_events (thread_id, run_id, kind, data) VALUES ($1::uuid, $2::uuid, 'message', $3)")
+            .bind(thread_id)
+            .bind(&run_id)
+            .bind(sqlx::types::Json(&output))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("SELECT pg_notify('synatra_events', $1)")
+            .bind(thread_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    let record = started.elapsed().as_secs_f64() * 1e6 / N as f64;
+    let started = Instant::now();
+    for i in 0..N {
+        let mut tx = conn.begin().await?;
+        sqlx::query("INSERT INTO bench_bare (v) VALUES ($1)")
+            .bind(i.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    let bare = started.elapsed().as_secs_f64() * 1e6 / N as f64;
+    Ok((record, bare))
+}
