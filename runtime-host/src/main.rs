@@ -141,6 +141,12 @@ fn up(args: UpArgs) -> Result<()> {
             host_variables.insert(name.clone(), v);
         }
     }
+    if args.dispatcher_workers > 0 {
+        // Tell the app its runs are advanced here (unless overridden).
+        host_variables
+            .entry("run_dispatcher".into())
+            .or_insert_with(|| "synatra".into());
+    }
     host_variables.insert("database_url".into(), url.clone());
     host_variables.insert("database_host".into(), database::host_port(&url)?);
     if db.is_embedded() {

@@ -677,3 +677,53 @@ fn a_subagent_answers_a_delegated_call_as_its_own_durable_run() {
         vec!["user", "tool_call", "tool_result", "assistant"]
     );
 }
+
+#[test]
+fn without_a_dispatcher_the_api_advances_runs_inline() {
+    // As under plain `spin up`: no host dispatcher, so the API itself claims
+    // and advances runs through http://agent-step.spin.internal.
+    let fake = FakeLlm::start(vec![
+        Answer::ToolCall {
+            name: "add_numbers".into(),
+            arguments: json!({ "numbers": [20, 22] }),
+        },
+        Answer::Text("42".into()),
+        Answer::ToolCall {
+            name: "wait".into(),
+            arguments: json!({ "seconds": 1 }),
+        },
+        Answer::Text("awake".into()),
+    ]);
+    let config = synatra_tests::runs::config_for_fakes()
+        .env("SYNATRA_DISPATCHER_WORKERS", "0")
+        .env("RUN_DISPATCHER", "inline");
+    let app = synatra_tests::runs::start_on(&config);
+    assert!(app.host.log().contains("run dispatcher disabled"));
+    let agent = json!({
+        "model": { "provider": "openai", "model": "m", "base_url": fake.base_url() },
+        "tools": ["add_numbers", "wait"],
+    });
+    publish(&app, "inline", &agent);
+    let id = start_thread(&app, "inline", "sum", "normal");
+    // The request itself ran the whole run.
+    let t = synatra_tests::runs::thread(&app, &id);
+    assert_eq!(t["status"], "completed", "{t:#}");
+    assert_eq!(
+        kinds(&t),
+        vec!["user", "tool_call", "tool_result", "assistant"]
+    );
+
+    // A timer is picked up by a later request once due.
+    let more = app.owner.client.post(
+        &format!("/api/v1/orgs/{}/threads/{id}/messages", app.org),
+        json!({ "message": "rest" }),
+    );
+    assert_eq!(more.status, 201);
+    assert_eq!(synatra_tests::runs::thread(&app, &id)["status"], "active");
+    std::thread::sleep(Duration::from_millis(1300));
+    let t = wait_for(&app, &id, &["completed"], Duration::from_secs(10));
+    assert_eq!(
+        t["messages"].as_array().unwrap().last().unwrap()["content"]["text"],
+        "awake"
+    );
+}

@@ -12,6 +12,7 @@ mod ctx;
 mod error;
 mod handlers;
 mod http;
+mod inline_runs;
 mod input;
 mod store;
 

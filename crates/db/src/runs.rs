@@ -584,3 +584,34 @@ pub fn subagent(db: &Db, org_id: &str, key: &str) -> DbResult<Option<SubAgent>> 
             config: r.json("config"),
         }))
 }
+
+/// Leases run `run_id` if it is claimable (ready and unleased or
+/// lease-expired, or waiting on a due timer): the same rule as the host's
+/// dispatcher, for advancing runs inline where no dispatcher runs.
+pub fn claim(db: &Db, run_id: &str, lease: &str, lease_secs: i32) -> DbResult<bool> {
+    Ok(db.execute(
+        "UPDATE runs SET status = 'ready', lease_owner = $2,
+                lease_expires_at = now() + $3::int * interval '1 second',
+                attempts = attempts + 1, wake_at = NULL, updated_at = now()
+         WHERE id = $1
+           AND ((status = 'ready' AND (wake_at IS NULL OR wake_at <= now())
+                 AND (lease_expires_at IS NULL OR lease_expires_at < now()))
+                OR (status = 'waiting' AND wake_at <= now()))",
+        &[uuid(run_id), text(lease), Int32(lease_secs)],
+    )? == 1)
+}
+
+/// A claimable run of the org, oldest first (see [`claim`]).
+pub fn next_claimable(db: &Db, org_id: &str) -> DbResult<Option<String>> {
+    Ok(db
+        .query_opt(
+            "SELECT id FROM runs
+             WHERE org_id = $1
+               AND ((status = 'ready' AND (wake_at IS NULL OR wake_at <= now())
+                     AND (lease_expires_at IS NULL OR lease_expires_at < now()))
+                    OR (status = 'waiting' AND wake_at <= now()))
+             ORDER BY created_at LIMIT 1",
+            &[uuid(org_id)],
+        )?
+        .map(|r| r.str("id")))
+}

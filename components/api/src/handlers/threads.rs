@@ -123,6 +123,7 @@ pub fn create(ctx: &Ctx) -> ApiResult<Reply> {
         )?;
         Ok((thread_id, run_id))
     })?;
+    crate::inline_runs::advance(ctx.db, &org.id);
     let thread = runs::thread(ctx.db, &org.id, &thread_id)?.unwrap_or_default();
     Ok(Reply::created(
         json!({ "thread": thread, "run_id": run_id }),
@@ -195,6 +196,7 @@ pub fn post_message(ctx: &Ctx) -> ApiResult<Reply> {
             &message,
         )
     })?;
+    crate::inline_runs::advance(ctx.db, &org.id);
     Ok(Reply::created(json!({ "run_id": run_id })))
 }
 
@@ -210,6 +212,9 @@ pub fn cancel(ctx: &Ctx) -> ApiResult<Reply> {
 /// `GET /orgs/{org}/threads/{thread}`: the thread, its messages and runs.
 pub fn get(ctx: &Ctx) -> ApiResult<Reply> {
     let id = thread_id(ctx)?;
+    // Without a dispatcher, reading a thread also moves due timers and
+    // sub-agent runs along.
+    crate::inline_runs::advance(ctx.db, &ctx.org().id);
     let mut thread =
         runs::thread(ctx.db, &ctx.org().id, &id)?.ok_or_else(|| ApiError::not_found("thread"))?;
     thread["messages"] = runs::messages(ctx.db, &id)?.into();

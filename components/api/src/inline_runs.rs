@@ -1,0 +1,69 @@
+//! Advancing runs without the host's dispatcher (plain `spin up`, Fermyon
+//! Cloud): after a request starts a run, the API itself claims the org's
+//! claimable runs and calls the agent-step component through
+//! `http://agent-step.spin.internal`, until they wait or finish or a time
+//! budget passes. Under `synatra up` the host reports its dispatcher in the
+//! `run_dispatcher` variable and this does nothing.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use spin_sdk::http::{IncomingResponse, Method, Request};
+use spin_sdk::variables;
+use synatra_db::runs;
+use synatra_db::Db;
+
+/// The agent step's route.
+const AGENT_STEP: &str = "http://agent-step.spin.internal/advance";
+/// Lease of an inline claim.
+const LEASE_SECS: i32 = 90;
+/// How long one API request may spend advancing runs.
+const BUDGET: Duration = Duration::from_secs(20);
+
+/// Whether a dispatcher (the synatra host) advances runs.
+fn dispatcher_runs() -> bool {
+    variables::get("run_dispatcher").is_ok_and(|v| v == "synatra")
+}
+
+/// Advances the org's claimable runs if no dispatcher does.
+pub fn advance(db: &Db, org_id: &str) {
+    if dispatcher_runs() {
+        return;
+    }
+    let Some(secret) = synatra_internal::service_secret() else {
+        eprintln!("inline runs: service_secret is not configured");
+        return;
+    };
+    let started = Instant::now();
+    while started.elapsed() < BUDGET {
+        let run_id = match runs::next_claimable(db, org_id) {
+            Ok(Some(id)) => id,
+            Ok(None) => return,
+            Err(e) => return eprintln!("inline runs: {e}"),
+        };
+        let mut nonce = [0u8; 16];
+        let _ = getrandom::fill(&mut nonce);
+        let lease = format!(
+            "inline:{}",
+            nonce.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        match runs::claim(db, &run_id, &lease, LEASE_SECS) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => return eprintln!("inline runs: {e}"),
+        }
+        let body = json!({ "run_id": run_id, "lease": lease, "lease_secs": LEASE_SECS });
+        let request = Request::builder()
+            .method(Method::Post)
+            .uri(AGENT_STEP)
+            .header("content-type", "application/json")
+            .header(synatra_internal::SECRET_HEADER, secret.as_str())
+            .body(body.to_string())
+            .build();
+        let result: Result<IncomingResponse, _> =
+            spin_sdk::http::run(spin_sdk::http::send(request));
+        if let Err(e) = result {
+            return eprintln!("inline runs: agent step unreachable: {e}");
+        }
+    }
+}
