@@ -170,6 +170,14 @@ pub struct ComponentLimits {
     /// Wall-clock budget of one request (enforced by epoch interruption), in ms.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Outbound HTTP: longest wait for the first byte of a response, and
+    /// between two chunks of it, in ms (connecting gets at most 10 s).
+    #[serde(default = "default_outbound_timeout_ms")]
+    pub outbound_timeout_ms: u64,
+}
+
+fn default_outbound_timeout_ms() -> u64 {
+    60_000
 }
 
 fn default_memory_mb() -> u64 {
@@ -185,6 +193,7 @@ impl Default for ComponentLimits {
         Self {
             memory_limit_mb: default_memory_mb(),
             timeout_ms: default_timeout_ms(),
+            outbound_timeout_ms: default_outbound_timeout_ms(),
         }
     }
 }

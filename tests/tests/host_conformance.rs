@@ -7,6 +7,25 @@ use std::net::TcpListener;
 use serde_json::Value;
 use synatra_tests::{temp_dir, wasm, write_file, Host, HostConfig};
 
+/// A local HTTP server that waits `delay` before answering; returns its port.
+fn slow_server(delay: std::time::Duration) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                std::thread::sleep(delay);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\nlate",
+                );
+            });
+        }
+    });
+    port
+}
+
 /// A local HTTP server answering `pong` to everything; returns its port.
 fn pong_server() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -57,6 +76,9 @@ component = "limited"
 [[trigger.http]]
 route = "/data/..."
 component = "data"
+[[trigger.http]]
+route = "/impatient/..."
+component = "impatient"
 
 [component.root]
 source = "{source}"
@@ -80,6 +102,12 @@ variables = {{ component_name = "limited" }}
 [component.limited.tool.synatra]
 memory_limit_mb = 32
 timeout_ms = 500
+[component.impatient]
+source = "{source}"
+allowed_outbound_hosts = ["http://127.0.0.1:*"]
+variables = {{ component_name = "impatient" }}
+[component.impatient.tool.synatra]
+outbound_timeout_ms = 300
 [component.data]
 source = "{source}"
 allowed_outbound_hosts = ["postgres://{{{{ database_host }}}}"]
@@ -354,4 +382,24 @@ fn sigterm_shuts_down_gracefully() {
     let status = host.stop();
     assert!(status.success(), "{status:?}\n{}", host.log());
     assert!(host.log().contains("stopped"));
+}
+
+#[test]
+fn outbound_requests_time_out_per_component_setting() {
+    let (host, _) = start(&[]);
+    // The server answers after 3 s; the component allows 300 ms.
+    let slow = slow_server(std::time::Duration::from_secs(3));
+    let reply = host.client().get(&format!(
+        "/impatient/fetch?url=http%3A%2F%2F127.0.0.1%3A{slow}%2F"
+    ));
+    assert_eq!(reply.status, 502, "{:?}", reply.body);
+    assert!(
+        reply.body["error"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("timeout"),
+        "{:?}",
+        reply.body
+    );
 }

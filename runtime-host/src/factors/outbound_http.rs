@@ -86,6 +86,13 @@ impl WasiHttpHooks for OutboundHttp {
         }
         let app = self.app.clone();
         let depth = self.depth + 1;
+        // The guest's timeouts if it set any (spin-sdk does not), else the component's.
+        let limit = std::time::Duration::from_millis(self.component.limits.outbound_timeout_ms);
+        let options = options.or(Some(RequestOptions {
+            connect_timeout: Some(limit.min(std::time::Duration::from_secs(10))),
+            first_byte_timeout: Some(limit),
+            between_bytes_timeout: Some(limit),
+        }));
         match destination {
             Destination::External => Box::new(async move {
                 let (response, io) =
