@@ -339,10 +339,16 @@ fn tool_then_answer(provider: &str) -> (FakeLlm, Value, String) {
     publish(&app, "adder", &config);
     let id = start_thread(&app, "adder", "What is 4 + 5?", "normal");
     let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
-    let tokens = synatra_tests::psql(
-        &app.host.database_url,
-        &format!("SELECT string_agg(data->>'text', '' ORDER BY id) FROM run_events WHERE thread_id = '{id}' AND kind = 'token'"),
-    );
+    // The streamed text, as a client sees it over Server-Sent Events.
+    let events = app
+        .owner
+        .client
+        .get(&format!("/api/v1/orgs/{}/threads/{id}/events", app.org));
+    let tokens = sse_events(events.body.as_str().unwrap_or(""))
+        .iter()
+        .filter(|(_, e, _)| e == "token")
+        .map(|(_, _, d)| d["text"].as_str().unwrap_or("").to_string())
+        .collect();
     (fake, t, tokens)
 }
 
