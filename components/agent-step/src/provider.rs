@@ -4,7 +4,7 @@
 
 use futures::StreamExt;
 use serde_json::json;
-use spin_sdk::http::{IncomingResponse, Method, Request};
+use spin_sdk::http::{IncomingResponse, Method};
 use synatra_agents::ModelConfig;
 use synatra_llm::sse::SseParser;
 use synatra_llm::{Completion, Delta, LlmError, Message, Stream, ToolSpec};
@@ -33,14 +33,7 @@ pub async fn complete(
         "messages": messages,
         "tools": tools,
     });
-    let secret = synatra_internal::service_secret().unwrap_or_default();
-    let outbound = Request::builder()
-        .method(Method::Post)
-        .uri(GATEWAY)
-        .header("content-type", "application/json")
-        .header(synatra_internal::SECRET_HEADER, secret)
-        .body(body.to_string())
-        .build();
+    let outbound = synatra_internal::request(Method::Post, GATEWAY, body.to_string());
     let response: IncomingResponse = spin_sdk::http::send(outbound)
         .await
         .map_err(|e| LlmError::Unavailable(format!("request failed: {e}")))?;

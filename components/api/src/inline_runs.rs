@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use spin_sdk::http::{IncomingResponse, Method, Request};
+use spin_sdk::http::{IncomingResponse, Method};
 use spin_sdk::variables;
 use synatra_db::runs;
 use synatra_db::Db;
@@ -30,10 +30,6 @@ pub fn advance(db: &Db, org_id: &str) {
     if dispatcher_runs() {
         return;
     }
-    let Some(secret) = synatra_internal::service_secret() else {
-        eprintln!("inline runs: service_secret is not configured");
-        return;
-    };
     let started = Instant::now();
     while started.elapsed() < BUDGET {
         let run_id = match runs::next_claimable(db, org_id) {
@@ -53,13 +49,7 @@ pub fn advance(db: &Db, org_id: &str) {
             Err(e) => return eprintln!("inline runs: {e}"),
         }
         let body = json!({ "run_id": run_id, "lease": lease, "lease_secs": LEASE_SECS });
-        let request = Request::builder()
-            .method(Method::Post)
-            .uri(AGENT_STEP)
-            .header("content-type", "application/json")
-            .header(synatra_internal::SECRET_HEADER, secret.as_str())
-            .body(body.to_string())
-            .build();
+        let request = synatra_internal::request(Method::Post, AGENT_STEP, body.to_string());
         let result: Result<IncomingResponse, _> =
             spin_sdk::http::run(spin_sdk::http::send(request));
         if let Err(e) = result {

@@ -2,6 +2,7 @@
 //! outside, and additionally require `SERVICE_SECRET` in [`SECRET_HEADER`],
 //! so a component granted `*.spin.internal` by mistake still cannot call them.
 
+use spin_sdk::http::{Method, Request};
 use spin_sdk::variables;
 
 /// Header carrying `SERVICE_SECRET` on internal calls.
@@ -29,4 +30,15 @@ pub fn is_authorized(given: Option<&[u8]>) -> bool {
         }
         _ => false,
     }
+}
+
+/// A JSON request to another component's private route, with the secret.
+pub fn request(method: Method, uri: &str, body: String) -> Request {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .header(SECRET_HEADER, service_secret().unwrap_or_default())
+        .body(body)
+        .build()
 }

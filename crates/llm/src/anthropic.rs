@@ -212,7 +212,6 @@ impl Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sse::SseParser;
     use crate::ToolSpec;
     use synatra_agents::{ModelConfig, Provider};
 
@@ -277,12 +276,7 @@ mod tests {
     );
 
     fn run(s: &str) -> Result<Completion, LlmError> {
-        let mut sse = SseParser::default();
-        let mut st = Stream::default();
-        for d in sse.feed(s.as_bytes()) {
-            st.feed(&d)?;
-        }
-        st.finish()
+        crate::replay(Provider::Anthropic, s).1
     }
 
     #[test]

@@ -170,7 +170,6 @@ impl Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sse::SseParser;
     use crate::ToolSpec;
     use synatra_agents::{ModelConfig, Provider};
 
@@ -228,12 +227,7 @@ mod tests {
     }
 
     fn run(s: &str) -> Result<Completion, LlmError> {
-        let mut sse = SseParser::default();
-        let mut st = Stream::default();
-        for d in sse.feed(s.as_bytes()) {
-            st.feed(&d)?;
-        }
-        st.finish()
+        crate::replay(Provider::Google, s).1
     }
 
     #[test]

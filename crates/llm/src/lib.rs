@@ -236,6 +236,21 @@ impl Stream {
     }
 }
 
+/// Feeds a whole SSE body through `provider`'s stream (adapter tests).
+#[cfg(test)]
+pub(crate) fn replay(provider: Provider, body: &str) -> (Vec<Delta>, Result<Completion, LlmError>) {
+    let mut sse = sse::SseParser::default();
+    let mut stream = Stream::new(provider);
+    let mut deltas = Vec::new();
+    for data in sse.feed(body.as_bytes()) {
+        match stream.feed(&data) {
+            Ok(d) => deltas.extend(d),
+            Err(e) => return (deltas, Err(e)),
+        }
+    }
+    (deltas, stream.finish())
+}
+
 /// `{"error":{"message":...}}` (OpenAI, Anthropic, Google all use this shape).
 fn error_message(body: &str) -> Option<String> {
     let v: Value = serde_json::from_str(body).ok()?;

@@ -190,7 +190,6 @@ fn usage(u: &Value) -> Usage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sse::SseParser;
     use crate::ToolSpec;
     use synatra_agents::ModelConfig;
 
@@ -269,16 +268,7 @@ mod tests {
     );
 
     fn run(stream: &str) -> (Vec<Delta>, Result<Completion, LlmError>) {
-        let mut sse = SseParser::default();
-        let mut s = Stream::default();
-        let mut deltas = Vec::new();
-        for data in sse.feed(stream.as_bytes()) {
-            match s.feed(&data) {
-                Ok(d) => deltas.extend(d),
-                Err(e) => return (deltas, Err(e)),
-            }
-        }
-        (deltas, s.finish())
+        crate::replay(Provider::Openai, stream)
     }
 
     #[test]

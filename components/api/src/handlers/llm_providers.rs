@@ -3,7 +3,7 @@
 //! reads show a masked hint only.
 
 use serde_json::{json, Value};
-use spin_sdk::http::{IncomingResponse, Method, Request};
+use spin_sdk::http::{IncomingResponse, Method};
 use synatra_agents::Provider;
 use synatra_db::credentials;
 
@@ -95,15 +95,7 @@ pub fn delete(ctx: &Ctx) -> ApiResult<Reply> {
 
 /// PUTs `body` to the gateway; returns its status and JSON answer.
 fn call_gateway(body: &Value) -> ApiResult<(u16, Value)> {
-    let secret = synatra_internal::service_secret()
-        .ok_or_else(|| ApiError::internal("service_secret is not configured"))?;
-    let request = Request::builder()
-        .method(Method::Put)
-        .uri(GATEWAY)
-        .header("content-type", "application/json")
-        .header(synatra_internal::SECRET_HEADER, secret)
-        .body(body.to_string())
-        .build();
+    let request = synatra_internal::request(Method::Put, GATEWAY, body.to_string());
     spin_sdk::http::run(async move {
         let response: IncomingResponse = spin_sdk::http::send(request).await.map_err(|e| {
             ApiError::new(502, "gateway_error", format!("gateway unreachable: {e}"))
