@@ -188,6 +188,24 @@ impl World {
                 format!("/orgs/{org}/threads/{}/messages", self.finished_thread()),
                 Some(json!({ "message": "more" })),
             ),
+            RouteId::RespondHumanRequest => {
+                let request = synatra_tests::psql(
+                    &self.host.database_url,
+                    &format!(
+                        "WITH i AS (INSERT INTO human_requests (org_id, thread_id, run_id, call_id, request)
+                         SELECT org_id, thread_id, id, 'c', '{{\"title\":\"t\",\"fields\":[{{\"name\":\"ok\",\"kind\":\"confirm\"}}]}}'
+                         FROM runs WHERE thread_id = '{}' LIMIT 1 RETURNING id) SELECT id FROM i",
+                        self.thread
+                    ),
+                );
+                (
+                    format!(
+                        "/orgs/{org}/threads/{}/human-requests/{request}/respond",
+                        self.thread
+                    ),
+                    Some(json!({ "status": "responded", "data": { "ok": true } })),
+                )
+            }
             RouteId::ThreadEvents => (format!("/orgs/{org}/threads/{}/events", self.thread), None),
             RouteId::ListLlmProviders => (
                 format!("/orgs/{org}/environments/production/llm-providers"),

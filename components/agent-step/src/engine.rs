@@ -12,7 +12,7 @@ use synatra_db::{Db, DbError};
 use synatra_llm::{LlmError, Message};
 use synatra_runs::{
     builtin_tools, conversation, delegate_tool, idempotency_key, next_action, run_builtin,
-    wait_millis, Action, Step, DELEGATE_PREFIX, WAIT_TOOL,
+    wait_millis, widgets, Action, Step, DELEGATE_PREFIX, WAIT_TOOL,
 };
 
 use crate::provider;
@@ -38,6 +38,8 @@ pub enum Outcome {
     Sleeping,
     /// The run waits for a sub-agent's run to finish.
     WaitingSubagent,
+    /// The run waits for a person to answer a human request.
+    WaitingUser,
     /// The caller's lease was gone (expired or taken): nothing was recorded.
     NotLeased,
 }
@@ -53,6 +55,7 @@ impl Outcome {
             Outcome::Retrying => "retrying",
             Outcome::Sleeping => "sleeping",
             Outcome::WaitingSubagent => "waiting_subagent",
+            Outcome::WaitingUser => "waiting_user",
             Outcome::NotLeased => "not_leased",
         }
     }
@@ -171,6 +174,7 @@ pub async fn advance(
         .collect::<Result<_, _>>()
         .map_err(|e| DbError::Other(format!("unreadable step: {e}")))?;
     let mut tools = builtin_tools(&config.tools);
+    tools.extend(widgets::system_tools());
     let mut subagents = Vec::new();
     for key in &config.subagents {
         match runs::subagent(db, &inv.run.org_id, key)? {
@@ -244,6 +248,80 @@ pub async fn advance(
                         return inv.finish("failed", Some(&error));
                     }
                 }
+            }
+            Action::AwaitHuman { call, request_id } => {
+                let Some((status, response)) = runs::human_request(db, &request_id)? else {
+                    return Err(DbError::Other(format!(
+                        "human request {request_id} vanished"
+                    )));
+                };
+                if status == "pending" {
+                    let (run, thread) = (inv.run.id.clone(), inv.run.thread_id.clone());
+                    return Ok(
+                        match inv.record(|db| runs::wait_for_person(db, &run, lease, &thread))? {
+                            Some(()) => Outcome::WaitingUser,
+                            None => Outcome::NotLeased,
+                        },
+                    );
+                }
+                let output = json!({ "status": status, "data": response });
+                let step = Step::Tool {
+                    call_id: call.id.clone(),
+                    name: call.name.clone(),
+                    output,
+                    is_error: false,
+                };
+                (step, json!({ "call": call, "request_id": request_id }))
+            }
+            Action::CallTool(call) if call.name == widgets::HUMAN_REQUEST => {
+                let input =
+                    json!({ "call": call, "idempotency_key": idempotency_key(run_id, seq) });
+                if let Err(e) = widgets::check_request(&call.arguments) {
+                    let output = json!({ "error": e });
+                    (
+                        Step::Tool {
+                            call_id: call.id.clone(),
+                            name: call.name.clone(),
+                            output,
+                            is_error: true,
+                        },
+                        input,
+                    )
+                } else {
+                    let run_state = runs::load_run(db, run_id, lease)?
+                        .ok_or_else(|| DbError::Other("run vanished".into()))?;
+                    let (run, thread) = (inv.run.id.clone(), inv.run.thread_id.clone());
+                    let asked = inv.record(|db| {
+                        let request_id = runs::create_human_request(db, &run_state, &call.id, &call.arguments)?;
+                        let step = Step::HumanRequest { call_id: call.id.clone(), request_id: request_id.clone() };
+                        record_step(db, &run, &thread, seq, &step, &input)?;
+                        let content = json!({ "request_id": request_id, "call_id": call.id, "request": call.arguments });
+                        let id = runs::add_message(db, &thread, Some(&run), "human_request", &content)?;
+                        runs::add_event(db, &thread, Some(&run), "message", &json!({ "id": id, "kind": "human_request", "content": content }))?;
+                        runs::wait_for_person(db, &run, lease, &thread)
+                    })?;
+                    return Ok(match asked {
+                        Some(()) => Outcome::WaitingUser,
+                        None => Outcome::NotLeased,
+                    });
+                }
+            }
+            Action::CallTool(call) if widgets::OUTPUTS.contains(&call.name.as_str()) => {
+                let input =
+                    json!({ "call": call, "idempotency_key": idempotency_key(run_id, seq) });
+                let (output, is_error) = match widgets::check_output(&call.name, &call.arguments) {
+                    Ok(()) => (json!({ "shown": true }), false),
+                    Err(e) => (json!({ "error": e }), true),
+                };
+                (
+                    Step::Tool {
+                        call_id: call.id.clone(),
+                        name: call.name.clone(),
+                        output,
+                        is_error,
+                    },
+                    input,
+                )
             }
             Action::AwaitChild { call, child_run_id } => {
                 let Some((status, error, answer)) = runs::child_outcome(db, &child_run_id)? else {
@@ -449,6 +527,25 @@ fn record_step(
         input,
         &output,
     )?;
+    if let Step::Tool {
+        name,
+        is_error: false,
+        ..
+    } = step
+    {
+        if widgets::OUTPUTS.contains(&name.as_str()) {
+            // The widget itself, for the thread view.
+            let content = json!({ "type": name, "spec": input["call"]["arguments"] });
+            let id = runs::add_message(db, thread_id, Some(run_id), "widget", &content)?;
+            runs::add_event(
+                db,
+                thread_id,
+                Some(run_id),
+                "message",
+                &json!({ "id": id, "kind": "widget", "content": content }),
+            )?;
+        }
+    }
     record_messages(db, thread_id, run_id, step)
 }
 
@@ -493,6 +590,8 @@ fn record_messages(db: &Db, thread_id: &str, run_id: &str, step: &Step) -> Resul
             let data = json!({ "call_id": call_id, "child_run_id": child_run_id });
             runs::add_event(db, thread_id, Some(run_id), "delegated", &data)?;
         }
+        // The request's message is written when it is opened.
+        Step::HumanRequest { .. } => {}
         Step::Wait { call_id, until_ms } => {
             let data = json!({ "call_id": call_id, "until_ms": until_ms });
             runs::add_event(db, thread_id, Some(run_id), "timer", &data)?;

@@ -167,6 +167,7 @@ fn serve(req: &Request) -> ApiResult<Answer> {
         RouteId::PostMessage => threads::post_message(&ctx),
         RouteId::CancelThread => threads::cancel(&ctx),
         RouteId::ThreadEvents => unreachable!("served as a stream above"),
+        RouteId::RespondHumanRequest => threads::respond(&ctx),
         RouteId::ListLlmProviders => llm_providers::list(&ctx),
         RouteId::PutLlmProvider => llm_providers::put(&ctx),
         RouteId::DeleteLlmProvider => llm_providers::delete(&ctx),

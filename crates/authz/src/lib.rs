@@ -140,7 +140,8 @@ routes! {
     GetThread => "GET" "/orgs/:org/threads/:thread" Org(Member);
     PostMessage => "POST" "/orgs/:org/threads/:thread/messages" Org(Member);
     CancelThread => "POST" "/orgs/:org/threads/:thread/cancel" Org(Member);
-    ThreadEvents => "GET" "/orgs/:org/threads/:thread/events" Org(Member);
+        ThreadEvents => "GET" "/orgs/:org/threads/:thread/events" Org(Member);
+    RespondHumanRequest => "POST" "/orgs/:org/threads/:thread/human-requests/:request/respond" Org(Member);
     ListLlmProviders => "GET" "/orgs/:org/environments/:env/llm-providers" Org(Admin);
     PutLlmProvider => "PUT" "/orgs/:org/environments/:env/llm-providers/:provider" Org(Admin);
     DeleteLlmProvider => "DELETE" "/orgs/:org/environments/:env/llm-providers/:provider" Org(Admin);

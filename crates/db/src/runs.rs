@@ -615,3 +615,99 @@ pub fn next_claimable(db: &Db, org_id: &str) -> DbResult<Option<String>> {
         )?
         .map(|r| r.str("id")))
 }
+
+/// Opens a human request for a run's `human_request` call; returns its id.
+pub fn create_human_request(
+    db: &Db,
+    run: &RunState,
+    call_id: &str,
+    request: &Value,
+) -> DbResult<String> {
+    Ok(db
+        .query_one(
+            "INSERT INTO human_requests (org_id, thread_id, run_id, call_id, request)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            &[
+                uuid(&run.org_id),
+                uuid(&run.thread_id),
+                uuid(&run.id),
+                text(call_id),
+                jsonb(request),
+            ],
+        )?
+        .str("id"))
+}
+
+/// A human request's status and response.
+pub fn human_request(db: &Db, id: &str) -> DbResult<Option<(String, Value)>> {
+    Ok(db
+        .query_opt(
+            "SELECT status, response FROM human_requests WHERE id = $1",
+            &[uuid(id)],
+        )?
+        .map(|r| (r.str("status"), r.json("response"))))
+}
+
+/// Parks a run until a person answers, releasing the lease.
+pub fn wait_for_person(db: &Db, run_id: &str, lease: &str, thread_id: &str) -> DbResult<()> {
+    db.execute(
+        "UPDATE runs SET status = 'waiting', wake_at = NULL, lease_owner = NULL, lease_expires_at = NULL,
+                updated_at = now()
+         WHERE id = $1 AND lease_owner = $2",
+        &[uuid(run_id), text(lease)],
+    )?;
+    set_thread_status(db, thread_id, "waiting_user")
+}
+
+/// A pending request of a thread: `(request id, request spec)`.
+pub fn pending_request(
+    db: &Db,
+    thread_id: &str,
+    request_id: Option<&str>,
+) -> DbResult<Option<(String, Value)>> {
+    Ok(db
+        .query_opt(
+            "SELECT id, request FROM human_requests
+             WHERE thread_id = $1 AND status = 'pending' AND ($2::uuid IS NULL OR id = $2)
+             ORDER BY created_at LIMIT 1 FOR UPDATE",
+            &[uuid(thread_id), opt_uuid(request_id)],
+        )?
+        .map(|r| (r.str("id"), r.json("request"))))
+}
+
+/// Records a person's answer (`responded`, `cancelled`, `skipped`) and
+/// makes the waiting run ready. Call inside a transaction after
+/// [`pending_request`] locked the row.
+pub fn answer_request(
+    db: &Db,
+    request_id: &str,
+    status: &str,
+    response: &Value,
+    by: Option<&str>,
+) -> DbResult<()> {
+    let r = db.query_one(
+        "UPDATE human_requests SET status = $2, response = $3, responded_by = $4, responded_at = now()
+         WHERE id = $1 RETURNING thread_id, run_id",
+        &[uuid(request_id), text(status), jsonb(response), opt_uuid(by)],
+    )?;
+    let (thread_id, run_id) = (r.str("thread_id"), r.str("run_id"));
+    let resumed = db.execute(
+        "UPDATE runs SET status = 'ready', updated_at = now() WHERE id = $1 AND status = 'waiting'",
+        &[uuid(&run_id)],
+    )?;
+    if resumed == 1 {
+        set_thread_status(db, &thread_id, "active")?;
+    }
+    add_event(
+        db,
+        &thread_id,
+        Some(&run_id),
+        "human_request",
+        &serde_json::json!({ "request_id": request_id, "status": status }),
+    )?;
+    db.execute(
+        "SELECT pg_notify($1, $2)",
+        &[text(RUNS_CHANNEL), text(&run_id)],
+    )?;
+    Ok(())
+}

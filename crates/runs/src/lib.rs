@@ -13,6 +13,8 @@
 //! - A tool call carries the idempotency key `run_id:seq` so a side effect
 //!   retried after a crash can be deduplicated by the target.
 
+pub mod widgets;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use synatra_agents::Limits;
@@ -41,6 +43,9 @@ pub enum Step {
         call_id: String,
         child_run_id: String,
     },
+    /// The `human_request` call `call_id` waits for a person's answer to
+    /// request `request_id`; the answer completes the call.
+    HumanRequest { call_id: String, request_id: String },
 }
 
 impl Step {
@@ -51,6 +56,7 @@ impl Step {
             Step::Tool { .. } => "tool",
             Step::Wait { .. } => "wait",
             Step::Delegate { .. } => "delegate",
+            Step::HumanRequest { .. } => "human_request",
         }
     }
 }
@@ -69,6 +75,8 @@ pub enum Action {
         call: ToolCall,
         child_run_id: String,
     },
+    /// A person is asked: collect the answer (or keep waiting).
+    AwaitHuman { call: ToolCall, request_id: String },
     /// The model answered without tool calls: the run is done.
     Complete { text: String },
     /// A limit was reached.
@@ -112,6 +120,15 @@ pub fn next_action(limits: &Limits, steps: &[Step]) -> Action {
                 return Action::Wake {
                     call: call.clone(),
                     until_ms: *until_ms,
+                };
+            }
+            Some(Step::HumanRequest {
+                call_id,
+                request_id,
+            }) if *call_id == call.id => {
+                return Action::AwaitHuman {
+                    call: call.clone(),
+                    request_id: request_id.clone(),
                 };
             }
             Some(Step::Delegate {
@@ -163,7 +180,7 @@ pub fn conversation(system_prompt: &str, history: &[Message], steps: &[Step]) ->
                 content: output.to_string(),
             },
             // The model sees the finished call (the Tool step), not the wait.
-            Step::Wait { .. } | Step::Delegate { .. } => continue,
+            Step::Wait { .. } | Step::Delegate { .. } | Step::HumanRequest { .. } => continue,
         });
     }
     out

@@ -168,6 +168,36 @@ pub fn post_message(ctx: &Ctx) -> ApiResult<Reply> {
     let mut input = ctx.input()?;
     let message = input.string("message", 1, 100_000);
     input.finish()?;
+    // A message while the run waits for a person skips the request; the
+    // run continues with the message as the answer.
+    let by = ctx.principal()?.user_id().ok().map(str::to_string);
+    let skipped = ctx.db.transaction(|db| -> ApiResult<bool> {
+        let Some((request_id, _)) = runs::pending_request(db, &id, None)? else {
+            return Ok(false);
+        };
+        let message_id = runs::add_message(db, &id, None, "user", &json!({ "text": message }))?;
+        runs::add_event(
+            db,
+            &id,
+            None,
+            "message",
+            &json!({ "id": message_id, "kind": "user", "content": { "text": message } }),
+        )?;
+        runs::answer_request(
+            db,
+            &request_id,
+            "skipped",
+            &json!({ "message": message }),
+            by.as_deref(),
+        )?;
+        Ok(true)
+    })?;
+    if skipped {
+        crate::inline_runs::advance(ctx.db, &ctx.org().id);
+        let mut reply = Reply::ok(json!({ "skipped_request": true }));
+        reply.status = 202;
+        return Ok(reply);
+    }
     let org = ctx.org();
     let thread =
         runs::thread(ctx.db, &org.id, &id)?.ok_or_else(|| ApiError::not_found("thread"))?;
@@ -285,5 +315,54 @@ pub fn list(ctx: &Ctx) -> ApiResult<Reply> {
         .flatten();
     Ok(Reply::ok(
         json!({ "threads": threads, "next_cursor": next }),
+    ))
+}
+
+/// `POST /orgs/{org}/threads/{thread}/human-requests/{request}/respond
+/// {status: responded|cancelled|skipped, data?}`: `data` is validated
+/// against the request's fields; the waiting run resumes with the answer.
+pub fn respond(ctx: &Ctx) -> ApiResult<Reply> {
+    let id = thread_id(ctx)?;
+    let request_id = ctx.uuid_param("request", "human request")?.to_string();
+    let mut input = ctx.input()?;
+    let status = input.string("status", 1, 20);
+    input.check(
+        ["responded", "cancelled", "skipped"].contains(&status.as_str()),
+        "status",
+        "`status` must be responded, cancelled or skipped",
+    );
+    let has_data = input.has("data");
+    let data = if has_data {
+        input.object("data")
+    } else {
+        serde_json::Value::Null
+    };
+    input.check(
+        status != "responded" || has_data,
+        "data",
+        "`data` is required to respond",
+    );
+    input.finish()?;
+    let by = ctx.principal()?.user_id().ok().map(str::to_string);
+    ctx.db.transaction(|db| -> ApiResult<()> {
+        let (request_id, request) = match runs::pending_request(db, &id, Some(&request_id))? {
+            Some(r) => r,
+            None => {
+                return Err(ApiError::conflict(
+                    "request_not_pending",
+                    "this request does not exist or was already answered",
+                ))
+            }
+        };
+        if status == "responded" {
+            synatra_runs::widgets::check_response(&request, &data)
+                .map_err(|errors| ApiError::fields(&errors))?;
+        }
+        runs::answer_request(db, &request_id, &status, &data, by.as_deref())?;
+        Ok(())
+    })?;
+    crate::inline_runs::advance(ctx.db, &ctx.org().id);
+    Ok(Reply::ok(
+        json!({ "request_id": request_id, "status": status }),
     ))
 }
