@@ -174,7 +174,6 @@ pub async fn advance(
         .collect::<Result<_, _>>()
         .map_err(|e| DbError::Other(format!("unreadable step: {e}")))?;
     let mut tools = builtin_tools(&config.tools);
-    tools.extend(widgets::system_tools());
     let mut subagents = Vec::new();
     for key in &config.subagents {
         match runs::subagent(db, &inv.run.org_id, key)? {
@@ -187,6 +186,8 @@ pub async fn advance(
             ),
         }
     }
+    // The agent's own tools first, then the system tools.
+    tools.extend(widgets::system_tools());
     let max_active_ms = i64::from(config.limits.max_active_time) * 1000;
 
     loop {
