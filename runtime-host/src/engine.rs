@@ -37,7 +37,11 @@ pub fn build_engine(settings: EngineSettings) -> Result<Engine> {
         .max_core_instances_per_component(64)
         .max_memories_per_component(8)
         .max_tables_per_component(16)
-        .max_memory_size(settings.max_memory_bytes);
+        .max_memory_size(settings.max_memory_bytes)
+        // Reset the first pages of a slot with memset instead of madvise, so
+        // the next instance does not fault them in again.
+        .linear_memory_keep_resident(2 << 20)
+        .table_keep_resident(64 << 10);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     match Engine::new(&config) {
         Ok(engine) => Ok(engine),
