@@ -733,3 +733,59 @@ fn without_a_dispatcher_the_api_advances_runs_inline() {
         "awake"
     );
 }
+
+#[test]
+fn cancelling_a_parent_cancels_its_working_subagent() {
+    let fake = FakeLlm::start(vec![
+        Answer::ToolCall {
+            name: "delegate_to_slow_helper".into(),
+            arguments: json!({ "message": "Think for a minute." }),
+        },
+        // The child's model call would take a minute.
+        Answer::Delayed(
+            Duration::from_secs(60),
+            Box::new(Answer::Text("late".into())),
+        ),
+    ]);
+    let app = start();
+    publish(
+        &app,
+        "slow-helper",
+        &agent_config(&fake, "helper", json!({})),
+    );
+    let boss = json!({ "model": { "provider": "openai", "model": "boss", "base_url": fake.base_url() }, "subagents": ["slow-helper"] });
+    publish(&app, "boss", &boss);
+    let id = start_thread(&app, "boss", "delegate", "normal");
+    wait_for(&app, &id, &["waiting_subagent"], Duration::from_secs(20));
+    while fake.calls() < 2 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let r = app.owner.client.post(
+        &format!("/api/v1/orgs/{}/threads/{id}/cancel", app.org),
+        json!({}),
+    );
+    assert_eq!(r.status, 202);
+    let t = wait_for(
+        &app,
+        &id,
+        &["cancelled", "completed", "failed"],
+        Duration::from_secs(15),
+    );
+    assert_eq!(t["status"], "cancelled", "{t:#}");
+    let threads = app.owner.client.get(&format!(
+        "/api/v1/orgs/{}/threads?agent=slow-helper",
+        app.org
+    ));
+    let child = threads.body["threads"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let c = wait_for(
+        &app,
+        &child,
+        &["cancelled", "completed", "failed"],
+        Duration::from_secs(15),
+    );
+    assert_eq!(c["status"], "cancelled", "{c:#}");
+    assert_eq!(fake.calls(), 2);
+}

@@ -143,10 +143,19 @@ pub fn has_unfinished_run(db: &Db, thread_id: &str) -> DbResult<bool> {
         .is_some())
 }
 
-/// Asks unfinished runs of a thread to stop. Runs nobody is executing stop
-/// at once; a leased run stops at its next step boundary. Returns how many
-/// runs were asked.
+/// Asks unfinished runs of a thread (and of the sub-agents working for
+/// them) to stop. Runs nobody is executing stop at once; a leased run is
+/// interrupted by the host executing it. Returns how many runs were asked.
 pub fn request_cancel(db: &Db, thread_id: &str) -> DbResult<u64> {
+    // Sub-agent runs working for this thread's runs are cancelled with them.
+    let children = db.query(
+        "SELECT DISTINCT c.thread_id FROM runs c JOIN runs p ON p.id = c.parent_run_id
+         WHERE p.thread_id = $1 AND p.status IN ('ready', 'waiting') AND c.status IN ('ready', 'waiting')",
+        &[uuid(thread_id)],
+    )?;
+    for child in &children {
+        request_cancel(db, &child.str("thread_id"))?;
+    }
     let asked = db.execute(
         "UPDATE runs SET cancel_requested = true, updated_at = now()
          WHERE thread_id = $1 AND status IN ('ready', 'waiting')",
