@@ -789,3 +789,41 @@ fn cancelling_a_parent_cancels_its_working_subagent() {
     assert_eq!(c["status"], "cancelled", "{c:#}");
     assert_eq!(fake.calls(), 2);
 }
+
+#[test]
+fn a_continued_thread_replays_earlier_tool_calls_with_their_results() {
+    let fake = FakeLlm::start(vec![
+        Answer::ToolCall {
+            name: "add_numbers".into(),
+            arguments: json!({ "numbers": [2, 3] }),
+        },
+        Answer::Text("5".into()),
+        Answer::Text("Still 5.".into()),
+    ]);
+    let app = start();
+    publish(&app, "adder", &agent_config(&fake, "m", json!({})));
+    let id = start_thread(&app, "adder", "2+3?", "normal");
+    wait_for(&app, &id, &["completed"], Duration::from_secs(30));
+    let more = app.owner.client.post(
+        &format!("/api/v1/orgs/{}/threads/{id}/messages", app.org),
+        json!({ "message": "sure?" }),
+    );
+    assert_eq!(more.status, 201);
+    wait_for(&app, &id, &["completed"], Duration::from_secs(30));
+    let roles: Vec<String> = fake.received()[2].body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        roles,
+        vec!["system", "user", "assistant", "tool", "assistant", "user"]
+    );
+    let messages = &fake.received()[2].body["messages"];
+    assert_eq!(
+        messages[2]["tool_calls"][0]["function"]["name"],
+        "add_numbers"
+    );
+    assert_eq!(messages[3]["content"], "{\"sum\":5.0}");
+}

@@ -652,22 +652,51 @@ fn cancel_requested(db: &Db, run_id: &str) -> Result<bool, DbError> {
         .is_some_and(|r| r.bool("cancel_requested")))
 }
 
-/// The thread so far as model messages: user messages and final answers.
+/// The thread so far as model messages: user messages, answers, and the
+/// tool calls of earlier runs with their results (a call without a recorded
+/// result is left out, since providers refuse unanswered calls).
 fn history(db: &Db, run: &RunState) -> Result<Vec<Message>, DbError> {
-    Ok(runs::history(db, &run.thread_id, run.input_upto)?
-        .into_iter()
-        .filter_map(|(kind, content)| {
-            let text = content["text"].as_str().unwrap_or_default().to_string();
-            match kind.as_str() {
-                "user" => Some(Message::User { text }),
-                "assistant" => Some(Message::Assistant {
-                    text,
-                    tool_calls: Vec::new(),
-                }),
-                _ => None,
+    let messages = runs::history(db, &run.thread_id, run.input_upto)?;
+    let answered: std::collections::HashSet<String> = messages
+        .iter()
+        .filter(|(kind, _)| kind == "tool_result")
+        .filter_map(|(_, c)| c["call_id"].as_str().map(str::to_string))
+        .collect();
+    let mut out: Vec<Message> = Vec::new();
+    for (kind, content) in messages {
+        let text = content["text"].as_str().unwrap_or_default().to_string();
+        match kind.as_str() {
+            "user" => out.push(Message::User { text }),
+            "assistant" => out.push(Message::Assistant {
+                text,
+                tool_calls: Vec::new(),
+            }),
+            "tool_call" => {
+                let Some(id) = content["id"].as_str().filter(|id| answered.contains(*id)) else {
+                    continue;
+                };
+                let call = synatra_llm::ToolCall {
+                    id: id.to_string(),
+                    name: content["name"].as_str().unwrap_or_default().to_string(),
+                    arguments: content["arguments"].clone(),
+                };
+                match out.last_mut() {
+                    Some(Message::Assistant { tool_calls, .. }) => tool_calls.push(call),
+                    _ => out.push(Message::Assistant {
+                        text: String::new(),
+                        tool_calls: vec![call],
+                    }),
+                }
             }
-        })
-        .collect())
+            "tool_result" => out.push(Message::Tool {
+                call_id: content["call_id"].as_str().unwrap_or_default().to_string(),
+                name: content["name"].as_str().unwrap_or_default().to_string(),
+                content: content["result"].to_string(),
+            }),
+            _ => {}
+        }
+    }
+    Ok(out)
 }
 
 /// Exponential backoff with jitter, or the provider's `Retry-After`.
