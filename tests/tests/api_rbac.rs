@@ -207,6 +207,21 @@ impl World {
                 )
             }
             RouteId::ThreadEvents => (format!("/orgs/{org}/threads/{}/events", self.thread), None),
+            RouteId::CreateTool => (
+                format!("/orgs/{org}/tools"),
+                Some(tool_def(&format!("t_{}", unique.replace('-', "_")))),
+            ),
+            RouteId::ListTools => (format!("/orgs/{org}/tools"), None),
+            RouteId::GetTool => (format!("/orgs/{org}/tools/{TOOL}"), None),
+            RouteId::PutTool => (format!("/orgs/{org}/tools/{TOOL}"), Some(tool_def(TOOL))),
+            RouteId::DeleteTool => {
+                let name = format!("d_{}", unique.replace('-', "_"));
+                let r = owner
+                    .client
+                    .post(&format!("/api/v1/orgs/{org}/tools"), tool_def(&name));
+                assert_eq!(r.status, 201, "{:?}", r.body);
+                (format!("/orgs/{org}/tools/{name}"), None)
+            }
             RouteId::ListLlmProviders => (
                 format!("/orgs/{org}/environments/production/llm-providers"),
                 None,
@@ -251,6 +266,13 @@ impl World {
         let (path, body) = self.fixture(spec, role, email);
         client.send(spec.method, &path, body.as_ref()).status
     }
+}
+
+/// The tool every matrix org has.
+const TOOL: &str = "matrix_tool";
+
+fn tool_def(name: &str) -> Value {
+    json!({ "name": name, "params": { "type": "object" }, "code": "return 1;" })
 }
 
 /// The agent every matrix org has, with release 0.0.1 published.
@@ -301,6 +323,11 @@ fn world() -> World {
     );
     assert_eq!(
         c.post(&format!("{path}/releases"), json!({ "bump": "patch" }))
+            .status,
+        201
+    );
+    assert_eq!(
+        c.post(&format!("/api/v1/orgs/{org}/tools"), tool_def(TOOL))
             .status,
         201
     );

@@ -142,6 +142,11 @@ routes! {
     CancelThread => "POST" "/orgs/:org/threads/:thread/cancel" Org(Member);
         ThreadEvents => "GET" "/orgs/:org/threads/:thread/events" Org(Member);
     RespondHumanRequest => "POST" "/orgs/:org/threads/:thread/human-requests/:request/respond" Org(Member);
+        CreateTool => "POST" "/orgs/:org/tools" Org(Builder);
+    ListTools => "GET" "/orgs/:org/tools" Org(Member);
+    GetTool => "GET" "/orgs/:org/tools/:tool" Org(Member);
+    PutTool => "PUT" "/orgs/:org/tools/:tool" Org(Builder);
+    DeleteTool => "DELETE" "/orgs/:org/tools/:tool" Org(Builder);
     ListLlmProviders => "GET" "/orgs/:org/environments/:env/llm-providers" Org(Admin);
     PutLlmProvider => "PUT" "/orgs/:org/environments/:env/llm-providers/:provider" Org(Admin);
     DeleteLlmProvider => "DELETE" "/orgs/:org/environments/:env/llm-providers/:provider" Org(Admin);

@@ -11,3 +11,4 @@ pub mod llm_providers;
 pub mod members;
 pub mod orgs;
 pub mod threads;
+pub mod tools;

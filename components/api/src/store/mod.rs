@@ -7,4 +7,5 @@ pub mod login_failures;
 pub mod members;
 pub mod orgs;
 pub mod sessions;
+pub mod tools;
 pub mod users;

@@ -1,0 +1,265 @@
+//! User tool definitions: what a builder saves, how it is validated (field
+//! errors name the field), and its content version (a hash, so an agent
+//! release can freeze the exact tool it was published with).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// Who must approve a call before it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApprovalPolicy {
+    /// No review.
+    AutoApprove,
+    /// The channel owner, or an org owner or admin.
+    OwnerOnly,
+    /// Any member of the thread's channel.
+    AnyMember,
+}
+
+/// Approval settings of a tool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    #[serde(default = "auto")]
+    pub policy: ApprovalPolicy,
+    /// Whether the person who started the thread may approve.
+    #[serde(default = "yes")]
+    pub self_approval: bool,
+    /// Whether the approver sees (and may edit) the arguments and rationale.
+    #[serde(default)]
+    pub review: bool,
+    /// How long a request waits before the run fails as `timeout`.
+    #[serde(default = "three_days")]
+    pub timeout_secs: u32,
+}
+
+fn auto() -> ApprovalPolicy {
+    ApprovalPolicy::AutoApprove
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn three_days() -> u32 {
+    259_200
+}
+
+impl Default for Approval {
+    fn default() -> Self {
+        Self {
+            policy: auto(),
+            self_approval: true,
+            review: false,
+            timeout_secs: three_days(),
+        }
+    }
+}
+
+/// A tool as saved through the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolDef {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// JSON Schema of the arguments (an object schema).
+    pub params: Value,
+    /// JSON Schema of the result, if declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub returns: Option<Value>,
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u32,
+    /// The body of an async JavaScript function of `(params, context)`.
+    pub code: String,
+    #[serde(default)]
+    pub approval: Approval,
+}
+
+fn default_timeout() -> u32 {
+    30_000
+}
+
+/// Names the system reserves for its own tools.
+const RESERVED: [&str; 7] = [
+    "add_numbers",
+    "wait",
+    "human_request",
+    "output_table",
+    "output_chart",
+    "output_markdown",
+    "output_key_value",
+];
+
+/// Largest tool source, in bytes.
+pub const MAX_CODE_BYTES: usize = 256 * 1024;
+
+impl ToolDef {
+    /// Parses and validates a definition; errors are `(field, message)`.
+    pub fn parse(value: &Value) -> Result<Self, Vec<(String, String)>> {
+        let def: ToolDef = serde_path_to_error::deserialize(value.clone()).map_err(|e| {
+            let path = e.path().to_string();
+            vec![(
+                if path == "." { "body".into() } else { path },
+                e.into_inner().to_string(),
+            )]
+        })?;
+        let errors = def.problems();
+        if errors.is_empty() {
+            Ok(def)
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut fail = |f: &str, m: &str| out.push((f.to_string(), m.to_string()));
+        let n = self.name.as_bytes();
+        let identifier = (1..=64).contains(&n.len())
+            && (n[0].is_ascii_lowercase() || n[0] == b'_')
+            && n.iter()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_');
+        if !identifier {
+            fail(
+                "name",
+                "must be a lower_snake identifier of at most 64 characters",
+            );
+        } else if RESERVED.contains(&self.name.as_str()) || self.name.starts_with("delegate_to_") {
+            fail("name", "is reserved for a system tool");
+        }
+        if self.description.len() > 2000 {
+            fail("description", "must be at most 2000 bytes");
+        }
+        if let Err(e) = check_schema(&self.params, true) {
+            fail("params", &e);
+        }
+        if let Some(Err(e)) = self.returns.as_ref().map(|r| check_schema(r, false)) {
+            fail("returns", &e);
+        }
+        if !(100..=60_000).contains(&self.timeout_ms) {
+            fail("timeout_ms", "must be 100 to 60000");
+        }
+        if self.code.trim().is_empty() || self.code.len() > MAX_CODE_BYTES {
+            fail("code", "must be 1 byte to 256 KiB of JavaScript");
+        }
+        if !(60..=31_536_000).contains(&self.approval.timeout_secs) {
+            fail("approval.timeout_secs", "must be 60 s to one year");
+        }
+        out
+    }
+
+    /// The content version: a hash of everything that changes behaviour.
+    pub fn version(&self) -> String {
+        let canonical = serde_json::to_vec(self).expect("a ToolDef serializes");
+        Sha256::digest(&canonical)
+            .iter()
+            .take(12)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+const TYPES: [&str; 7] = [
+    "object", "array", "string", "number", "integer", "boolean", "null",
+];
+
+/// Checks the JSON Schema subset tools use; the arguments' schema must
+/// describe an object.
+pub fn check_schema(schema: &Value, object_root: bool) -> Result<(), String> {
+    let Some(obj) = schema.as_object() else {
+        return Err("must be a JSON Schema object".into());
+    };
+    if object_root && schema["type"] != "object" {
+        return Err("must have \"type\": \"object\"".into());
+    }
+    if let Some(t) = obj.get("type") {
+        if !t.as_str().is_some_and(|t| TYPES.contains(&t)) {
+            return Err(format!("unknown type {t}"));
+        }
+    }
+    if let Some(props) = obj.get("properties") {
+        let props = props
+            .as_object()
+            .ok_or("\"properties\" must be an object")?;
+        for (name, sub) in props {
+            check_schema(sub, false).map_err(|e| format!("property `{name}`: {e}"))?;
+        }
+    }
+    if let Some(req) = obj.get("required") {
+        let names = req
+            .as_array()
+            .filter(|r| r.iter().all(Value::is_string))
+            .ok_or("\"required\" must list property names")?;
+        for n in names {
+            let declared = obj
+                .get("properties")
+                .and_then(|p| p.get(n.as_str().unwrap_or_default()));
+            if declared.is_none() {
+                return Err(format!("required property {n} is not in \"properties\""));
+            }
+        }
+    }
+    if let Some(items) = obj.get("items") {
+        check_schema(items, false).map_err(|e| format!("items: {e}"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn def() -> Value {
+        json!({
+            "name": "refund_order",
+            "description": "Refunds an order",
+            "params": { "type": "object", "required": ["order_id"], "properties": { "order_id": { "type": "string" } } },
+            "code": "return { ok: true };",
+            "approval": { "policy": "owner-only", "self_approval": false, "review": true }
+        })
+    }
+
+    #[test]
+    fn a_valid_definition_gets_defaults_and_a_stable_version() {
+        let d = ToolDef::parse(&def()).unwrap();
+        assert_eq!(d.timeout_ms, 30_000);
+        assert_eq!(d.approval.policy, ApprovalPolicy::OwnerOnly);
+        assert_eq!(d.approval.timeout_secs, 259_200);
+        assert_eq!(d.version(), ToolDef::parse(&def()).unwrap().version());
+        let mut changed = def();
+        changed["code"] = json!("return 1;");
+        assert_ne!(d.version(), ToolDef::parse(&changed).unwrap().version());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let fields = |v: Value| -> Vec<String> {
+            ToolDef::parse(&v)
+                .unwrap_err()
+                .into_iter()
+                .map(|(f, _)| f)
+                .collect()
+        };
+        let mut v = def();
+        v["name"] = json!("Refund Order");
+        v["timeout_ms"] = json!(5);
+        v["params"] = json!({ "type": "string" });
+        assert_eq!(fields(v), vec!["name", "params", "timeout_ms"]);
+        let mut v = def();
+        v["name"] = json!("human_request");
+        assert_eq!(fields(v), vec!["name"]);
+        let mut v = def();
+        v["params"]["required"] = json!(["missing"]);
+        assert_eq!(fields(v), vec!["params"]);
+        let mut v = def();
+        v["approval"]["policy"] = json!("anyone");
+        assert_eq!(fields(v), vec!["approval.policy"]);
+        let mut v = def();
+        v["surprise"] = json!(1);
+        assert_eq!(fields(v), vec!["surprise"]);
+    }
+}
