@@ -24,6 +24,10 @@ use crate::manifest::{ComponentLimits, Manifest, RouteDecl};
 use crate::metrics::Metrics;
 use crate::router::Router;
 
+/// Header with which a component calling another in-process (service
+/// chaining) shortens the callee's time budget, in milliseconds.
+pub const DEADLINE_HEADER: &str = "x-synatra-deadline-ms";
+
 /// Everything one component is granted, plus its pre-linked instance.
 pub struct ComponentRuntime {
     pub id: String,
@@ -216,8 +220,17 @@ impl App {
             .get(component)
             .cloned()
             .ok_or_else(|| DispatchError::NoSuchComponent(component.to_string()))?;
-        let timeout = std::time::Duration::from_millis(runtime.limits.timeout_ms);
-        let state = InstanceState::new(self.clone(), runtime.clone(), depth);
+        // An internal caller may tighten (never extend) the callee's budget.
+        let requested = request
+            .headers()
+            .get(DEADLINE_HEADER)
+            .filter(|_| depth > 0)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let timeout_ms = requested.map_or(runtime.limits.timeout_ms, |r| {
+            r.min(runtime.limits.timeout_ms)
+        });
+        let timeout = std::time::Duration::from_millis(timeout_ms);
+        let state = InstanceState::new(self.clone(), runtime.clone(), depth, timeout);
         let deadline = state.deadline;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);

@@ -26,8 +26,13 @@ pub struct InstanceState {
 
 impl InstanceState {
     /// Builds the state for one instance of `component`, serving a request at
-    /// internal call depth `depth`.
-    pub fn new(app: Arc<App>, component: Arc<ComponentRuntime>, depth: u32) -> Self {
+    /// internal call depth `depth` within `timeout`.
+    pub fn new(
+        app: Arc<App>,
+        component: Arc<ComponentRuntime>,
+        depth: u32,
+        timeout: std::time::Duration,
+    ) -> Self {
         let mut wasi = WasiCtx::builder();
         wasi.inherit_stdout().inherit_stderr();
         for (k, v) in &component.environment {
@@ -45,7 +50,7 @@ impl InstanceState {
             table: ResourceTable::new(),
             hooks: OutboundHttp::new(app.clone(), component.clone(), depth),
             limiter: MemoryLimiter::new((limits.memory_limit_mb as usize) << 20),
-            deadline: Instant::now() + std::time::Duration::from_millis(limits.timeout_ms),
+            deadline: Instant::now() + timeout,
             component,
             app,
         }

@@ -62,6 +62,9 @@ struct UpArgs {
         default_value = "spin.toml"
     )]
     manifest: PathBuf,
+    /// Where compiled components are cached (default: `<data-dir>/cache`).
+    #[arg(long, env = "SYNATRA_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
     /// A runtime config TOML with a `[variables]` table.
     #[arg(long, env = "SYNATRA_RUNTIME_CONFIG")]
     runtime_config_file: Option<PathBuf>,
@@ -163,7 +166,10 @@ fn up(args: UpArgs) -> Result<()> {
         let app = App::load(
             &manifest,
             LoadOptions {
-                cache_dir: args.db.data_dir.join("cache"),
+                cache_dir: args
+                    .cache_dir
+                    .clone()
+                    .unwrap_or_else(|| args.db.data_dir.join("cache")),
                 runtime_variables: runtime_config.variables,
                 host_variables,
                 db: pool,

@@ -210,6 +210,11 @@ impl Host {
             .arg("--data-dir")
             .arg(&config.data_dir)
             .env("DATABASE_URL", &config.database_url)
+            // Compiled components are keyed by content: one cache for all tests.
+            .env(
+                "SYNATRA_CACHE_DIR",
+                std::env::temp_dir().join("synatra-test-component-cache"),
+            )
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .envs(config.env.iter().map(|(k, v)| (k, v)))

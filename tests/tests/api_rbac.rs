@@ -214,6 +214,10 @@ impl World {
             RouteId::ListTools => (format!("/orgs/{org}/tools"), None),
             RouteId::GetTool => (format!("/orgs/{org}/tools/{TOOL}"), None),
             RouteId::PutTool => (format!("/orgs/{org}/tools/{TOOL}"), Some(tool_def(TOOL))),
+            RouteId::TestTool => (
+                format!("/orgs/{org}/tools/{TOOL}/test"),
+                Some(json!({ "params": {} })),
+            ),
             RouteId::DeleteTool => {
                 let name = format!("d_{}", unique.replace('-', "_"));
                 let r = owner

@@ -173,6 +173,7 @@ fn serve(req: &Request) -> ApiResult<Answer> {
         RouteId::GetTool => tools::get(&ctx),
         RouteId::PutTool => tools::put(&ctx),
         RouteId::DeleteTool => tools::delete(&ctx),
+        RouteId::TestTool => tools::test(&ctx),
         RouteId::ListLlmProviders => llm_providers::list(&ctx),
         RouteId::PutLlmProvider => llm_providers::put(&ctx),
         RouteId::DeleteLlmProvider => llm_providers::delete(&ctx),

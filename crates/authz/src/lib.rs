@@ -146,7 +146,8 @@ routes! {
     ListTools => "GET" "/orgs/:org/tools" Org(Member);
     GetTool => "GET" "/orgs/:org/tools/:tool" Org(Member);
     PutTool => "PUT" "/orgs/:org/tools/:tool" Org(Builder);
-    DeleteTool => "DELETE" "/orgs/:org/tools/:tool" Org(Builder);
+        DeleteTool => "DELETE" "/orgs/:org/tools/:tool" Org(Builder);
+    TestTool => "POST" "/orgs/:org/tools/:tool/test" Org(Builder);
     ListLlmProviders => "GET" "/orgs/:org/environments/:env/llm-providers" Org(Admin);
     PutLlmProvider => "PUT" "/orgs/:org/environments/:env/llm-providers/:provider" Org(Admin);
     DeleteLlmProvider => "DELETE" "/orgs/:org/environments/:env/llm-providers/:provider" Org(Admin);

@@ -225,9 +225,15 @@ pub fn check_response(request: &Value, data: &Value) -> Result<(), Vec<(String, 
     }
 }
 
-/// The JSON Schema subset forms use: type, required, properties, enum,
-/// minimum/maximum, minLength/maxLength, items.
-fn schema_errors(schema: &Value, value: &Value, path: &str, errors: &mut Vec<(String, String)>) {
+/// Validates `value` against the JSON Schema subset forms and tool
+/// arguments use (type, required, properties, enum, minimum/maximum,
+/// minLength/maxLength, items), appending `(path, message)` errors.
+pub fn schema_errors(
+    schema: &Value,
+    value: &Value,
+    path: &str,
+    errors: &mut Vec<(String, String)>,
+) {
     if let Some(t) = schema["type"].as_str() {
         let ok = match t {
             "object" => value.is_object(),

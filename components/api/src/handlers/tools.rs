@@ -1,5 +1,5 @@
 //! User tools: definitions with JSON Schemas, limits and approval settings,
-//! versioned by content. (Running them arrives with the tool runtime.)
+//! versioned by content, and a test run through the tool-js sandbox.
 
 use serde_json::json;
 use synatra_tools::ToolDef;
@@ -7,7 +7,11 @@ use synatra_tools::ToolDef;
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Reply;
+use crate::input::Input;
 use crate::store::tools;
+
+/// The JavaScript sandbox's route.
+const TOOL_JS: &str = "http://tool-js.spin.internal/run";
 
 /// Parses the body as a tool definition; returns it with its JSON form.
 fn definition(ctx: &Ctx) -> ApiResult<(ToolDef, serde_json::Value)> {
@@ -71,4 +75,56 @@ pub fn delete(ctx: &Ctx) -> ApiResult<Reply> {
         tools::delete(db, &id)
     })?;
     Ok(Reply::no_content())
+}
+
+/// `POST /orgs/{org}/tools/{tool}/test {params}`: runs the tool once in its
+/// sandbox. Arguments are validated against `params`; the tool's own
+/// failure (exception, timeout, memory, bad result) is a 200 with `ok: false`.
+pub fn test(ctx: &Ctx) -> ApiResult<Reply> {
+    let id = tool_id(ctx, false)?;
+    let tool = tools::get(ctx.db, &id)?;
+    let mut input = Input::parse(ctx.req.body())?;
+    let params = input.object("params");
+    input.finish()?;
+    let mut errors = Vec::new();
+    synatra_runs::widgets::schema_errors(&tool["params"], &params, "params", &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::fields(&errors));
+    }
+    let timeout_ms = tool["timeout_ms"].as_u64().unwrap_or(30_000);
+    let body = json!({ "code": tool["code"], "params": params });
+    let mut request =
+        synatra_internal::request(spin_sdk::http::Method::Post, TOOL_JS, body.to_string());
+    request.set_header("x-synatra-deadline-ms", timeout_ms.to_string());
+    let started = std::time::Instant::now();
+    let (status, answer) = spin_sdk::http::run(async move {
+        let response: spin_sdk::http::IncomingResponse =
+            spin_sdk::http::send(request).await.map_err(|e| {
+                ApiError::new(
+                    502,
+                    "sandbox_unreachable",
+                    format!("the tool sandbox is unreachable: {e}"),
+                )
+            })?;
+        let status = response.status();
+        let bytes = response.into_body().await.unwrap_or_default();
+        Ok::<_, ApiError>((
+            status,
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default(),
+        ))
+    })?;
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let mut outcome = match (status, answer["error"]["code"].as_str()) {
+        (200, _) => answer,
+        (_, Some("component_timeout")) => {
+            json!({ "ok": false, "error": format!("the tool exceeded its time limit ({timeout_ms} ms)") })
+        }
+        (_, Some("component_memory_limit")) => {
+            json!({ "ok": false, "error": "the tool exceeded its memory limit" })
+        }
+        _ => json!({ "ok": false, "error": "the tool crashed" }),
+    };
+    outcome["duration_ms"] = duration_ms.into();
+    outcome["version"] = tool["version"].clone();
+    Ok(Reply::ok(outcome))
 }

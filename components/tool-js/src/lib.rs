@@ -1,0 +1,169 @@
+//! The tool-js component (private route): `POST /run {code, params}` runs a
+//! user's JavaScript tool — the body of `async function (params, context)`
+//! — in a fresh Boa engine inside a fresh Wasm instance. The instance has no
+//! network, files, environment or clock beyond WASI's; the host bounds its
+//! memory and time. The answer is `{ok: true, result, logs}` or
+//! `{ok: false, error, logs}`: a tool's failure is data, not a server error.
+
+use boa_engine::object::builtins::JsPromise;
+use boa_engine::property::Attribute;
+use boa_engine::{js_string, Context, JsResult, JsValue, NativeFunction, Source};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use spin_sdk::http::{IntoResponse, Request, Response};
+use spin_sdk::http_component;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+#[derive(Deserialize)]
+struct Run {
+    code: String,
+    params: Value,
+}
+
+/// Largest result, in bytes of JSON.
+const MAX_RESULT: usize = 1 << 20;
+/// Most console lines kept.
+const MAX_LOGS: usize = 200;
+
+fn json(status: u16, body: Value) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .build()
+}
+
+#[http_component]
+fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
+    let given = req
+        .header(synatra_internal::SECRET_HEADER)
+        .map(|v| v.as_bytes());
+    if !synatra_internal::is_authorized(given) {
+        return Ok(json(
+            401,
+            json!({ "error": { "code": "unauthenticated", "message": "internal route" } }),
+        ));
+    }
+    let Ok(run) = serde_json::from_slice::<Run>(req.body()) else {
+        return Ok(json(
+            400,
+            json!({ "error": { "code": "invalid_json", "message": "expected {code, params}" } }),
+        ));
+    };
+    let logs = Rc::new(RefCell::new(Vec::<String>::new()));
+    let outcome = execute(&run.code, &run.params, logs.clone());
+    let logs = logs.borrow().clone();
+    Ok(json(
+        200,
+        match outcome {
+            Ok(result) => json!({ "ok": true, "result": result, "logs": logs }),
+            Err(error) => json!({ "ok": false, "error": error, "logs": logs }),
+        },
+    ))
+}
+
+/// Runs the tool body; the error is a message for the model.
+fn execute(code: &str, params: &Value, logs: Rc<RefCell<Vec<String>>>) -> Result<Value, String> {
+    let mut ctx = Context::default();
+    install_console(&mut ctx, logs).map_err(|e| e.to_string())?;
+    let params_js = JsValue::from_json(params, &mut ctx).map_err(|e| e.to_string())?;
+    ctx.register_global_property(js_string!("__params"), params_js, Attribute::all())
+        .map_err(|e| e.to_string())?;
+    // `context.resources` reaches resources through the gateway once they exist.
+    let source = format!(
+        "(async function (params, context) {{\n{code}\n}})(__params, {{ resources: new Proxy({{}}, {{ get(_, name) {{ throw new Error('no such resource: ' + String(name)); }} }}) }})"
+    );
+    let value = ctx
+        .eval(Source::from_bytes(source.as_bytes()))
+        .map_err(|e| describe(e, &mut ctx))?;
+    let promise = value
+        .as_object()
+        .and_then(|o| JsPromise::from_object(o).ok())
+        .ok_or("the tool did not produce a promise")?;
+    ctx.run_jobs().map_err(|e| describe(e, &mut ctx))?;
+    let settled = promise.state();
+    let result = match settled {
+        boa_engine::builtins::promise::PromiseState::Fulfilled(v) => v,
+        boa_engine::builtins::promise::PromiseState::Rejected(e) => {
+            return Err(describe(boa_engine::JsError::from_opaque(e), &mut ctx));
+        }
+        boa_engine::builtins::promise::PromiseState::Pending => {
+            return Err("the tool's promise never settled".into());
+        }
+    };
+    let json = to_json(&result, &mut ctx)?;
+    if json.to_string().len() > MAX_RESULT {
+        return Err(format!("the result exceeds {MAX_RESULT} bytes"));
+    }
+    Ok(json)
+}
+
+/// JSON for a result: `undefined` → null, bigint → string, Date → ISO
+/// string (via `toJSON`), functions and symbols are refused.
+fn to_json(value: &JsValue, ctx: &mut Context) -> Result<Value, String> {
+    if value.is_undefined() {
+        return Ok(Value::Null);
+    }
+    if let Some(b) = value.as_bigint() {
+        return Ok(Value::String(b.to_string()));
+    }
+    if value.is_callable() || value.is_symbol() {
+        return Err("the tool returned a value that is not JSON (a function or symbol)".into());
+    }
+    // JSON.stringify handles Date (toJSON) and nested values; bigint inside
+    // objects is converted first by a replacer.
+    let stringify = ctx
+        .eval(Source::from_bytes(
+            b"(v) => JSON.stringify(v, (k, x) => typeof x === 'bigint' ? x.toString() : x)",
+        ))
+        .map_err(|e| e.to_string())?;
+    let text = stringify
+        .as_callable()
+        .ok_or("no JSON.stringify")?
+        .call(&JsValue::undefined(), std::slice::from_ref(value), ctx)
+        .map_err(|e| describe(e, ctx))?;
+    let text = text
+        .as_string()
+        .map(|s| s.to_std_string_escaped())
+        .ok_or("the tool returned a value that is not JSON")?;
+    serde_json::from_str(&text).map_err(|e| format!("the tool returned invalid JSON: {e}"))
+}
+
+fn describe(e: boa_engine::JsError, ctx: &mut Context) -> String {
+    match e.try_native(ctx) {
+        Ok(native) => native.to_string(),
+        Err(_) => e.to_string(),
+    }
+}
+
+/// `console.log/info/warn/error` append to the call's logs.
+fn install_console(ctx: &mut Context, logs: Rc<RefCell<Vec<String>>>) -> JsResult<()> {
+    let console = boa_engine::object::ObjectInitializer::new(ctx).build();
+    for name in ["log", "info", "warn", "error", "debug"] {
+        let logs = logs.clone();
+        // SAFETY (of the closure contract): the captured Rc is not a JS value,
+        // so it needs no tracing by the garbage collector.
+        let f = unsafe {
+            NativeFunction::from_closure(move |_, args, ctx| {
+                let line = args
+                    .iter()
+                    .map(|a| {
+                        a.to_string(ctx)
+                            .map(|s| s.to_std_string_escaped())
+                            .unwrap_or_default()
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let mut logs = logs.borrow_mut();
+                if logs.len() < MAX_LOGS {
+                    logs.push(line);
+                }
+                Ok(JsValue::undefined())
+            })
+        };
+        console.set(js_string!(name), f.to_js_function(ctx.realm()), false, ctx)?;
+    }
+    ctx.register_global_property(js_string!("console"), console, Attribute::all())?;
+    Ok(())
+}

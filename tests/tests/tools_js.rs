@@ -1,0 +1,159 @@
+//! JavaScript tools in the tool-js sandbox, run once through
+//! `POST /tools/{tool}/test`: results converted to JSON, console captured,
+//! failures (throw, loop, memory bomb, network, files, env, huge or non-JSON
+//! results) end as clean tool errors, and the host keeps serving.
+
+use serde_json::{json, Value};
+use synatra_tests::{create_org, sign_up, start_app, Host, User};
+
+struct Lab {
+    host: Host,
+    owner: User,
+    org: String,
+}
+
+fn lab() -> Lab {
+    let host = start_app();
+    let owner = sign_up(&host, "js");
+    let org = create_org(&owner, "js");
+    Lab { host, owner, org }
+}
+
+/// Saves tool `name` with `code` and runs it with `params`.
+fn run(lab: &Lab, name: &str, code: &str, params: Value, timeout_ms: u64) -> Value {
+    let def = json!({
+        "name": name,
+        "params": { "type": "object", "properties": { "name": { "type": "string" } } },
+        "timeout_ms": timeout_ms,
+        "code": code,
+    });
+    let created = lab
+        .owner
+        .client
+        .post(&format!("/api/v1/orgs/{}/tools", lab.org), def);
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let r = lab.owner.client.post(
+        &format!("/api/v1/orgs/{}/tools/{name}/test", lab.org),
+        json!({ "params": params }),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.body
+}
+
+#[test]
+fn a_tool_returns_json_and_its_console_output() {
+    let lab = lab();
+    let out = run(
+        &lab,
+        "greet",
+        "console.log('greeting', params.name); return { greeting: 'hi ' + params.name, when: new Date(0), big: 10n ** 20n, nothing: undefined };",
+        json!({ "name": "Ada" }),
+        5000,
+    );
+    assert_eq!(out["ok"], true, "{out:#}");
+    assert_eq!(
+        out["result"],
+        json!({ "greeting": "hi Ada", "when": "1970-01-01T00:00:00.000Z", "big": "100000000000000000000" })
+    );
+    assert_eq!(out["logs"], json!(["greeting Ada"]));
+    let awaited = run(
+        &lab,
+        "awaits",
+        "const x = await Promise.resolve(41); return x + 1;",
+        json!({}),
+        5000,
+    );
+    assert_eq!(awaited["result"], 42);
+}
+
+#[test]
+fn arguments_are_validated_against_the_tool_schema() {
+    let lab = lab();
+    run(
+        &lab,
+        "typed",
+        "return params.name;",
+        json!({ "name": "x" }),
+        5000,
+    );
+    let r = lab.owner.client.post(
+        &format!("/api/v1/orgs/{}/tools/typed/test", lab.org),
+        json!({ "params": { "name": 5 } }),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.body["error"]["details"]["fields"][0]["field"],
+        "params.name"
+    );
+}
+
+#[test]
+fn failures_are_clean_tool_errors_and_the_host_keeps_serving() {
+    let lab = lab();
+    // (name, code, timeout ms, what the error must mention)
+    let cases = [
+        ("thrower", "throw new Error('boom');", 1000, "boom"),
+        ("looper", "while (true) {}", 1000, "time limit"),
+        (
+            "hog",
+            "const a = []; while (true) { a.push('x'.repeat(8 * 1024 * 1024) + a.length); }",
+            60000,
+            "memory",
+        ),
+        (
+            "fetcher",
+            "return await fetch('https://example.com');",
+            1000,
+            "fetch",
+        ),
+        (
+            "requirer",
+            "return require('fs').readFileSync('/etc/passwd');",
+            1000,
+            "require",
+        ),
+        ("envreader", "return process.env.HOME;", 1000, "process"),
+        (
+            "huge",
+            "return 'x'.repeat(2 * 1024 * 1024);",
+            5000,
+            "exceeds",
+        ),
+        ("fn", "return () => 1;", 1000, "not JSON"),
+    ];
+    for (name, code, timeout, expect) in cases {
+        let out = run(&lab, name, code, json!({}), timeout);
+        assert_eq!(out["ok"], false, "{name}: {out:#}");
+        let error = out["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(expect),
+            "{name}: `{error}` should mention `{expect}`"
+        );
+        assert_eq!(
+            lab.host.client().get("/api/v1/health").status,
+            200,
+            "after {name}"
+        );
+    }
+}
+
+#[test]
+fn calls_share_no_state() {
+    let lab = lab();
+    let first = run(
+        &lab,
+        "counter",
+        "globalThis.n = (globalThis.n || 0) + 1; return globalThis.n;",
+        json!({}),
+        5000,
+    );
+    assert_eq!(first["result"], 1);
+    let again = lab.owner.client.post(
+        &format!("/api/v1/orgs/{}/tools/counter/test", lab.org),
+        json!({ "params": {} }),
+    );
+    assert_eq!(
+        again.body["result"], 1,
+        "a fresh engine in a fresh instance each call"
+    );
+}
