@@ -5,11 +5,13 @@
 //! 2. per-request instantiate + handle time in-process, with the pooling
 //!    allocator against on-demand allocation.
 //!
-//! 3. durable runs (see `runs.rs`).
+//! 3. durable runs (see `runs.rs`);
+//! 4. JavaScript tool calls (see `tools.rs`).
 //!
 //! Figures are printed with their ratios; nothing here asserts a threshold.
 
 mod runs;
+mod tools;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -133,8 +135,25 @@ fn main() -> Result<()> {
         r.rss_waiting_kib as f64 / r.rss_idle_kib as f64
     );
     println!(
-        "reply → run resumed (message POST until the provider sees the request): p50 {:.1} ms, p99 {:.1} ms",
+                "reply → run resumed (message POST until the provider sees the request): p50 {:.1} ms, p99 {:.1} ms",
         r.resume_p50_ms, r.resume_p99_ms
+    );
+
+    let t = tools::measure()?;
+    println!();
+    println!("== JavaScript tool (hello) ==");
+    println!(
+        "POST /tools/greet/test round trip: p50 {:.0} µs, p99 {:.0} µs; sandbox call (API-measured): p50 {:.0} µs, p99 {:.0} µs",
+        t.call_p50_us, t.call_p99_us, t.sandbox_p50_us, t.sandbox_p99_us
+    );
+    println!(
+        "native Rust function: {:.2} µs; ratio round trip/native {:.0}x",
+        t.native_us,
+        t.call_p50_us / t.native_us
+    );
+    println!(
+        "concurrent tool calls/s at concurrency 8: {:.0}",
+        t.calls_per_s_8
     );
     Ok(())
 }

@@ -113,7 +113,7 @@ pub fn test(ctx: &Ctx) -> ApiResult<Reply> {
             serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default(),
         ))
     })?;
-    let duration_ms = started.elapsed().as_millis() as u64;
+    let duration_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
     let mut outcome = match (status, answer["error"]["code"].as_str()) {
         (200, _) => answer,
         (_, Some("component_timeout")) => {
