@@ -259,7 +259,9 @@ pub async fn advance(
                 if status == "pending" {
                     let (run, thread) = (inv.run.id.clone(), inv.run.thread_id.clone());
                     return Ok(
-                        match inv.record(|db| runs::wait_for_person(db, &run, lease, &thread))? {
+                        match inv
+                            .record(|db| runs::park(db, &run, lease, &thread, "waiting_user"))?
+                        {
                             Some(()) => Outcome::WaitingUser,
                             None => Outcome::NotLeased,
                         },
@@ -299,7 +301,7 @@ pub async fn advance(
                         let content = json!({ "request_id": request_id, "call_id": call.id, "request": call.arguments });
                         let id = runs::add_message(db, &thread, Some(&run), "human_request", &content)?;
                         runs::add_event(db, &thread, Some(&run), "message", &json!({ "id": id, "kind": "human_request", "content": content }))?;
-                        runs::wait_for_person(db, &run, lease, &thread)
+                        runs::park(db, &run, lease, &thread, "waiting_user")
                     })?;
                     return Ok(match asked {
                         Some(()) => Outcome::WaitingUser,
@@ -337,7 +339,9 @@ pub async fn advance(
                     _ => {
                         let (run, thread) = (inv.run.id.clone(), inv.run.thread_id.clone());
                         return Ok(
-                            match inv.record(|db| runs::wait_for_child(db, &run, lease, &thread))? {
+                            match inv.record(|db| {
+                                runs::park(db, &run, lease, &thread, "waiting_subagent")
+                            })? {
                                 Some(()) => Outcome::WaitingSubagent,
                                 None => Outcome::NotLeased,
                             },
@@ -427,7 +431,7 @@ pub async fn advance(
                     };
                     let input = json!({ "call": call, "child_thread_id": child_thread });
                     record_step(db, &run, &thread, seq, &step, &input)?;
-                    runs::wait_for_child(db, &run, lease, &thread)?;
+                    runs::park(db, &run, lease, &thread, "waiting_subagent")?;
                     Ok(())
                 })?;
                 return Ok(match delegated {

@@ -29,10 +29,7 @@ fn json(status: u16, value: serde_json::Value) -> Response {
 
 #[http_component]
 async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
-    let given = req
-        .header(synatra_internal::SECRET_HEADER)
-        .map(|v| v.as_bytes());
-    if !synatra_internal::is_authorized(given) {
+    if !synatra_internal::is_authorized(&req) {
         return Ok(json(
             401,
             json!({ "error": { "code": "unauthenticated", "message": "internal route" } }),

@@ -38,10 +38,7 @@ async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
         Ok(r) => r,
         Err(e) => return reply(out, 400, error("bad_request", e)).await,
     };
-    let secret = req
-        .header(synatra_internal::SECRET_HEADER)
-        .map(|v| v.as_bytes());
-    if !synatra_internal::is_authorized(secret) {
+    if !synatra_internal::is_authorized(&req) {
         return reply(out, 401, error("unauthenticated", "internal route")).await;
     }
     let method = req.method().to_string();

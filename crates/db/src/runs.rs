@@ -519,17 +519,6 @@ pub fn sleep_until(db: &Db, run_id: &str, lease: &str, delay_ms: i64) -> DbResul
     Ok(())
 }
 
-/// Parks a run until its sub-agent's run finishes, releasing the lease.
-pub fn wait_for_child(db: &Db, run_id: &str, lease: &str, thread_id: &str) -> DbResult<()> {
-    db.execute(
-        "UPDATE runs SET status = 'waiting', wake_at = NULL, lease_owner = NULL, lease_expires_at = NULL,
-                updated_at = now()
-         WHERE id = $1 AND lease_owner = $2",
-        &[uuid(run_id), text(lease)],
-    )?;
-    set_thread_status(db, thread_id, "waiting_subagent")
-}
-
 /// Makes the parent of a finished run ready again (if it waits for it).
 pub fn wake_parent(db: &Db, child_run_id: &str) -> DbResult<()> {
     let parents = db.query(
@@ -657,17 +646,6 @@ pub fn human_request(db: &Db, id: &str) -> DbResult<Option<(String, Value)>> {
         .map(|r| (r.str("status"), r.json("response"))))
 }
 
-/// Parks a run until a person answers, releasing the lease.
-pub fn wait_for_person(db: &Db, run_id: &str, lease: &str, thread_id: &str) -> DbResult<()> {
-    db.execute(
-        "UPDATE runs SET status = 'waiting', wake_at = NULL, lease_owner = NULL, lease_expires_at = NULL,
-                updated_at = now()
-         WHERE id = $1 AND lease_owner = $2",
-        &[uuid(run_id), text(lease)],
-    )?;
-    set_thread_status(db, thread_id, "waiting_user")
-}
-
 /// A pending request of a thread: `(request id, request spec)`.
 pub fn pending_request(
     db: &Db,
@@ -719,4 +697,23 @@ pub fn answer_request(
         &[text(RUNS_CHANNEL), text(&run_id)],
     )?;
     Ok(())
+}
+
+/// Parks a run until something outside it (a sub-agent's run, a person)
+/// makes it ready again: releases the lease and sets the thread's status
+/// (`waiting_subagent`, `waiting_user`).
+pub fn park(
+    db: &Db,
+    run_id: &str,
+    lease: &str,
+    thread_id: &str,
+    thread_status: &str,
+) -> DbResult<()> {
+    db.execute(
+        "UPDATE runs SET status = 'waiting', wake_at = NULL, lease_owner = NULL, lease_expires_at = NULL,
+                updated_at = now()
+         WHERE id = $1 AND lease_owner = $2",
+        &[uuid(run_id), text(lease)],
+    )?;
+    set_thread_status(db, thread_id, thread_status)
 }

@@ -15,9 +15,10 @@ pub fn service_secret() -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-/// Whether `given` (the header's value) is this app's service secret,
-/// compared without leaking where they differ.
-pub fn is_authorized(given: Option<&[u8]>) -> bool {
+/// Whether `req` carries this app's service secret (compared without
+/// leaking where they differ).
+pub fn is_authorized(req: &Request) -> bool {
+    let given = req.header(SECRET_HEADER).map(|v| v.as_bytes());
     match (service_secret(), given) {
         (Some(expected), Some(given)) => {
             let expected = expected.as_bytes();
