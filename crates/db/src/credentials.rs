@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 use spin_sdk::pg4::ParameterValue::{Binary, Boolean, DbNull};
 
-use crate::{opt_text, text, uuid, Db, DbResult, Row};
+use crate::{opt_text, opt_uuid, text, uuid, Db, DbResult, Row};
 
 /// A change to one credential; `None` keeps a field, `Some(None)` clears it.
 pub struct CredentialUpdate<'a> {
@@ -59,7 +59,7 @@ pub fn upsert(db: &Db, u: &CredentialUpdate) -> DbResult<Value> {
             hint,
             Boolean(set_url),
             url,
-            u.updated_by.map(uuid).unwrap_or(DbNull),
+            opt_uuid(u.updated_by),
         ],
     )?;
     Ok(view(&r))

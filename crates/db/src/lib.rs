@@ -69,6 +69,11 @@ pub fn opt_text(s: Option<&str>) -> ParameterValue {
     s.map(text).unwrap_or(ParameterValue::DbNull)
 }
 
+/// An optional UUID parameter (NULL when absent).
+pub fn opt_uuid(s: Option<&str>) -> ParameterValue {
+    s.map(uuid).unwrap_or(ParameterValue::DbNull)
+}
+
 /// One connection for the request.
 pub struct Db {
     conn: pg4::Connection,

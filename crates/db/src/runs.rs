@@ -3,9 +3,9 @@
 //! component (which advances them).
 
 use serde_json::Value;
-use spin_sdk::pg4::ParameterValue::{self, Boolean, DbNull, Int32, Int64};
+use spin_sdk::pg4::ParameterValue::{Boolean, DbNull, Int32, Int64};
 
-use crate::{jsonb, opt_text, text, uuid, Db, DbError, DbResult, Row};
+use crate::{jsonb, opt_text, opt_uuid, text, uuid, Db, DbError, DbResult, Row};
 
 /// Notification channel the host's dispatcher listens on for ready runs.
 pub const RUNS_CHANNEL: &str = "synatra_runs";
@@ -13,10 +13,6 @@ pub const RUNS_CHANNEL: &str = "synatra_runs";
 pub const EVENTS_CHANNEL: &str = "synatra_events";
 /// Notification channel (payload: run id) that interrupts a running step.
 pub const CANCEL_CHANNEL: &str = "synatra_cancel";
-
-fn opt_uuid(s: Option<&str>) -> ParameterValue {
-    s.map(uuid).unwrap_or(DbNull)
-}
 
 /// Fields of a new thread.
 pub struct NewThread<'a> {

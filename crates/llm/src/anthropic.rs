@@ -213,19 +213,11 @@ impl Stream {
 mod tests {
     use super::*;
     use crate::ToolSpec;
-    use synatra_agents::{ModelConfig, Provider};
+    use synatra_agents::Provider;
 
     #[test]
     fn request_merges_roles_and_carries_tool_results_in_user_turns() {
-        let m = ModelConfig {
-            provider: Provider::Anthropic,
-            model: "claude-x".into(),
-            temperature: None,
-            top_p: None,
-            max_output_tokens: None,
-            base_url: None,
-            reasoning: None,
-        };
+        let m = crate::test_model(Provider::Anthropic, "claude-x");
         let messages = vec![
             Message::System { text: "sys".into() },
             Message::User { text: "hi".into() },

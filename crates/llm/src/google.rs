@@ -176,13 +176,9 @@ mod tests {
     #[test]
     fn request_uses_contents_function_parts_and_generation_config() {
         let m = ModelConfig {
-            provider: Provider::Google,
-            model: "gemini-x".into(),
             temperature: Some(0.5),
-            top_p: None,
             max_output_tokens: Some(64),
-            base_url: None,
-            reasoning: None,
+            ..crate::test_model(Provider::Google, "gemini-x")
         };
         let messages = vec![
             Message::System { text: "sys".into() },

@@ -236,6 +236,20 @@ impl Stream {
     }
 }
 
+/// A model config with only provider and model set (adapter tests).
+#[cfg(test)]
+pub(crate) fn test_model(provider: Provider, model: &str) -> synatra_agents::ModelConfig {
+    synatra_agents::ModelConfig {
+        provider,
+        model: model.into(),
+        temperature: None,
+        top_p: None,
+        max_output_tokens: None,
+        base_url: None,
+        reasoning: None,
+    }
+}
+
 /// Feeds a whole SSE body through `provider`'s stream (adapter tests).
 #[cfg(test)]
 pub(crate) fn replay(provider: Provider, body: &str) -> (Vec<Delta>, Result<Completion, LlmError>) {
@@ -267,15 +281,7 @@ mod tests {
 
     #[test]
     fn prepare_picks_url_and_auth_headers_per_provider() {
-        let mut m = synatra_agents::ModelConfig {
-            provider: Provider::Anthropic,
-            model: "claude".into(),
-            temperature: None,
-            top_p: None,
-            max_output_tokens: None,
-            base_url: None,
-            reasoning: None,
-        };
+        let mut m = test_model(Provider::Anthropic, "claude");
         let req = |m: &synatra_agents::ModelConfig| {
             prepare(
                 &ChatRequest {

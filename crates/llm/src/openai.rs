@@ -195,13 +195,9 @@ mod tests {
 
     fn model(provider: Provider) -> ModelConfig {
         ModelConfig {
-            provider,
-            model: "gpt-4o-mini".into(),
             temperature: Some(0.1),
-            top_p: None,
             max_output_tokens: Some(100),
-            base_url: None,
-            reasoning: None,
+            ..crate::test_model(provider, "gpt-4o-mini")
         }
     }
 

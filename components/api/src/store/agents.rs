@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 use synatra_agents::Version;
 
-use crate::db::{jsonb, opt_text, text, uuid, Db, Row};
+use crate::db::{jsonb, opt_text, opt_uuid, text, uuid, Db, Row};
 use crate::error::ApiResult;
 
 const SELECT: &str =
@@ -51,8 +51,7 @@ pub fn create(db: &Db, org_id: &str, a: &NewAgent, by: Option<&str>) -> ApiResul
                 text(a.name),
                 opt_text(a.description),
                 opt_text(a.icon),
-                by.map(uuid)
-                    .unwrap_or(spin_sdk::pg4::ParameterValue::DbNull),
+                opt_uuid(by),
             ],
         )?
         .str("id");
@@ -192,7 +191,7 @@ pub fn publish(
             Int32(version.patch as i32),
             jsonb(config),
             text(notes),
-            by.map(uuid).unwrap_or(spin_sdk::pg4::ParameterValue::DbNull),
+            opt_uuid(by),
         ],
     )?;
     db.execute(

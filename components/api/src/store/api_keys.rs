@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 use synatra_authz::Role;
 
 use crate::auth::Principal;
-use crate::db::{text, uuid, Db, Row};
+use crate::db::{opt_uuid, text, uuid, Db, Row};
 use crate::error::ApiResult;
 
 const COLUMNS: &str = "id, name, role, prefix, created_at, last_used_at";
@@ -26,9 +26,6 @@ pub fn create(
     prefix: &str,
     by: Option<&str>,
 ) -> ApiResult<Value> {
-    let by = by
-        .map(uuid)
-        .unwrap_or(spin_sdk::pg4::ParameterValue::DbNull);
     let r = db.query_one(
         &format!(
             "INSERT INTO api_keys (org_id, name, role, token_hash, prefix, created_by)
@@ -40,7 +37,7 @@ pub fn create(
             text(role.as_str()),
             text(token_hash),
             text(prefix),
-            by,
+            opt_uuid(by),
         ],
     )?;
     Ok(to_json(&r))

@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 use synatra_authz::Role;
 
-use crate::db::{text, uuid, Db, Row};
+use crate::db::{opt_uuid, text, uuid, Db, Row};
 use crate::error::ApiResult;
 
 /// Days an invitation stays valid.
@@ -25,9 +25,6 @@ pub fn create(
     token_hash: &str,
     by: Option<&str>,
 ) -> ApiResult<Value> {
-    let by = by
-        .map(uuid)
-        .unwrap_or(spin_sdk::pg4::ParameterValue::DbNull);
     let r = db.query_one(
         &format!(
             "INSERT INTO invitations (org_id, email, role, token_hash, invited_by, expires_at)
@@ -39,7 +36,7 @@ pub fn create(
             text(email),
             text(role.as_str()),
             text(token_hash),
-            by,
+            opt_uuid(by),
         ],
     )?;
     Ok(to_json(&r))

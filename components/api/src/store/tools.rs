@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::db::{jsonb, text, uuid, Db, Row};
+use crate::db::{jsonb, opt_uuid, text, uuid, Db, Row};
 use crate::error::ApiResult;
 
 const COLUMNS: &str = "id, name, definition, version, created_at, updated_at";
@@ -35,15 +35,12 @@ pub fn create(
     version: &str,
     by: Option<&str>,
 ) -> ApiResult<Value> {
-    let by = by
-        .map(uuid)
-        .unwrap_or(spin_sdk::pg4::ParameterValue::DbNull);
     let r = db.query_one(
         &format!(
             "INSERT INTO tools (org_id, name, definition, version, created_by) VALUES ($1, $2, $3, $4, $5)
              RETURNING {COLUMNS}"
         ),
-        &[uuid(org_id), text(name), jsonb(definition), text(version), by],
+        &[uuid(org_id), text(name), jsonb(definition), text(version), opt_uuid(by)],
     )?;
     keep_version(db, &r.str("id"), version, definition)?;
     Ok(to_json(&r))
