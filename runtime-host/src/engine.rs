@@ -121,11 +121,27 @@ impl ComponentCache {
             .map_err(anyhow::Error::from)
             .with_context(|| format!("cannot compile component {}", path.display()))?;
         tracing::info!(component = %path.display(), ms = started.elapsed().as_millis() as u64, "compiled");
-        let tmp = cached.with_extension("tmp");
-        std::fs::write(&tmp, component.serialize()?)?;
-        std::fs::rename(&tmp, &cached)?;
+        if let Err(e) = store_atomically(&cached, &component.serialize()?) {
+            // Caching is an optimisation: a failed write only costs a recompile.
+            tracing::warn!(error = %e, file = %cached.display(), "cannot write cache entry");
+        }
         Ok(component)
     }
+}
+
+/// Writes `bytes` to a temporary file unique to this process and thread, then
+/// renames it over `path`, so hosts sharing a cache never see a partial entry
+/// or race on each other's temporary file.
+fn store_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!(
+        "{}.{:?}.tmp",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 fn hex(bytes: &[u8]) -> String {
