@@ -18,6 +18,8 @@ pub enum Answer {
     Text(String),
     /// A streamed tool call.
     ToolCall { name: String, arguments: Value },
+    /// Several tool calls in one streamed answer (OpenAI wire).
+    ToolCalls(Vec<(String, Value)>),
     /// An HTTP error with an OpenAI error body.
     Status {
         status: u16,
@@ -214,6 +216,13 @@ enum Wire {
     Google,
 }
 
+/// A tool call id unique within the test process, as providers' ids are.
+fn call_id() -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    format!("call_{}_{n}", std::process::id())
+}
+
 /// Tool results in a request of any wire format: which model turn it is.
 pub fn tool_results(body: &Value) -> usize {
     let openai_or_anthropic = body["messages"].as_array().into_iter().flatten().map(|m| {
@@ -291,7 +300,7 @@ fn answer_with(out: &mut TcpStream, wire: Wire, answer: Answer) -> std::io::Resu
             start_stream(out)?;
             let args = arguments.to_string();
             let (a, b) = args.split_at(args.len() / 2);
-            let id = format!("call_{}", std::process::id());
+            let id = call_id();
             match wire {
                 Wire::OpenAi => {
                     chunk(
@@ -329,6 +338,20 @@ fn answer_with(out: &mut TcpStream, wire: Wire, answer: Answer) -> std::io::Resu
                     }),
                 ),
             }
+        }
+        Answer::ToolCalls(calls) => {
+            assert!(
+                matches!(wire, Wire::OpenAi),
+                "ToolCalls is scripted for the OpenAI wire"
+            );
+            start_stream(out)?;
+            for (i, (name, arguments)) in calls.iter().enumerate() {
+                chunk(
+                    out,
+                    json!({ "choices": [{ "index": 0, "delta": { "tool_calls": [{ "index": i, "id": call_id(), "type": "function", "function": { "name": name, "arguments": arguments.to_string() } }] } }] }),
+                )?;
+            }
+            openai_finish(out, "tool_calls")
         }
         Answer::Truncated => {
             start_stream(out)?;

@@ -53,6 +53,23 @@ impl World {
         }
     }
 
+    /// A pending `any-member` approval on the shared thread's run.
+    fn pending_approval(&self) -> String {
+        synatra_tests::psql(
+            &self.host.database_url,
+            &format!(
+                "WITH i AS (INSERT INTO approvals (org_id, thread_id, run_id, call_id, tool_name, tool_version,
+                     policy, self_approval, review, params, params_schema, expires_at)
+                 SELECT org_id, thread_id, id, 'c', '{TOOL}', 'v', 'any-member', true, false, '{{}}',
+                     '{{\"type\":\"object\"}}', now() + interval '1 hour'
+                 FROM runs WHERE thread_id = '{}' LIMIT 1 RETURNING id) SELECT id FROM i",
+                self.thread
+            ),
+        )
+        .trim()
+        .to_string()
+    }
+
     fn fresh_member(&self) -> User {
         let u = sign_up(&self.host, "target");
         add_member(self.owner(), &self.org, &u, "member");
@@ -250,6 +267,19 @@ impl World {
             }
             RouteId::CancelThread => (
                 format!("/orgs/{org}/threads/{}/cancel", self.thread),
+                Some(json!({})),
+            ),
+            RouteId::ListApprovals => (format!("/orgs/{org}/approvals?status=pending"), None),
+            RouteId::GetApproval => (
+                format!("/orgs/{org}/approvals/{}", self.pending_approval()),
+                None,
+            ),
+            RouteId::Approve => (
+                format!("/orgs/{org}/approvals/{}/approve", self.pending_approval()),
+                Some(json!({ "comment": "ok" })),
+            ),
+            RouteId::Reject => (
+                format!("/orgs/{org}/approvals/{}/reject", self.pending_approval()),
                 Some(json!({})),
             ),
             RouteId::DeleteApiKey => {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use synatra_agents::AgentConfig;
+use synatra_db::approvals::{self, NewApproval};
 use synatra_db::runs::{self, RunState, LEASE_LOST};
 use synatra_db::{Db, DbError};
 use synatra_llm::{LlmError, Message};
@@ -16,6 +17,7 @@ use synatra_runs::{
 };
 
 use crate::provider;
+use crate::user_tools::{self, UserTool};
 
 /// Work done per invocation before the run is handed back to the dispatcher.
 const BUDGET: Duration = Duration::from_secs(60);
@@ -40,6 +42,10 @@ pub enum Outcome {
     WaitingSubagent,
     /// The run waits for a person to answer a human request.
     WaitingUser,
+    /// The run waits for a person to approve or reject tool calls.
+    WaitingApproval,
+    /// A person rejected a tool call: the run ended.
+    Rejected,
     /// The caller's lease was gone (expired or taken): nothing was recorded.
     NotLeased,
 }
@@ -56,6 +62,8 @@ impl Outcome {
             Outcome::Sleeping => "sleeping",
             Outcome::WaitingSubagent => "waiting_subagent",
             Outcome::WaitingUser => "waiting_user",
+            Outcome::WaitingApproval => "waiting_approval",
+            Outcome::Rejected => "rejected",
             Outcome::NotLeased => "not_leased",
         }
     }
@@ -77,10 +85,25 @@ impl Invocation<'_> {
         &mut self,
         f: impl FnOnce(&Db) -> Result<T, DbError>,
     ) -> Result<Option<T>, DbError> {
+        Ok(self.record_unless(|_| Ok(false), f)?.flatten())
+    }
+
+    /// Like [`Self::record`], but first checks `settled` in the same
+    /// transaction (before the fence, so rows are locked in the order the
+    /// API answering a wait locks them); when it holds, records nothing and
+    /// returns `Some(None)`.
+    fn record_unless<T>(
+        &mut self,
+        settled: impl FnOnce(&Db) -> Result<bool, DbError>,
+        f: impl FnOnce(&Db) -> Result<T, DbError>,
+    ) -> Result<Option<Option<T>>, DbError> {
         let spent = self.last_fence.elapsed().as_millis() as i64;
         let result = self.db.transaction(|db| {
+            if settled(db)? {
+                return Ok(None);
+            }
             runs::fence(db, &self.run.id, self.lease, self.lease_secs, spent)?;
-            f(db)
+            f(db).map(Some)
         });
         self.last_fence = Instant::now();
         match result {
@@ -101,6 +124,7 @@ impl Invocation<'_> {
         let thread_status = match status {
             "completed" => "completed",
             "cancelled" => "cancelled",
+            "rejected" => "rejected",
             _ => "failed",
         };
         let (run_id, thread_id) = (self.run.id.clone(), self.run.thread_id.clone());
@@ -129,6 +153,7 @@ impl Invocation<'_> {
             (None, _) => Outcome::NotLeased,
             (Some(()), "completed") => Outcome::Completed,
             (Some(()), "cancelled") => Outcome::Cancelled,
+            (Some(()), "rejected") => Outcome::Rejected,
             _ => Outcome::Failed,
         })
     }
@@ -174,6 +199,8 @@ pub async fn advance(
         .collect::<Result<_, _>>()
         .map_err(|e| DbError::Other(format!("unreadable step: {e}")))?;
     let mut tools = builtin_tools(&config.tools);
+    let user_tools = user_tools::load(db, &inv.run.org_id, &config.tools)?;
+    tools.extend(user_tools.iter().map(UserTool::spec));
     let mut subagents = Vec::new();
     for key in &config.subagents {
         match runs::subagent(db, &inv.run.org_id, key)? {
@@ -250,6 +277,121 @@ pub async fn advance(
                     }
                 }
             }
+            Action::AwaitApproval { call, approval_id } => {
+                let Some(approval) = approvals::get(db, None, &approval_id, false)? else {
+                    return Err(DbError::Other(format!("approval {approval_id} vanished")));
+                };
+                let tool = approval.str("tool_name");
+                match approval.str("status").as_str() {
+                    "pending" if approval.bool("expired") => {
+                        if inv
+                            .record(|db| approvals::expire(db, &approval_id))?
+                            .is_none()
+                        {
+                            return Ok(Outcome::NotLeased);
+                        }
+                        continue; // decided or timed out now: look again
+                    }
+                    "pending" => match inv.await_approval(&approval_id)? {
+                        Some(outcome) => return Ok(outcome),
+                        None => continue, // decided meanwhile
+                    },
+                    "approved" => {
+                        let Some(user_tool) = user_tools.iter().find(|t| t.def.name == tool) else {
+                            return inv.finish(
+                                "failed",
+                                Some(&format!(
+                                    "the approved tool `{tool}` is no longer available"
+                                )),
+                            );
+                        };
+                        let params = match approval.json("final_params") {
+                            Value::Null => approval.json("params"),
+                            edited => edited,
+                        };
+                        let key = idempotency_key(run_id, seq);
+                        let (output, is_error, logs) = user_tool.run(&params, &key).await;
+                        let input = json!({ "call": call, "approval_id": approval_id, "params": params,
+                                            "version": user_tool.version, "logs": logs, "idempotency_key": key });
+                        (
+                            Step::Tool {
+                                call_id: call.id.clone(),
+                                name: call.name.clone(),
+                                output,
+                                is_error,
+                            },
+                            input,
+                        )
+                    }
+                    "rejected" => {
+                        let comment = approval
+                            .opt_str("comment")
+                            .map(|c| format!(": {c}"))
+                            .unwrap_or_default();
+                        return inv.finish(
+                            "rejected",
+                            Some(&format!(
+                                "a reviewer rejected the call to `{tool}`{comment}"
+                            )),
+                        );
+                    }
+                    "timed_out" => {
+                        let error = format!("timeout: nobody decided on the call to `{tool}` before its approval expired");
+                        return inv.finish("failed", Some(&error));
+                    }
+                    _ => return inv.finish("cancelled", None),
+                }
+            }
+            Action::CallTool(call) if user_tools.iter().any(|t| t.def.name == call.name) => {
+                let tool = user_tools
+                    .iter()
+                    .find(|t| t.def.name == call.name)
+                    .expect("matched above");
+                let key = idempotency_key(run_id, seq);
+                let checked = tool.check(&call.arguments);
+                match checked {
+                    Err(e) => {
+                        let input = json!({ "call": call, "version": tool.version, "idempotency_key": key });
+                        (
+                            Step::Tool {
+                                call_id: call.id.clone(),
+                                name: call.name.clone(),
+                                output: json!({ "error": e }),
+                                is_error: true,
+                            },
+                            input,
+                        )
+                    }
+                    Ok(_) if tool.def.needs_approval() => {
+                        let Some(opened) = open_approvals(&mut inv, &user_tools, &steps, seq)?
+                        else {
+                            return Ok(Outcome::NotLeased);
+                        };
+                        let Some(Step::Approval { approval_id, .. }) = opened.first().cloned()
+                        else {
+                            unreachable!("the held call itself gets an approval");
+                        };
+                        steps.extend(opened);
+                        match inv.await_approval(&approval_id)? {
+                            Some(outcome) => return Ok(outcome),
+                            None => continue,
+                        }
+                    }
+                    Ok((params, _)) => {
+                        let (output, is_error, logs) = tool.run(&params, &key).await;
+                        let input = json!({ "call": call, "version": tool.version, "logs": logs, "idempotency_key": key });
+                        (
+                            Step::Tool {
+                                call_id: call.id.clone(),
+                                name: call.name.clone(),
+                                output,
+                                is_error,
+                            },
+                            input,
+                        )
+                    }
+                }
+            }
             Action::AwaitHuman { call, request_id } => {
                 let Some((status, response)) = runs::human_request(db, &request_id)? else {
                     return Err(DbError::Other(format!(
@@ -257,15 +399,12 @@ pub async fn advance(
                     )));
                 };
                 if status == "pending" {
-                    let (run, thread) = (inv.run.id.clone(), inv.run.thread_id.clone());
-                    return Ok(
-                        match inv
-                            .record(|db| runs::park(db, &run, lease, &thread, "waiting_user"))?
-                        {
-                            Some(()) => Outcome::WaitingUser,
-                            None => Outcome::NotLeased,
-                        },
-                    );
+                    match inv.park_while("waiting_user", Outcome::WaitingUser, |db| {
+                        runs::request_still_pending(db, &request_id)
+                    })? {
+                        Some(outcome) => return Ok(outcome),
+                        None => continue, // answered meanwhile
+                    }
                 }
                 let output = json!({ "status": status, "data": response });
                 let step = Step::Tool {
@@ -332,21 +471,18 @@ pub async fn advance(
                 };
                 let (output, is_error) = match status.as_str() {
                     "completed" => (json!({ "answer": answer }), false),
-                    "failed" | "cancelled" => (
+                    "failed" | "cancelled" | "rejected" => (
                         json!({ "error": format!("the sub-agent's run {status}: {}", error.unwrap_or_default()) }),
                         true,
                     ),
-                    _ => {
-                        let (run, thread) = (inv.run.id.clone(), inv.run.thread_id.clone());
-                        return Ok(
-                            match inv.record(|db| {
-                                runs::park(db, &run, lease, &thread, "waiting_subagent")
-                            })? {
-                                Some(()) => Outcome::WaitingSubagent,
-                                None => Outcome::NotLeased,
-                            },
-                        );
-                    }
+                    _ => match inv.park_while(
+                        "waiting_subagent",
+                        Outcome::WaitingSubagent,
+                        |db| runs::child_still_running(db, &child_run_id),
+                    )? {
+                        Some(outcome) => return Ok(outcome),
+                        None => continue, // finished meanwhile
+                    },
                 };
                 let step = Step::Tool {
                     call_id: call.id.clone(),
@@ -512,6 +648,114 @@ pub async fn advance(
     }
 }
 
+impl Invocation<'_> {
+    /// Parks the run (thread status `thread_status`) if `still_waiting`,
+    /// checked in the same transaction under a lock that the answering side
+    /// also takes, so an answer that lands meanwhile is never missed.
+    /// `None`: it was answered; look again.
+    fn park_while(
+        &mut self,
+        thread_status: &str,
+        outcome: Outcome,
+        still_waiting: impl FnOnce(&Db) -> Result<bool, DbError>,
+    ) -> Result<Option<Outcome>, DbError> {
+        let (run, thread, lease) = (self.run.id.clone(), self.run.thread_id.clone(), self.lease);
+        let parked = self.record_unless(
+            |db| Ok(!still_waiting(db)?),
+            |db| {
+                runs::park(db, &run, lease, &thread, thread_status)?;
+                // A run waiting for approvals wakes when the first expires.
+                if let Some(ms) = approvals::next_expiry_ms(db, &run)? {
+                    runs::set_wake(db, &run, ms)?;
+                }
+                Ok(())
+            },
+        )?;
+        Ok(match parked {
+            Some(Some(())) => Some(outcome),
+            Some(None) => None,
+            None => Some(Outcome::NotLeased),
+        })
+    }
+
+    /// Parks the run until approval `id` is decided, waking it when the
+    /// run's first pending approval expires (so a timeout is recorded even if
+    /// nobody acts). `None`: it was decided meanwhile.
+    fn await_approval(&mut self, id: &str) -> Result<Option<Outcome>, DbError> {
+        self.park_while("waiting_approval", Outcome::WaitingApproval, |db| {
+            approvals::still_pending(db, id)
+        })
+    }
+}
+
+/// Opens an approval for the call at `seq` and for every later call of the
+/// same model turn that also needs one (each gets its own approval, so
+/// reviewers see them all at once); returns the steps recorded (None: the
+/// lease was lost).
+fn open_approvals(
+    inv: &mut Invocation,
+    user_tools: &[UserTool],
+    steps: &[Step],
+    seq: usize,
+) -> Result<Option<Vec<Step>>, DbError> {
+    let Some(Step::Llm { completion }) = steps.iter().rev().find(|s| matches!(s, Step::Llm { .. }))
+    else {
+        return Err(DbError::Other("a tool call without a model turn".into()));
+    };
+    let done = steps
+        .iter()
+        .rev()
+        .take_while(|s| !matches!(s, Step::Llm { .. }))
+        .filter(|s| matches!(s, Step::Tool { .. }))
+        .count();
+    let held: Vec<_> = completion.tool_calls[done..]
+        .iter()
+        .filter_map(|call| {
+            let tool = user_tools.iter().find(|t| t.def.name == call.name)?;
+            let (params, rationale) = tool.check(&call.arguments).ok()?;
+            tool.def
+                .needs_approval()
+                .then_some((call, tool, params, rationale))
+        })
+        .collect();
+    let (run_id, thread_id, org_id) = (
+        inv.run.id.clone(),
+        inv.run.thread_id.clone(),
+        inv.run.org_id.clone(),
+    );
+    inv.record(|db| {
+        let mut recorded = Vec::new();
+        for (i, (call, tool, params, rationale)) in held.iter().enumerate() {
+            let approval_id = approvals::open(
+                db,
+                &NewApproval {
+                    org_id: &org_id,
+                    thread_id: &thread_id,
+                    run_id: &run_id,
+                    call_id: &call.id,
+                    tool_name: &tool.def.name,
+                    tool_version: &tool.version,
+                    policy: tool.def.policy_name(),
+                    self_approval: tool.def.approval.self_approval,
+                    review: tool.def.approval.review,
+                    params,
+                    params_schema: &tool.def.params,
+                    rationale: rationale.as_deref(),
+                    timeout_secs: tool.def.approval.timeout_secs.into(),
+                },
+            )?;
+            let step = Step::Approval {
+                call_id: call.id.clone(),
+                approval_id,
+            };
+            let input = json!({ "call": call, "version": tool.version });
+            record_step(db, &run_id, &thread_id, seq + i, &step, &input)?;
+            recorded.push(step);
+        }
+        Ok(recorded)
+    })
+}
+
 /// Inserts step `seq` with the messages and events it produces (inside the
 /// caller's fenced transaction).
 fn record_step(
@@ -595,8 +839,8 @@ fn record_messages(db: &Db, thread_id: &str, run_id: &str, step: &Step) -> Resul
             let data = json!({ "call_id": call_id, "child_run_id": child_run_id });
             runs::add_event(db, thread_id, Some(run_id), "delegated", &data)?;
         }
-        // The request's message is written when it is opened.
-        Step::HumanRequest { .. } => {}
+        // The request's (or approval's) message is written when it is opened.
+        Step::HumanRequest { .. } | Step::Approval { .. } => {}
         Step::Wait { call_id, until_ms } => {
             let data = json!({ "call_id": call_id, "until_ms": until_ms });
             runs::add_event(db, thread_id, Some(run_id), "timer", &data)?;

@@ -5,6 +5,7 @@
 
 mod engine;
 mod provider;
+mod user_tools;
 
 use serde::Deserialize;
 use serde_json::json;

@@ -140,17 +140,61 @@ routes! {
     GetThread => "GET" "/orgs/:org/threads/:thread" Org(Member);
     PostMessage => "POST" "/orgs/:org/threads/:thread/messages" Org(Member);
     CancelThread => "POST" "/orgs/:org/threads/:thread/cancel" Org(Member);
-        ThreadEvents => "GET" "/orgs/:org/threads/:thread/events" Org(Member);
+    ThreadEvents => "GET" "/orgs/:org/threads/:thread/events" Org(Member);
     RespondHumanRequest => "POST" "/orgs/:org/threads/:thread/human-requests/:request/respond" Org(Member);
-        CreateTool => "POST" "/orgs/:org/tools" Org(Builder);
+    CreateTool => "POST" "/orgs/:org/tools" Org(Builder);
     ListTools => "GET" "/orgs/:org/tools" Org(Member);
     GetTool => "GET" "/orgs/:org/tools/:tool" Org(Member);
     PutTool => "PUT" "/orgs/:org/tools/:tool" Org(Builder);
-        DeleteTool => "DELETE" "/orgs/:org/tools/:tool" Org(Builder);
+    DeleteTool => "DELETE" "/orgs/:org/tools/:tool" Org(Builder);
     TestTool => "POST" "/orgs/:org/tools/:tool/test" Org(Builder);
+    ListApprovals => "GET" "/orgs/:org/approvals" Org(Member);
+    GetApproval => "GET" "/orgs/:org/approvals/:approval" Org(Member);
+    Approve => "POST" "/orgs/:org/approvals/:approval/approve" Org(Member);
+    Reject => "POST" "/orgs/:org/approvals/:approval/reject" Org(Member);
     ListLlmProviders => "GET" "/orgs/:org/environments/:env/llm-providers" Org(Admin);
     PutLlmProvider => "PUT" "/orgs/:org/environments/:env/llm-providers/:provider" Org(Admin);
     DeleteLlmProvider => "DELETE" "/orgs/:org/environments/:env/llm-providers/:provider" Org(Admin);
+}
+
+/// Someone who would decide on a tool call's approval.
+#[derive(Debug, Clone, Copy)]
+pub struct Approver<'a> {
+    /// Their org role.
+    pub role: Role,
+    /// The user (None for an API key, which acts for the org and is not
+    /// limited to channels).
+    pub user_id: Option<&'a str>,
+    /// Their role in the thread's channel (`owner` or `member`), if any.
+    pub channel_role: Option<&'a str>,
+}
+
+/// Whether `who` may approve or reject a call under the tool's `policy`
+/// (`owner-only`: the channel's owner or an org owner/admin; `any-member`:
+/// any member of the thread's channel) when `self_approval` decides whether
+/// the thread's author (`thread_author`) may. The error says why not.
+pub fn may_decide_approval(
+    policy: &str,
+    self_approval: bool,
+    thread_author: Option<&str>,
+    who: &Approver,
+) -> Result<(), &'static str> {
+    if !self_approval && who.user_id.is_some() && who.user_id == thread_author {
+        return Err("this tool does not let the person who started the thread approve its calls");
+    }
+    let org_wide = who.role >= Role::Admin;
+    let allowed = match policy {
+        "owner-only" => org_wide || who.channel_role == Some("owner"),
+        "any-member" => org_wide || who.user_id.is_none() || who.channel_role.is_some(),
+        _ => false,
+    };
+    if allowed {
+        Ok(())
+    } else if policy == "owner-only" {
+        Err("only the channel's owner or an org owner or admin may decide on this tool's calls")
+    } else {
+        Err("only members of the thread's channel may decide on this tool's calls")
+    }
 }
 
 /// Why a request matched no route.
@@ -238,6 +282,31 @@ mod tests {
                 assert_ne!(a.id, b.id);
             }
         }
+    }
+
+    #[test]
+    fn approval_policies_and_self_approval() {
+        let who = |role, user, channel_role| Approver {
+            role,
+            user_id: user,
+            channel_role,
+        };
+        let member = who(Role::Member, Some("u"), Some("member"));
+        let outsider = who(Role::Builder, Some("u"), None);
+        let channel_owner = who(Role::Member, Some("u"), Some("owner"));
+        let admin = who(Role::Admin, Some("u"), None);
+        let key = who(Role::Member, None, None);
+        assert!(may_decide_approval("any-member", true, None, &member).is_ok());
+        assert!(may_decide_approval("any-member", true, None, &outsider).is_err());
+        assert!(may_decide_approval("any-member", true, None, &key).is_ok());
+        assert!(may_decide_approval("owner-only", true, None, &member).is_err());
+        assert!(may_decide_approval("owner-only", true, None, &channel_owner).is_ok());
+        assert!(may_decide_approval("owner-only", true, None, &admin).is_ok());
+        assert!(may_decide_approval("owner-only", true, None, &key).is_err());
+        // The thread's author, even an admin, is refused without self-approval.
+        assert!(may_decide_approval("owner-only", false, Some("u"), &admin).is_err());
+        assert!(may_decide_approval("owner-only", false, Some("v"), &admin).is_ok());
+        assert!(may_decide_approval("auto-approve", true, None, &admin).is_err());
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! interface: typed row accessors and transactions. Used by every component
 //! that touches the application database.
 
+pub mod approvals;
 pub mod credentials;
 pub mod runs;
+pub mod tools;
 
 use std::rc::Rc;
 

@@ -515,6 +515,15 @@ pub fn sleep_until(db: &Db, run_id: &str, lease: &str, delay_ms: i64) -> DbResul
     Ok(())
 }
 
+/// Sets a parked run's durable timer `delay_ms` from now.
+pub fn set_wake(db: &Db, run_id: &str, delay_ms: i64) -> DbResult<()> {
+    db.execute(
+        "UPDATE runs SET wake_at = now() + $2::bigint * interval '1 millisecond' WHERE id = $1",
+        &[uuid(run_id), Int64(delay_ms)],
+    )?;
+    Ok(())
+}
+
 /// Makes the parent of a finished run ready again (if it waits for it).
 pub fn wake_parent(db: &Db, child_run_id: &str) -> DbResult<()> {
     let parents = db.query(
@@ -640,6 +649,28 @@ pub fn human_request(db: &Db, id: &str) -> DbResult<Option<(String, Value)>> {
             &[uuid(id)],
         )?
         .map(|r| (r.str("status"), r.json("response"))))
+}
+
+/// Whether human request `id` is still unanswered, locking it against an
+/// answer landing in the same moment.
+pub fn request_still_pending(db: &Db, id: &str) -> DbResult<bool> {
+    Ok(db
+        .query_opt(
+            "SELECT 1 AS one FROM human_requests WHERE id = $1 AND status = 'pending' FOR SHARE",
+            &[uuid(id)],
+        )?
+        .is_some())
+}
+
+/// Whether child run `id` has not finished, locking it against its finish
+/// landing in the same moment.
+pub fn child_still_running(db: &Db, id: &str) -> DbResult<bool> {
+    Ok(db
+        .query_opt(
+            "SELECT 1 AS one FROM runs WHERE id = $1 AND status IN ('ready', 'waiting') FOR SHARE",
+            &[uuid(id)],
+        )?
+        .is_some())
 }
 
 /// A pending request of a thread: `(request id, request spec)`.

@@ -43,3 +43,41 @@ pub fn request(method: Method, uri: &str, body: String) -> Request {
         .body(body)
         .build()
 }
+
+/// The JavaScript sandbox's route.
+const TOOL_JS: &str = "http://tool-js.spin.internal/run";
+
+/// Runs a JavaScript tool once in the tool-js sandbox within `timeout_ms`.
+/// The answer is `{ok, result | error, logs}`; the sandbox's own failures
+/// (time or memory limit, crash) are `ok: false` with a plain message, so a
+/// tool's failure is always data. `Err` only when the sandbox is unreachable.
+pub async fn run_javascript(
+    code: &str,
+    params: &serde_json::Value,
+    timeout_ms: u64,
+    idempotency_key: Option<&str>,
+) -> Result<serde_json::Value, String> {
+    let body = serde_json::json!({ "code": code, "params": params });
+    let mut request = self::request(Method::Post, TOOL_JS, body.to_string());
+    request.set_header("x-synatra-deadline-ms", timeout_ms.to_string());
+    if let Some(key) = idempotency_key {
+        request.set_header("idempotency-key", key);
+    }
+    let response: spin_sdk::http::IncomingResponse = spin_sdk::http::send(request)
+        .await
+        .map_err(|e| format!("the tool sandbox is unreachable: {e}"))?;
+    let status = response.status();
+    let bytes = response.into_body().await.unwrap_or_default();
+    let answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    Ok(match (status, answer["error"]["code"].as_str()) {
+        (200, _) => answer,
+        (_, Some("component_timeout")) => serde_json::json!({
+            "ok": false,
+            "error": format!("the tool exceeded its time limit ({timeout_ms} ms)"),
+        }),
+        (_, Some("component_memory_limit")) => {
+            serde_json::json!({ "ok": false, "error": "the tool exceeded its memory limit" })
+        }
+        _ => serde_json::json!({ "ok": false, "error": "the tool crashed" }),
+    })
+}

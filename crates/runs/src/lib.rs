@@ -46,6 +46,11 @@ pub enum Step {
     /// The `human_request` call `call_id` waits for a person's answer to
     /// request `request_id`; the answer completes the call.
     HumanRequest { call_id: String, request_id: String },
+    /// A person must approve the call before it runs.
+    Approval {
+        call_id: String,
+        approval_id: String,
+    },
 }
 
 impl Step {
@@ -57,6 +62,7 @@ impl Step {
             Step::Wait { .. } => "wait",
             Step::Delegate { .. } => "delegate",
             Step::HumanRequest { .. } => "human_request",
+            Step::Approval { .. } => "approval",
         }
     }
 }
@@ -77,6 +83,8 @@ pub enum Action {
     },
     /// A person is asked: collect the answer (or keep waiting).
     AwaitHuman { call: ToolCall, request_id: String },
+    /// The call's approval was opened: run it once approved.
+    AwaitApproval { call: ToolCall, approval_id: String },
     /// The model answered without tool calls: the run is done.
     Complete { text: String },
     /// A limit was reached.
@@ -115,6 +123,20 @@ pub fn next_action(limits: &Limits, steps: &[Step]) -> Action {
         .filter(|s| matches!(s, Step::Tool { .. }))
         .count();
     if let Some(call) = completion.tool_calls.get(done) {
+        // Approvals of one turn are opened together, so look past the last step.
+        let approval = after.iter().find_map(|s| match s {
+            Step::Approval {
+                call_id,
+                approval_id,
+            } if *call_id == call.id => Some(approval_id.clone()),
+            _ => None,
+        });
+        if let Some(approval_id) = approval {
+            return Action::AwaitApproval {
+                call: call.clone(),
+                approval_id,
+            };
+        }
         match after.last() {
             Some(Step::Wait { call_id, until_ms }) if *call_id == call.id => {
                 return Action::Wake {
@@ -180,7 +202,10 @@ pub fn conversation(system_prompt: &str, history: &[Message], steps: &[Step]) ->
                 content: output.to_string(),
             },
             // The model sees the finished call (the Tool step), not the wait.
-            Step::Wait { .. } | Step::Delegate { .. } | Step::HumanRequest { .. } => continue,
+            Step::Wait { .. }
+            | Step::Delegate { .. }
+            | Step::HumanRequest { .. }
+            | Step::Approval { .. } => continue,
         });
     }
     out
@@ -326,6 +351,36 @@ mod tests {
                 text: "done".into()
             }
         );
+    }
+
+    #[test]
+    fn approvals_opened_together_are_awaited_call_by_call() {
+        let limits = Limits::default();
+        let approval = |call: &str, id: &str| Step::Approval {
+            call_id: call.into(),
+            approval_id: id.into(),
+        };
+        let mut steps = vec![
+            llm("", &[("a", "t"), ("b", "t")]),
+            approval("a", "A"),
+            approval("b", "B"),
+        ];
+        assert!(matches!(
+            next_action(&limits, &steps),
+            Action::AwaitApproval { call, approval_id } if call.id == "a" && approval_id == "A"
+        ));
+        steps.push(tool("a"));
+        assert!(matches!(
+            next_action(&limits, &steps),
+            Action::AwaitApproval { call, approval_id } if call.id == "b" && approval_id == "B"
+        ));
+        steps.push(tool("b"));
+        assert_eq!(
+            next_action(&limits, &steps),
+            Action::CallModel { iteration: 1 }
+        );
+        // Approval steps never reach the model.
+        assert_eq!(conversation("", &[], &steps).len(), 3);
     }
 
     #[test]

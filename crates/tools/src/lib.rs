@@ -162,6 +162,70 @@ impl ToolDef {
     }
 }
 
+/// The argument a reviewed tool's caller must add: why it makes the call.
+pub const RATIONALE: &str = "rationale";
+
+impl ToolDef {
+    /// Whether a call waits for a person's approval.
+    pub fn needs_approval(&self) -> bool {
+        self.approval.policy != ApprovalPolicy::AutoApprove
+    }
+
+    /// The arguments' schema as the model sees it: reviewed tools require a
+    /// `rationale` the reviewer reads.
+    pub fn model_parameters(&self) -> Value {
+        let mut schema = self.params.clone();
+        if self.approval.review {
+            schema["properties"][RATIONALE] = serde_json::json!({
+                "type": "string",
+                "description": "Why this call is needed; a person reviews it before it runs."
+            });
+            let mut required = schema["required"].as_array().cloned().unwrap_or_default();
+            required.push(RATIONALE.into());
+            schema["required"] = Value::Array(required);
+        }
+        schema
+    }
+
+    /// Splits a call's arguments into the tool's arguments and the rationale
+    /// (required, non-empty, when the tool is reviewed).
+    pub fn split_rationale(&self, arguments: &Value) -> Result<(Value, Option<String>), String> {
+        let mut params = arguments.clone();
+        if !self.approval.review {
+            return Ok((params, None));
+        }
+        let rationale = params
+            .as_object_mut()
+            .and_then(|o| o.remove(RATIONALE))
+            .and_then(|r| r.as_str().map(str::trim).map(str::to_string))
+            .filter(|r| !r.is_empty())
+            .ok_or("`rationale` is required: say why this call is needed")?;
+        Ok((params, Some(rationale)))
+    }
+
+    /// The policy's name, as stored with an approval.
+    pub fn policy_name(&self) -> &'static str {
+        match self.approval.policy {
+            ApprovalPolicy::AutoApprove => "auto-approve",
+            ApprovalPolicy::OwnerOnly => "owner-only",
+            ApprovalPolicy::AnyMember => "any-member",
+        }
+    }
+}
+
+/// Splits an agent's tool entry `name` or `name@version` (a pinned version).
+pub fn split_ref(entry: &str) -> (&str, Option<&str>) {
+    match entry.split_once('@') {
+        Some((name, version)) => (name, Some(version)),
+        None => (entry, None),
+    }
+}
+
+/// Whether `name` is a built-in test tool rather than a user tool.
+pub fn is_builtin(name: &str) -> bool {
+    matches!(name, "add_numbers" | "wait")
+}
+
 const TYPES: [&str; 7] = [
     "object", "array", "string", "number", "integer", "boolean", "null",
 ];

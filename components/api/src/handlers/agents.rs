@@ -22,6 +22,45 @@ fn config_errors(errors: Vec<FieldError>) -> ApiError {
     ApiError::fields(&pairs)
 }
 
+/// Checks that every user tool in `config.tools` exists (at its pinned
+/// version, if any); with `pin`, pins unpinned ones to their current
+/// version, so a release keeps running the tool it was published with.
+fn resolve_tools(
+    db: &crate::db::Db,
+    org_id: &str,
+    config: &mut AgentConfig,
+    pin: bool,
+) -> ApiResult<()> {
+    let mut errors = Vec::new();
+    for (i, entry) in config.tools.iter_mut().enumerate() {
+        let (name, version) = synatra_tools::split_ref(entry);
+        let field = format!("config.tools[{i}]");
+        if synatra_tools::is_builtin(name) {
+            if version.is_some() {
+                errors.push((field, format!("the built-in tool `{name}` has no versions")));
+            }
+            continue;
+        }
+        match synatra_db::tools::definition(db, org_id, name, version)? {
+            Some((current, _)) if pin => *entry = format!("{name}@{current}"),
+            Some(_) => {}
+            None if version.is_some() => errors.push((
+                field,
+                format!(
+                    "tool `{name}` has no version `{}`",
+                    version.unwrap_or_default()
+                ),
+            )),
+            None => errors.push((field, format!("no tool named `{name}` in this org"))),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::fields(&errors))
+    }
+}
+
 /// The agent named by the `:agent` path parameter (slug or id), or 404.
 fn agent_id(ctx: &Ctx, lock: bool) -> ApiResult<String> {
     agents::resolve(ctx.db, &ctx.org().id, ctx.param("agent"), lock)?
@@ -117,7 +156,8 @@ pub fn put_working_copy(ctx: &Ctx) -> ApiResult<Reply> {
     let mut input = ctx.input()?;
     let raw = input.object("config");
     input.finish()?;
-    let config = AgentConfig::parse(&raw, false).map_err(config_errors)?;
+    let mut config = AgentConfig::parse(&raw, false).map_err(config_errors)?;
+    resolve_tools(ctx.db, &ctx.org().id, &mut config, false)?;
     let normalized =
         serde_json::to_value(&config).map_err(|e| ApiError::internal(e.to_string()))?;
     let body = ctx.db.transaction(|db| {
@@ -148,7 +188,8 @@ pub fn create_release(ctx: &Ctx) -> ApiResult<Reply> {
     let release = ctx.db.transaction(|db| {
         let id = agent_id(ctx, true)?;
         let raw = agents::working_copy_config(db, &id)?;
-        let config = AgentConfig::parse(&raw, true).map_err(config_errors)?;
+        let mut config = AgentConfig::parse(&raw, true).map_err(config_errors)?;
+        resolve_tools(db, &ctx.org().id, &mut config, true)?;
         let config =
             serde_json::to_value(&config).map_err(|e| ApiError::internal(e.to_string()))?;
         let next = agents::latest_version(db, &id)?

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod agents;
 pub mod api_keys;
+pub mod approvals;
 pub mod events;
 pub mod health;
 pub mod invitations;

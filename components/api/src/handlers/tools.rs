@@ -10,9 +10,6 @@ use crate::http::Reply;
 use crate::input::Input;
 use crate::store::tools;
 
-/// The JavaScript sandbox's route.
-const TOOL_JS: &str = "http://tool-js.spin.internal/run";
-
 /// Parses the body as a tool definition; returns it with its JSON form.
 fn definition(ctx: &Ctx) -> ApiResult<(ToolDef, serde_json::Value)> {
     let body: serde_json::Value = serde_json::from_slice(ctx.req.body()).map_err(|e| {
@@ -92,38 +89,13 @@ pub fn test(ctx: &Ctx) -> ApiResult<Reply> {
         return Err(ApiError::fields(&errors));
     }
     let timeout_ms = tool["timeout_ms"].as_u64().unwrap_or(30_000);
-    let body = json!({ "code": tool["code"], "params": params });
-    let mut request =
-        synatra_internal::request(spin_sdk::http::Method::Post, TOOL_JS, body.to_string());
-    request.set_header("x-synatra-deadline-ms", timeout_ms.to_string());
+    let code = tool["code"].as_str().unwrap_or_default();
     let started = std::time::Instant::now();
-    let (status, answer) = spin_sdk::http::run(async move {
-        let response: spin_sdk::http::IncomingResponse =
-            spin_sdk::http::send(request).await.map_err(|e| {
-                ApiError::new(
-                    502,
-                    "sandbox_unreachable",
-                    format!("the tool sandbox is unreachable: {e}"),
-                )
-            })?;
-        let status = response.status();
-        let bytes = response.into_body().await.unwrap_or_default();
-        Ok::<_, ApiError>((
-            status,
-            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default(),
-        ))
-    })?;
+    let mut outcome = spin_sdk::http::run(synatra_internal::run_javascript(
+        code, &params, timeout_ms, None,
+    ))
+    .map_err(|e| ApiError::new(502, "sandbox_unreachable", e))?;
     let duration_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
-    let mut outcome = match (status, answer["error"]["code"].as_str()) {
-        (200, _) => answer,
-        (_, Some("component_timeout")) => {
-            json!({ "ok": false, "error": format!("the tool exceeded its time limit ({timeout_ms} ms)") })
-        }
-        (_, Some("component_memory_limit")) => {
-            json!({ "ok": false, "error": "the tool exceeded its memory limit" })
-        }
-        _ => json!({ "ok": false, "error": "the tool crashed" }),
-    };
     outcome["duration_ms"] = duration_ms.into();
     outcome["version"] = tool["version"].clone();
     Ok(Reply::ok(outcome))

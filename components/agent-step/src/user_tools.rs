@@ -1,0 +1,93 @@
+//! The org's own tools in a run: which versions the agent's config offers,
+//! how a call's arguments are checked, and running a call in its sandbox.
+
+use serde_json::{json, Value};
+use synatra_db::{Db, DbError};
+use synatra_llm::ToolSpec;
+use synatra_tools::{is_builtin, split_ref, ToolDef};
+
+/// A user tool at the version this run uses.
+pub struct UserTool {
+    pub version: String,
+    pub def: ToolDef,
+}
+
+/// The user tools among the config's `tools` entries (`name` or
+/// `name@version`); entries that no longer resolve are reported and skipped.
+pub fn load(db: &Db, org_id: &str, entries: &[String]) -> Result<Vec<UserTool>, DbError> {
+    let mut out = Vec::new();
+    for entry in entries {
+        let (name, version) = split_ref(entry);
+        if is_builtin(name) {
+            continue;
+        }
+        let Some((version, definition)) = synatra_db::tools::definition(db, org_id, name, version)?
+        else {
+            eprintln!("tool `{entry}` does not exist (any more); not offered");
+            continue;
+        };
+        match serde_json::from_value::<ToolDef>(definition) {
+            Ok(def) => out.push(UserTool { version, def }),
+            Err(e) => eprintln!("tool `{entry}` has an unreadable definition: {e}"),
+        }
+    }
+    Ok(out)
+}
+
+impl UserTool {
+    /// How the model sees the tool.
+    pub fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: self.def.name.clone(),
+            description: self.def.description.clone(),
+            parameters: self.def.model_parameters(),
+        }
+    }
+
+    /// The call's arguments (without the rationale) and its rationale, or
+    /// a message for the model naming what is wrong.
+    pub fn check(&self, arguments: &Value) -> Result<(Value, Option<String>), String> {
+        let (params, rationale) = self.def.split_rationale(arguments)?;
+        let mut errors = Vec::new();
+        synatra_runs::widgets::schema_errors(&self.def.params, &params, "params", &mut errors);
+        if errors.is_empty() {
+            Ok((params, rationale))
+        } else {
+            let list: Vec<String> = errors.iter().map(|(f, m)| format!("{f}: {m}")).collect();
+            Err(format!("invalid arguments: {}", list.join("; ")))
+        }
+    }
+
+    /// Runs the tool once: `(output for the model, is_error, console lines)`.
+    pub async fn run(&self, params: &Value, idempotency_key: &str) -> (Value, bool, Value) {
+        let answer = synatra_internal::run_javascript(
+            &self.def.code,
+            params,
+            self.def.timeout_ms.into(),
+            Some(idempotency_key),
+        )
+        .await;
+        match answer {
+            Ok(a) if a["ok"] == true => match self.returns_error(&a["result"]) {
+                None => (a["result"].clone(), false, a["logs"].clone()),
+                Some(e) => (json!({ "error": e }), true, a["logs"].clone()),
+            },
+            Ok(a) => (json!({ "error": a["error"] }), true, a["logs"].clone()),
+            Err(e) => (json!({ "error": e }), true, Value::Null),
+        }
+    }
+
+    /// Why a result does not match the declared `returns` schema, if it does not.
+    fn returns_error(&self, result: &Value) -> Option<String> {
+        let schema = self.def.returns.as_ref()?;
+        let mut errors = Vec::new();
+        synatra_runs::widgets::schema_errors(schema, result, "result", &mut errors);
+        let list: Vec<String> = errors.iter().map(|(f, m)| format!("{f}: {m}")).collect();
+        (!list.is_empty()).then(|| {
+            format!(
+                "the tool's result does not match its `returns` schema: {}",
+                list.join("; ")
+            )
+        })
+    }
+}

@@ -1,0 +1,191 @@
+//! Approvals of tool calls: the inbox of calls a person may decide on, and
+//! the decision (approve, with edited arguments when the tool is reviewed;
+//! or reject), each audited. Who may decide follows the tool's policy and
+//! self-approval setting ([`synatra_authz::may_decide_approval`]).
+
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+use synatra_authz::{may_decide_approval, Approver, Role};
+use synatra_db::approvals::{self, Decider};
+use synatra_db::{uuid, Row};
+
+use crate::auth::Principal;
+use crate::ctx::Ctx;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{query_param, Reply};
+
+const STATUSES: [&str; 5] = ["pending", "approved", "rejected", "timed_out", "cancelled"];
+
+/// The caller's channel roles (empty for API keys, which are not limited to channels).
+fn channel_roles(ctx: &Ctx) -> ApiResult<HashMap<String, String>> {
+    let Ok(user) = ctx.principal()?.user_id() else {
+        return Ok(HashMap::new());
+    };
+    Ok(ctx
+        .db
+        .query(
+            "SELECT channel_id::text AS channel_id, role FROM channel_members WHERE user_id = $1",
+            &[uuid(user)],
+        )?
+        .iter()
+        .map(|r| (r.str("channel_id"), r.str("role")))
+        .collect())
+}
+
+/// What the caller may do with one approval row (joined with its thread).
+struct Access {
+    visible: bool,
+    decide: Result<(), &'static str>,
+}
+
+fn access(ctx: &Ctx, roles: &HashMap<String, String>, row: &Row) -> ApiResult<Access> {
+    let user = ctx.principal()?.user_id().ok();
+    let channel_role = row
+        .opt_str("channel_id")
+        .and_then(|c| roles.get(&c))
+        .map(String::as_str);
+    let who = Approver {
+        role: ctx.org().role,
+        user_id: user,
+        channel_role,
+    };
+    let author = row.opt_str("thread_author");
+    Ok(Access {
+        visible: who.role >= Role::Admin || user.is_none() || channel_role.is_some(),
+        decide: may_decide_approval(
+            &row.str("policy"),
+            row.bool("self_approval"),
+            author.as_deref(),
+            &who,
+        ),
+    })
+}
+
+/// The approval of the path with its thread's channel and author, if the
+/// caller may see it (else 404).
+fn visible_approval(ctx: &Ctx, lock: bool) -> ApiResult<(Row, Access)> {
+    let id = ctx.uuid_param("approval", "approval")?;
+    let row = approvals::get(ctx.db, Some(&ctx.org().id), id, lock)?
+        .ok_or_else(|| ApiError::not_found("approval"))?;
+    let access = access(ctx, &channel_roles(ctx)?, &row)?;
+    if !access.visible {
+        return Err(ApiError::not_found("approval"));
+    }
+    Ok((row, access))
+}
+
+fn with_access(row: &Row, access: &Access) -> Value {
+    let mut v = approvals::to_json(row);
+    v["can_decide"] = access.decide.is_ok().into();
+    v
+}
+
+/// `GET /orgs/{org}/approvals?status=pending`: with `pending`, the calls the
+/// caller may decide on (their inbox); otherwise approvals in channels they see.
+pub fn list(ctx: &Ctx) -> ApiResult<Reply> {
+    let status = query_param(ctx.req, "status").filter(|s| !s.is_empty());
+    if let Some(s) = &status {
+        if !STATUSES.contains(&s.as_str()) {
+            return Err(ApiError::fields(&[(
+                "status".into(),
+                format!("must be one of {}", STATUSES.join(", ")),
+            )]));
+        }
+    }
+    let roles = channel_roles(ctx)?;
+    let mut out = Vec::new();
+    for row in approvals::list(ctx.db, &ctx.org().id, status.as_deref(), 500)? {
+        let a = access(ctx, &roles, &row)?;
+        let inbox = status.as_deref() == Some("pending");
+        if (inbox && a.decide.is_ok()) || (!inbox && a.visible) {
+            out.push(with_access(&row, &a));
+        }
+    }
+    Ok(Reply::ok(json!({ "approvals": out })))
+}
+
+/// `GET /orgs/{org}/approvals/{id}`: the approval with its audit trail.
+pub fn get(ctx: &Ctx) -> ApiResult<Reply> {
+    let (row, access) = visible_approval(ctx, false)?;
+    let mut v = with_access(&row, &access);
+    v["audit"] = approvals::audit_trail(ctx.db, &row.str("id"))?.into();
+    Ok(Reply::ok(v))
+}
+
+/// `POST /orgs/{org}/approvals/{id}/approve {params?, comment?}`.
+pub fn approve(ctx: &Ctx) -> ApiResult<Reply> {
+    decide(ctx, "approved")
+}
+
+/// `POST /orgs/{org}/approvals/{id}/reject {comment?}`.
+pub fn reject(ctx: &Ctx) -> ApiResult<Reply> {
+    decide(ctx, "rejected")
+}
+
+fn decide(ctx: &Ctx, status: &'static str) -> ApiResult<Reply> {
+    let mut input = ctx.input()?;
+    let edited = (status == "approved" && input.has("params")).then(|| input.object("params"));
+    let comment = input.optional_string("comment", 0, 2000);
+    input.finish()?;
+    let (key, user) = match ctx.principal()? {
+        Principal::ApiKey { key_id, .. } => (Some(key_id.clone()), None),
+        Principal::Session { user_id, .. } => (None, Some(user_id.clone())),
+    };
+    let id = ctx.db.transaction(|db| -> ApiResult<String> {
+        let (row, access) = visible_approval(ctx, true)?;
+        match row.str("status").as_str() {
+            "pending" if row.bool("expired") => {
+                return Err(ApiError::conflict(
+                    "approval_expired",
+                    "this approval has expired; the run fails as a timeout",
+                ))
+            }
+            "pending" => {}
+            other => {
+                return Err(ApiError::conflict(
+                    "approval_not_pending",
+                    format!("this approval is already {other}"),
+                ))
+            }
+        }
+        access
+            .decide
+            .map_err(|why| ApiError::new(403, "not_an_approver", why))?;
+        if let Some(params) = &edited {
+            if !row.bool("review") {
+                return Err(ApiError::new(
+                    409,
+                    "params_not_editable",
+                    "this tool is not reviewed, so its arguments cannot be edited",
+                ));
+            }
+            let mut errors = Vec::new();
+            synatra_runs::widgets::schema_errors(
+                &row.json("params_schema"),
+                params,
+                "params",
+                &mut errors,
+            );
+            if !errors.is_empty() {
+                return Err(ApiError::fields(&errors));
+            }
+        }
+        let id = row.str("id");
+        let decider = Decider {
+            user_id: user.as_deref(),
+            api_key_id: key.as_deref(),
+        };
+        approvals::decide(
+            db,
+            &id,
+            status,
+            edited.as_ref(),
+            comment.as_deref(),
+            &decider,
+        )?;
+        Ok(id)
+    })?;
+    crate::inline_runs::advance(ctx.db, &ctx.org().id);
+    Ok(Reply::ok(json!({ "id": id, "status": status })))
+}

@@ -1,0 +1,478 @@
+//! Approvals: user tools whose policy holds a call until a person decides.
+//! The policy × role × self matrix, edit-then-approve with re-validation,
+//! rejection, several held calls in one turn, the timeout on a durable timer,
+//! and kill -9 while waiting and right after an approval.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use synatra_tests::fake_llm::{tool_results, Answer, FakeLlm};
+use synatra_tests::runs::{config_for_fakes, kinds, publish, start_on, thread, wait_for, App};
+use synatra_tests::{add_member, psql, sign_up, User};
+
+/// A reviewed refund tool with a capped amount.
+fn refund_tool(policy: &str, self_approval: bool, review: bool) -> Value {
+    json!({
+        "name": "refund",
+        "description": "Refunds an order",
+        "params": { "type": "object", "required": ["order_id", "amount"], "properties": {
+            "order_id": { "type": "string" }, "amount": { "type": "number", "maximum": 500 } } },
+        "code": "console.log('refunding', params.order_id); return { refunded: params.order_id, amount: params.amount };",
+        "approval": { "policy": policy, "self_approval": self_approval, "review": review }
+    })
+}
+
+fn create_tool(app: &App, def: &Value) {
+    let r = app
+        .owner
+        .client
+        .post(&format!("/api/v1/orgs/{}/tools", app.org), def.clone());
+    assert_eq!(r.status, 201, "{:?}", r.body);
+}
+
+fn agent(fake: &FakeLlm, tools: &[&str]) -> Value {
+    json!({ "model": { "provider": "openai", "model": "m", "base_url": fake.base_url() }, "tools": tools })
+}
+
+fn refund_call(order: &str, amount: f64) -> (String, Value) {
+    (
+        "refund".to_string(),
+        json!({ "order_id": order, "amount": amount, "rationale": format!("customer asked about {order}") }),
+    )
+}
+
+/// Starts a thread as `user`; returns its id.
+fn start_as(app: &App, user: &User, agent: &str) -> String {
+    let r = user.client.post(
+        &format!("/api/v1/orgs/{}/threads", app.org),
+        json!({ "agent": agent, "message": "refund please" }),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    r.body["thread"]["id"].as_str().unwrap().to_string()
+}
+
+/// The approval ids of a waiting thread, in call order.
+fn approval_ids(app: &App, id: &str) -> Vec<String> {
+    let t = wait_for(app, id, &["waiting_approval"], Duration::from_secs(30));
+    t["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == "approval")
+        .map(|m| m["content"]["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn decide(app: &App, user: &User, approval: &str, verb: &str, body: Value) -> synatra_tests::Reply {
+    user.client.post(
+        &format!("/api/v1/orgs/{}/approvals/{approval}/{verb}", app.org),
+        body,
+    )
+}
+
+fn approval(app: &App, id: &str) -> Value {
+    let r = app
+        .owner
+        .client
+        .get(&format!("/api/v1/orgs/{}/approvals/{id}", app.org));
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.body
+}
+
+fn audit_actions(a: &Value) -> Vec<String> {
+    a["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn an_edited_approval_is_revalidated_then_the_tool_runs_with_the_edit() {
+    let fake = FakeLlm::start(vec![
+        Answer::ToolCalls(vec![refund_call("o1", 20.0)]),
+        Answer::Text("Refunded.".into()),
+    ]);
+    let app = start_on(&config_for_fakes());
+    create_tool(&app, &refund_tool("any-member", true, true));
+    publish(&app, "support", &agent(&fake, &["refund"]));
+    // The release froze the tool's version.
+    let releases = app
+        .owner
+        .client
+        .get(&format!("/api/v1/orgs/{}/agents/support/releases", app.org));
+    let pinned = releases.body["releases"][0]["config"]["tools"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(pinned.starts_with("refund@"), "{pinned}");
+
+    let id = start_as(&app, &app.owner, "support");
+    let ids = approval_ids(&app, &id);
+    assert_eq!(ids.len(), 1);
+    // The model saw `rationale` as a required argument; the reviewer sees it apart.
+    let offered = &fake.received()[0].body["tools"][0]["function"]["parameters"];
+    assert!(offered["required"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("rationale")));
+    let inbox = app.owner.client.get(&format!(
+        "/api/v1/orgs/{}/approvals?status=pending",
+        app.org
+    ));
+    assert_eq!(inbox.status, 200);
+    let item = &inbox.body["approvals"][0];
+    assert_eq!(item["id"], ids[0].as_str());
+    assert_eq!(item["rationale"], "customer asked about o1");
+    assert_eq!(item["params"], json!({ "order_id": "o1", "amount": 20.0 }));
+    assert_eq!(item["tool"]["version"], pinned.split('@').nth(1).unwrap());
+
+    let bad = decide(
+        &app,
+        &app.owner,
+        &ids[0],
+        "approve",
+        json!({ "params": { "order_id": "o1", "amount": 900 } }),
+    );
+    assert_eq!((bad.status, bad.code()), (400, "validation_failed"));
+    assert_eq!(
+        bad.body["error"]["details"]["fields"][0]["field"],
+        "params.amount"
+    );
+    assert_eq!(thread(&app, &id)["status"], "waiting_approval");
+
+    let ok = decide(
+        &app,
+        &app.owner,
+        &ids[0],
+        "approve",
+        json!({ "params": { "order_id": "o1", "amount": 15 }, "comment": "half now" }),
+    );
+    assert_eq!(ok.status, 200, "{:?}", ok.body);
+    let again = decide(&app, &app.owner, &ids[0], "approve", json!({}));
+    assert_eq!((again.status, again.code()), (409, "approval_not_pending"));
+
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "completed", "{t:#}");
+    assert_eq!(
+        kinds(&t),
+        ["user", "tool_call", "approval", "tool_result", "assistant"]
+    );
+    let result = &t["messages"][3]["content"];
+    assert_eq!(result["result"], json!({ "refunded": "o1", "amount": 15 }));
+    assert_eq!(fake.calls(), 2);
+    assert_eq!(tool_results(&fake.received()[1].body), 1);
+
+    let a = approval(&app, &ids[0]);
+    assert_eq!(a["status"], "approved");
+    assert_eq!(a["comment"], "half now");
+    assert_eq!(a["decided_by"], app.owner.id.as_str());
+    assert_eq!(audit_actions(&a), ["requested", "approved"]);
+    assert_eq!(a["audit"][1]["params"]["amount"], 15);
+    // The console output is kept with the step.
+    let logs = psql(
+        &app.host.database_url,
+        &format!("SELECT input->'logs' FROM run_steps s JOIN runs r ON r.id = s.run_id WHERE r.thread_id = '{id}' AND s.kind = 'tool'"),
+    );
+    assert!(logs.contains("refunding o1"), "{logs}");
+}
+
+#[test]
+fn a_rejection_ends_the_thread_and_cancels_the_other_calls_of_the_turn() {
+    let fake = FakeLlm::start(vec![Answer::ToolCalls(vec![
+        refund_call("o1", 10.0),
+        refund_call("o2", 20.0),
+        refund_call("o3", 30.0),
+    ])]);
+    let app = start_on(&config_for_fakes());
+    create_tool(&app, &refund_tool("owner-only", true, false));
+    publish(&app, "support", &agent(&fake, &["refund"]));
+    let id = start_as(&app, &app.owner, "support");
+    // The original kept only the first held call; each gets its own approval here.
+    let ids = approval_ids(&app, &id);
+    assert_eq!(ids.len(), 3);
+    let edit = decide(
+        &app,
+        &app.owner,
+        &ids[0],
+        "approve",
+        json!({ "params": { "order_id": "o1", "amount": 1 } }),
+    );
+    assert_eq!((edit.status, edit.code()), (409, "params_not_editable"));
+    assert_eq!(
+        decide(&app, &app.owner, &ids[0], "approve", json!({})).status,
+        200
+    );
+    let r = decide(
+        &app,
+        &app.owner,
+        &ids[1],
+        "reject",
+        json!({ "comment": "not this one" }),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let t = wait_for(
+        &app,
+        &id,
+        &["rejected", "completed", "failed"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(t["status"], "rejected", "{t:#}");
+    assert!(t["runs"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("not this one"));
+    // The first call ran; the third was never decided and is cancelled.
+    let results: Vec<&Value> = t["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == "tool_result")
+        .collect();
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0]["content"]["result"]["refunded"], "o1");
+    let third = approval(&app, &ids[2]);
+    assert_eq!(third["status"], "cancelled");
+    assert_eq!(audit_actions(&third), ["requested", "cancelled"]);
+    assert_eq!(
+        audit_actions(&approval(&app, &ids[1])),
+        ["requested", "rejected"]
+    );
+    assert_eq!(
+        fake.calls(),
+        1,
+        "a rejected run asks the model nothing more"
+    );
+}
+
+/// Who may decide, for every policy × self-approval × approver × author.
+#[test]
+fn every_policy_role_and_self_combination() {
+    let fake = FakeLlm::start_with(|body| {
+        if tool_results(body) > 0 {
+            return Answer::Text("done".into());
+        }
+        // One held call per approver, so each can try their own.
+        let tool = body["tools"][0]["function"]["name"]
+            .as_str()
+            .unwrap_or_default();
+        Answer::ToolCalls(
+            (0..6)
+                .map(|i| (tool.to_string(), refund_call(&format!("o{i}"), 1.0).1))
+                .collect(),
+        )
+    });
+    let app = start_on(&config_for_fakes());
+    let people = [
+        "owner",
+        "admin",
+        "builder",
+        "member",
+        "channel_owner",
+        "stranger",
+    ];
+    let mut users: Vec<User> = Vec::new();
+    for label in &people[1..] {
+        let u = sign_up(&app.host, label);
+        let role = match *label {
+            "admin" => "admin",
+            "builder" => "builder",
+            _ => "member",
+        };
+        add_member(&app.owner, &app.org, &u, role);
+        users.push(u);
+    }
+    let db = &app.host.database_url;
+    psql(
+        db,
+        &format!(
+            "UPDATE channel_members SET role = 'owner' WHERE user_id = '{}'",
+            users[3].id
+        ),
+    );
+    psql(
+        db,
+        &format!(
+            "DELETE FROM channel_members WHERE user_id = '{}'",
+            users[4].id
+        ),
+    );
+    let user = |i: usize| if i == 0 { &app.owner } else { &users[i - 1] };
+
+    let mut threads = Vec::new();
+    for policy in ["owner-only", "any-member"] {
+        for self_approval in [true, false] {
+            let mut def = refund_tool(policy, self_approval, false);
+            let tool = format!("refund_{}_{self_approval}", policy.replace('-', "_"));
+            def["name"] = json!(tool);
+            create_tool(&app, &def);
+            let slug = tool.replace('_', "-");
+            publish(&app, &slug, &agent(&fake, &[&tool]));
+            // Every channel member authors one thread (the stranger cannot).
+            for author in 0..5 {
+                let id = start_as(&app, user(author), &slug);
+                threads.push((policy, self_approval, author, id));
+            }
+        }
+    }
+    let expected = |policy: &str, self_approval: bool, approver: usize, author: usize| -> u16 {
+        if people[approver] == "stranger" {
+            return 404; // cannot see the thread's channel
+        }
+        if !self_approval && approver == author {
+            return 403;
+        }
+        let org_wide = matches!(people[approver], "owner" | "admin");
+        let allowed = match policy {
+            "owner-only" => org_wide || people[approver] == "channel_owner",
+            _ => true,
+        };
+        if allowed {
+            200
+        } else {
+            403
+        }
+    };
+    // Each person's inbox holds exactly the calls they may decide.
+    let mut all = Vec::new();
+    for (policy, self_approval, author, id) in &threads {
+        let ids = approval_ids(&app, id);
+        assert_eq!(ids.len(), 6, "one approval per held call");
+        all.push((*policy, *self_approval, *author, id.clone(), ids));
+    }
+    for (approver, person) in people.iter().enumerate() {
+        let inbox = user(approver).client.get(&format!(
+            "/api/v1/orgs/{}/approvals?status=pending",
+            app.org
+        ));
+        assert_eq!(inbox.status, 200);
+        let got: BTreeSet<String> = inbox.body["approvals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_string())
+            .collect();
+        let want: BTreeSet<String> = all
+            .iter()
+            .filter(|(p, s, author, _, _)| expected(p, *s, approver, *author) == 200)
+            .flat_map(|(_, _, _, _, ids)| ids.clone())
+            .collect();
+        assert_eq!(got, want, "inbox of {person}");
+    }
+    let mut failures = Vec::new();
+    let mut report = Vec::new();
+    for (policy, self_approval, author, id, ids) in &all {
+        for (approver, approval) in ids.iter().enumerate() {
+            let r = decide(&app, user(approver), approval, "approve", json!({}));
+            let want = expected(policy, *self_approval, approver, *author);
+            report.push(format!(
+                "{policy:10} self={self_approval:5} author={:13} approver={:13} {}",
+                people[*author], people[approver], r.status
+            ));
+            if r.status != want {
+                failures.push(format!(
+                    "{policy} self_approval={self_approval} author={} approver={}: got {} ({:?}), want {want}",
+                    people[*author], people[approver], r.status, r.body
+                ));
+            }
+            if r.status == 403 {
+                assert_eq!(r.code(), "not_an_approver");
+            }
+        }
+        // Whatever was refused is still pending: end the thread.
+        let c = app.owner.client.post(
+            &format!("/api/v1/orgs/{}/threads/{id}/cancel", app.org),
+            json!({}),
+        );
+        assert!(c.status < 300, "{:?}", c.body);
+    }
+    eprintln!("{}", report.join("\n"));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Shortens a pending approval (and the run's timer) so it expires now.
+fn expire_now(app: &App, thread: &str) {
+    psql(
+        &app.host.database_url,
+        &format!(
+            "WITH a AS (UPDATE approvals SET expires_at = now() WHERE thread_id = '{thread}' AND status = 'pending' RETURNING run_id)
+             UPDATE runs SET wake_at = now() WHERE id IN (SELECT run_id FROM a)"
+        ),
+    );
+}
+
+#[test]
+fn an_undecided_approval_times_out_on_its_timer_even_across_a_crash() {
+    let fake = FakeLlm::start(vec![Answer::ToolCalls(vec![refund_call("o1", 10.0)])]);
+    let config = config_for_fakes();
+    let mut app = start_on(&config);
+    let mut def = refund_tool("any-member", true, false);
+    def["approval"]["timeout_secs"] = json!(60);
+    create_tool(&app, &def);
+    publish(&app, "support", &agent(&fake, &["refund"]));
+    let id = start_as(&app, &app.owner, "support");
+    let ids = approval_ids(&app, &id);
+    let wake = psql(
+        &app.host.database_url,
+        &format!(
+            "SELECT round(extract(epoch FROM wake_at - now())) FROM runs WHERE thread_id = '{id}'"
+        ),
+    );
+    let secs: f64 = wake.trim().parse().unwrap();
+    assert!(
+        (55.0..=60.0).contains(&secs),
+        "timer set to the approval's timeout: {secs}"
+    );
+    app.crash_and_restart(&config);
+    expire_now(&app, &id);
+    let t = wait_for(&app, &id, &["failed", "completed"], Duration::from_secs(30));
+    assert!(
+        t["runs"][0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("timeout:"),
+        "{t:#}"
+    );
+    let a = approval(&app, &ids[0]);
+    assert_eq!(a["status"], "timed_out");
+    assert_eq!(audit_actions(&a), ["requested", "timed_out"]);
+    let late = decide(&app, &app.owner, &ids[0], "approve", json!({}));
+    assert_eq!((late.status, late.code()), (409, "approval_not_pending"));
+    assert_eq!(fake.calls(), 1);
+}
+
+#[test]
+fn kill_9_right_after_an_approval_runs_the_call_exactly_once() {
+    let fake = FakeLlm::start(vec![
+        Answer::ToolCalls(vec![refund_call("o1", 10.0)]),
+        Answer::Text("Refunded.".into()),
+    ]);
+    let config = config_for_fakes();
+    let mut app = start_on(&config);
+    create_tool(&app, &refund_tool("any-member", true, false));
+    publish(&app, "support", &agent(&fake, &["refund"]));
+    let id = start_as(&app, &app.owner, "support");
+    let ids = approval_ids(&app, &id);
+    // A crash while waiting loses nothing.
+    app.crash_and_restart(&config);
+    assert_eq!(thread(&app, &id)["status"], "waiting_approval");
+    assert_eq!(
+        decide(&app, &app.owner, &ids[0], "approve", json!({})).status,
+        200
+    );
+    app.crash_and_restart(&config);
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "completed", "{t:#}");
+    assert_eq!(
+        kinds(&t),
+        ["user", "tool_call", "approval", "tool_result", "assistant"]
+    );
+    let steps = psql(
+        &app.host.database_url,
+        &format!("SELECT string_agg(kind, ',' ORDER BY seq) FROM run_steps s JOIN runs r ON r.id = s.run_id WHERE r.thread_id = '{id}'"),
+    );
+    assert_eq!(steps.trim(), "llm,approval,tool,llm");
+    assert_eq!(fake.calls(), 2);
+}
