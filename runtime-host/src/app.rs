@@ -23,6 +23,7 @@ use crate::instance::{Cancelled, InstanceState, MemoryLimitExceeded, TimeLimitEx
 use crate::manifest::{ComponentLimits, Manifest, RouteDecl};
 use crate::metrics::Metrics;
 use crate::router::Router;
+use crate::wit_tools::WitTools;
 
 /// Header with which a component calling another in-process (service
 /// chaining) shortens the callee's time budget, in milliseconds.
@@ -51,6 +52,8 @@ pub struct App {
     pub metrics: Metrics,
     /// Resolved application variables (the host reads `service_secret`).
     pub variables: AppVariables,
+    /// Runs users' WIT tool components (`http://wasm-tools.spin.internal`).
+    pub wit_tools: Arc<WitTools>,
 }
 
 /// Inputs to [`App::load`] besides the manifest.
@@ -183,6 +186,7 @@ impl App {
             db: options.db,
             metrics: Metrics::default(),
             variables,
+            wit_tools: Arc::new(WitTools::new(&options.cache_dir.join("tools"))?),
         }))
     }
 

@@ -98,8 +98,13 @@ impl ComponentCache {
                 path.display()
             )
         })?;
+        self.load_bytes(engine, &wasm, &path.display().to_string())
+    }
+
+    /// Loads the compiled component for `wasm` (`label` names it in logs).
+    pub fn load_bytes(&self, engine: &Engine, wasm: &[u8], label: &str) -> Result<Component> {
         let mut hasher = Sha256::new();
-        hasher.update(&wasm);
+        hasher.update(wasm);
         let mut engine_hash = std::hash::DefaultHasher::new();
         std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut engine_hash);
         hasher.update(std::hash::Hasher::finish(&engine_hash).to_le_bytes());
@@ -117,10 +122,10 @@ impl ComponentCache {
             }
         }
         let started = std::time::Instant::now();
-        let component = Component::new(engine, &wasm)
+        let component = Component::new(engine, wasm)
             .map_err(anyhow::Error::from)
-            .with_context(|| format!("cannot compile component {}", path.display()))?;
-        tracing::info!(component = %path.display(), ms = started.elapsed().as_millis() as u64, "compiled");
+            .with_context(|| format!("cannot compile component {label}"))?;
+        tracing::info!(component = %label, ms = started.elapsed().as_millis() as u64, "compiled");
         if let Err(e) = store_atomically(&cached, &component.serialize()?) {
             // Caching is an optimisation: a failed write only costs a recompile.
             tracing::warn!(error = %e, file = %cached.display(), "cannot write cache entry");

@@ -101,7 +101,8 @@ pub struct MemoryLimiter {
 }
 
 impl MemoryLimiter {
-    fn new(limit: usize) -> Self {
+    /// A limiter allowing `limit` bytes of linear memory.
+    pub fn new(limit: usize) -> Self {
         Self { limit }
     }
 }

@@ -14,3 +14,4 @@ pub mod manifest;
 pub mod metrics;
 pub mod router;
 pub mod server;
+pub mod wit_tools;

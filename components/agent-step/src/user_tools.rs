@@ -8,6 +8,7 @@ use synatra_tools::{is_builtin, split_ref, ToolDef};
 
 /// A user tool at the version this run uses.
 pub struct UserTool {
+    pub org_id: String,
     pub version: String,
     pub def: ToolDef,
 }
@@ -27,7 +28,11 @@ pub fn load(db: &Db, org_id: &str, entries: &[String]) -> Result<Vec<UserTool>, 
             continue;
         };
         match serde_json::from_value::<ToolDef>(definition) {
-            Ok(def) => out.push(UserTool { version, def }),
+            Ok(def) => out.push(UserTool {
+                org_id: org_id.to_string(),
+                version,
+                def,
+            }),
             Err(e) => eprintln!("tool `{entry}` has an unreadable definition: {e}"),
         }
     }
@@ -60,13 +65,17 @@ impl UserTool {
 
     /// Runs the tool once: `(output for the model, is_error, console lines)`.
     pub async fn run(&self, params: &Value, idempotency_key: &str) -> (Value, bool, Value) {
-        let answer = synatra_internal::run_javascript(
-            &self.def.code,
-            params,
-            self.def.timeout_ms.into(),
-            Some(idempotency_key),
-        )
-        .await;
+        let timeout = self.def.timeout_ms.into();
+        let key = Some(idempotency_key);
+        let answer = match (&self.def.code, &self.def.component_sha256) {
+            (_, Some(sha)) => {
+                synatra_internal::run_component(&self.org_id, sha, params, timeout, key).await
+            }
+            (code, None) => {
+                let code = code.as_deref().unwrap_or_default();
+                synatra_internal::run_javascript(code, params, timeout, key).await
+            }
+        };
         match answer {
             Ok(a) if a["ok"] == true => match self.returns_error(&a["result"]) {
                 None => (a["result"].clone(), false, a["logs"].clone()),

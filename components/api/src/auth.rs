@@ -91,7 +91,12 @@ pub fn check_origin(req: &Request, cookie_auth: bool) -> ApiResult<()> {
 
 /// Hex SHA-256 of a token; only hashes are stored.
 pub fn hash_token(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
+    sha256_hex(token.as_bytes())
+}
+
+/// Hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
 /// A new random token of 32 bytes, hex-encoded.

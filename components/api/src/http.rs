@@ -98,13 +98,16 @@ pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.header(name).and_then(|v| v.as_str())
 }
 
-/// Rejects bodies over [`MAX_BODY`] (413) and non-JSON bodies (415).
-pub fn check_body(req: &Request) -> ApiResult<()> {
-    if req.body().len() > MAX_BODY {
+/// Largest body of a request that uploads a tool component (base64 in JSON).
+pub const MAX_UPLOAD_BODY: usize = 32 << 20;
+
+/// Rejects bodies over `max` bytes (413) and non-JSON bodies (415).
+pub fn check_body(req: &Request, max: usize) -> ApiResult<()> {
+    if req.body().len() > max {
         return Err(ApiError::new(
             413,
             "payload_too_large",
-            format!("request body exceeds {MAX_BODY} bytes"),
+            format!("request body exceeds {max} bytes"),
         ));
     }
     if req.body().is_empty() {

@@ -77,7 +77,11 @@ fn serve(req: &Request) -> ApiResult<Answer> {
         )
         .with_details(serde_json::json!({ "allowed": allowed })),
     })?;
-    http::check_body(req)?;
+    let max_body = match spec.id {
+        RouteId::CreateTool | RouteId::PutTool => http::MAX_UPLOAD_BODY,
+        _ => http::MAX_BODY,
+    };
+    http::check_body(req, max_body)?;
     if spec.id == RouteId::Health {
         return Ok(handlers::health::get().into());
     }

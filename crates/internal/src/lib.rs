@@ -46,11 +46,11 @@ pub fn request(method: Method, uri: &str, body: String) -> Request {
 
 /// The JavaScript sandbox's route.
 const TOOL_JS: &str = "http://tool-js.spin.internal/run";
+/// The host's WIT tool runner (served by `synatra up`, not a manifest component).
+const WIT_TOOLS: &str = "http://wasm-tools.spin.internal/run";
 
 /// Runs a JavaScript tool once in the tool-js sandbox within `timeout_ms`.
-/// The answer is `{ok, result | error, logs}`; the sandbox's own failures
-/// (time or memory limit, crash) are `ok: false` with a plain message, so a
-/// tool's failure is always data. `Err` only when the sandbox is unreachable.
+/// See [`run_sandboxed`] for the answer.
 pub async fn run_javascript(
     code: &str,
     params: &serde_json::Value,
@@ -58,7 +58,35 @@ pub async fn run_javascript(
     idempotency_key: Option<&str>,
 ) -> Result<serde_json::Value, String> {
     let body = serde_json::json!({ "code": code, "params": params });
-    let mut request = self::request(Method::Post, TOOL_JS, body.to_string());
+    run_sandboxed(TOOL_JS, body, timeout_ms, idempotency_key).await
+}
+
+/// Runs the org's WIT tool component `sha256` once within `timeout_ms`.
+/// See [`run_sandboxed`] for the answer.
+pub async fn run_component(
+    org_id: &str,
+    sha256: &str,
+    params: &serde_json::Value,
+    timeout_ms: u64,
+    idempotency_key: Option<&str>,
+) -> Result<serde_json::Value, String> {
+    let body = serde_json::json!({
+        "org_id": org_id, "sha256": sha256, "params": params, "timeout_ms": timeout_ms,
+    });
+    run_sandboxed(WIT_TOOLS, body, timeout_ms, idempotency_key).await
+}
+
+/// Sends one tool call to a sandbox. The answer is `{ok, result | error,
+/// logs}`; the sandbox's own failures (time or memory limit, crash) are
+/// `ok: false` with a plain message, so a tool's failure is always data.
+/// `Err` only when the sandbox is unreachable.
+async fn run_sandboxed(
+    uri: &str,
+    body: serde_json::Value,
+    timeout_ms: u64,
+    idempotency_key: Option<&str>,
+) -> Result<serde_json::Value, String> {
+    let mut request = self::request(Method::Post, uri, body.to_string());
     request.set_header("x-synatra-deadline-ms", timeout_ms.to_string());
     if let Some(key) = idempotency_key {
         request.set_header("idempotency-key", key);

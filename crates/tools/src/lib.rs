@@ -2,6 +2,8 @@
 //! errors name the field), and its content version (a hash, so an agent
 //! release can freeze the exact tool it was published with).
 
+pub mod component;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -73,7 +75,11 @@ pub struct ToolDef {
     #[serde(default = "default_timeout")]
     pub timeout_ms: u32,
     /// The body of an async JavaScript function of `(params, context)`.
-    pub code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The SHA-256 (hex) of an uploaded WIT tool component, instead of `code`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component_sha256: Option<String>,
     #[serde(default)]
     pub approval: Approval,
 }
@@ -142,8 +148,19 @@ impl ToolDef {
         if !(100..=60_000).contains(&self.timeout_ms) {
             fail("timeout_ms", "must be 100 to 60000");
         }
-        if self.code.trim().is_empty() || self.code.len() > MAX_CODE_BYTES {
-            fail("code", "must be 1 byte to 256 KiB of JavaScript");
+        match (&self.code, &self.component_sha256) {
+            (Some(code), None) if code.trim().is_empty() || code.len() > MAX_CODE_BYTES => {
+                fail("code", "must be 1 byte to 256 KiB of JavaScript")
+            }
+            (Some(_), None) => {}
+            (None, Some(sha)) if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                fail("component_sha256", "must be a SHA-256 in hex")
+            }
+            (None, Some(_)) => {}
+            _ => fail(
+                "code",
+                "give either `code` (JavaScript) or `component` (a WIT tool component, base64)",
+            ),
         }
         if !(60..=31_536_000).contains(&self.approval.timeout_secs) {
             fail("approval.timeout_secs", "must be 60 s to one year");
@@ -201,6 +218,15 @@ impl ToolDef {
             .filter(|r| !r.is_empty())
             .ok_or("`rationale` is required: say why this call is needed")?;
         Ok((params, Some(rationale)))
+    }
+
+    /// `javascript` or `wit`.
+    pub fn kind(&self) -> &'static str {
+        if self.component_sha256.is_some() {
+            "wit"
+        } else {
+            "javascript"
+        }
     }
 
     /// The policy's name, as stored with an approval.

@@ -114,6 +114,11 @@ impl WasiHttpHooks for OutboundHttp {
                     crate::server::with_spin_headers(request, &route, "127.0.0.1:0", "self");
                 internal(app.dispatch(&route.component, request, depth).await)
             }),
+            Destination::Component(id) if id == crate::wit_tools::SERVICE => Box::new(async move {
+                let secret = app.variables.get("service_secret");
+                let response = app.wit_tools.serve(&app.db, secret, request).await;
+                Ok(internal_response(response))
+            }),
             Destination::Component(id) => Box::new(async move {
                 let request = crate::server::with_internal_headers(request, &id);
                 internal(app.dispatch(&id, request, depth).await)

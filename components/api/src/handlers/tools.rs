@@ -1,6 +1,7 @@
 //! User tools: definitions with JSON Schemas, limits and approval settings,
 //! versioned by content, and a test run through the tool-js sandbox.
 
+use base64::Engine as _;
 use serde_json::json;
 use synatra_tools::ToolDef;
 
@@ -10,18 +11,61 @@ use crate::http::Reply;
 use crate::input::Input;
 use crate::store::tools;
 
-/// Parses the body as a tool definition; returns it with its JSON form.
-fn definition(ctx: &Ctx) -> ApiResult<(ToolDef, serde_json::Value)> {
-    let body: serde_json::Value = serde_json::from_slice(ctx.req.body()).map_err(|e| {
+/// A WIT tool component uploaded with a definition.
+struct Upload {
+    sha256: String,
+    wasm: Vec<u8>,
+    imports: Vec<String>,
+}
+
+/// Parses the body as a tool definition; returns it with its JSON form and
+/// the component it uploads, if any (`component`: base64 of the `.wasm`,
+/// validated here: a clear error names a forbidden import).
+fn definition(ctx: &Ctx) -> ApiResult<(ToolDef, serde_json::Value, Option<Upload>)> {
+    let mut body: serde_json::Value = serde_json::from_slice(ctx.req.body()).map_err(|e| {
         ApiError::new(
             400,
             "invalid_json",
             format!("request body is not valid JSON: {e}"),
         )
     })?;
+    let upload = match body.as_object_mut().and_then(|o| o.remove("component")) {
+        None => None,
+        Some(encoded) => {
+            let field_error = |m: String| ApiError::fields(&[("component".to_string(), m)]);
+            let wasm = encoded
+                .as_str()
+                .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                .ok_or_else(|| field_error("must be the component's bytes in base64".into()))?;
+            let imports = synatra_tools::component::check_component(&wasm)
+                .map_err(|e| ApiError::new(422, "invalid_component", e))?;
+            let sha256 = crate::auth::sha256_hex(&wasm);
+            body["component_sha256"] = sha256.clone().into();
+            Some(Upload {
+                sha256,
+                wasm,
+                imports,
+            })
+        }
+    };
     let def = ToolDef::parse(&body).map_err(|errors| ApiError::fields(&errors))?;
     let value = serde_json::to_value(&def).map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok((def, value))
+    Ok((def, value, upload))
+}
+
+/// Stores the uploaded component, or checks that a referenced one exists.
+fn keep_component(ctx: &Ctx, def: &ToolDef, upload: Option<&Upload>) -> ApiResult<()> {
+    let org = &ctx.org().id;
+    match (upload, &def.component_sha256) {
+        (Some(u), _) => tools::store_component(ctx.db, org, &u.sha256, &u.wasm, &u.imports),
+        (None, Some(sha)) if !tools::has_component(ctx.db, org, sha)? => {
+            Err(ApiError::fields(&[(
+                "component_sha256".to_string(),
+                "no component with this hash was uploaded to this org".to_string(),
+            )]))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn tool_id(ctx: &Ctx, lock: bool) -> ApiResult<String> {
@@ -31,11 +75,14 @@ fn tool_id(ctx: &Ctx, lock: bool) -> ApiResult<String> {
 
 /// `POST /orgs/{org}/tools`.
 pub fn create(ctx: &Ctx) -> ApiResult<Reply> {
-    let (def, value) = definition(ctx)?;
+    let (def, value, upload) = definition(ctx)?;
     let by = ctx.principal()?.user_id().ok();
     let tool = ctx
         .db
-        .transaction(|db| tools::create(db, &ctx.org().id, &def.name, &value, &def.version(), by))
+        .transaction(|db| {
+            keep_component(ctx, &def, upload.as_ref())?;
+            tools::create(db, &ctx.org().id, &def.name, &value, &def.version(), by)
+        })
         .map_err(|e| e.on_conflict("name_taken", "a tool with this name already exists"))?;
     Ok(Reply::created(tool))
 }
@@ -54,11 +101,12 @@ pub fn get(ctx: &Ctx) -> ApiResult<Reply> {
 
 /// `PUT /orgs/{org}/tools/{tool}`: replaces the definition.
 pub fn put(ctx: &Ctx) -> ApiResult<Reply> {
-    let (def, value) = definition(ctx)?;
+    let (def, value, upload) = definition(ctx)?;
     let tool = ctx
         .db
         .transaction(|db| {
             let id = tool_id(ctx, true)?;
+            keep_component(ctx, &def, upload.as_ref())?;
             tools::replace(db, &id, &def.name, &value, &def.version())
         })
         .map_err(|e| e.on_conflict("name_taken", "a tool with this name already exists"))?;
@@ -89,12 +137,20 @@ pub fn test(ctx: &Ctx) -> ApiResult<Reply> {
         return Err(ApiError::fields(&errors));
     }
     let timeout_ms = tool["timeout_ms"].as_u64().unwrap_or(30_000);
-    let code = tool["code"].as_str().unwrap_or_default();
     let started = std::time::Instant::now();
-    let mut outcome = spin_sdk::http::run(synatra_internal::run_javascript(
-        code, &params, timeout_ms, None,
-    ))
-    .map_err(|e| ApiError::new(502, "sandbox_unreachable", e))?;
+    let run = async {
+        match tool["component_sha256"].as_str() {
+            Some(sha) => {
+                synatra_internal::run_component(&ctx.org().id, sha, &params, timeout_ms, None).await
+            }
+            None => {
+                let code = tool["code"].as_str().unwrap_or_default();
+                synatra_internal::run_javascript(code, &params, timeout_ms, None).await
+            }
+        }
+    };
+    let mut outcome =
+        spin_sdk::http::run(run).map_err(|e| ApiError::new(502, "sandbox_unreachable", e))?;
     let duration_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
     outcome["duration_ms"] = duration_ms.into();
     outcome["version"] = tool["version"].clone();

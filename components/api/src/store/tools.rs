@@ -11,7 +11,11 @@ fn to_json(r: &Row) -> Value {
     let mut v = r.json("definition");
     v["id"] = r.str("id").into();
     v["version"] = r.str("version").into();
-    v["kind"] = json!("javascript");
+    v["kind"] = json!(if v.get("component_sha256").is_some() {
+        "wit"
+    } else {
+        "javascript"
+    });
     v["created_at"] = r.time("created_at");
     v["updated_at"] = r.time("updated_at");
     v
@@ -97,4 +101,35 @@ pub fn replace(
 pub fn delete(db: &Db, id: &str) -> ApiResult<()> {
     db.execute("DELETE FROM tools WHERE id = $1", &[uuid(id)])?;
     Ok(())
+}
+
+/// Stores an uploaded component (idempotent: content-addressed per org).
+pub fn store_component(
+    db: &Db,
+    org_id: &str,
+    sha256: &str,
+    wasm: &[u8],
+    imports: &[String],
+) -> ApiResult<()> {
+    db.execute(
+        "INSERT INTO tool_components (org_id, sha256, wasm, imports) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (org_id, sha256) DO NOTHING",
+        &[
+            uuid(org_id),
+            text(sha256),
+            spin_sdk::pg4::ParameterValue::Binary(wasm.to_vec()),
+            jsonb(&json!(imports)),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Whether the org has a component with this hash.
+pub fn has_component(db: &Db, org_id: &str, sha256: &str) -> ApiResult<bool> {
+    Ok(db
+        .query_opt(
+            "SELECT 1 AS one FROM tool_components WHERE org_id = $1 AND sha256 = $2",
+            &[uuid(org_id), text(sha256)],
+        )?
+        .is_some())
 }

@@ -1,0 +1,327 @@
+//! WIT tools: users' components implementing the `synatra:tool` world
+//! (`wit/tool/world.wit`). The host serves them to the app's components at
+//! `http://wasm-tools.spin.internal/run` (in-process, behind the service
+//! secret and `allowed_outbound_hosts`). Each call loads the component by
+//! its org and SHA-256 from the database, compiles it once (disk and memory
+//! cache), checks its imports again, and runs `call` in a fresh instance on
+//! a separate engine with fuel, an epoch deadline and a memory limit. WASI
+//! is inert: no preopened directories, no environment or arguments, no
+//! network; stdout and stderr become the call's logs.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::WasiBody;
+
+use crate::engine::{start_epoch_ticker, ComponentCache, EPOCH_TICK};
+use crate::instance::{MemoryLimitExceeded, MemoryLimiter};
+
+wasmtime::component::bindgen!({ path: "../wit/tool", world: "tool" });
+
+use synatra::tool::log::Level;
+
+/// The service's name: `http://wasm-tools.spin.internal`.
+pub const SERVICE: &str = "wasm-tools";
+/// Memory of one tool instance.
+const MEMORY_LIMIT: usize = 128 << 20;
+/// Most time a call may take, whatever the tool asks.
+const MAX_TIMEOUT_MS: u64 = 60_000;
+/// Fuel per millisecond of the time limit (roughly instructions).
+const FUEL_PER_MS: u64 = 5_000_000;
+/// Largest result, in bytes of JSON.
+const MAX_RESULT: usize = 1 << 20;
+/// Most log lines kept, and longest line.
+const MAX_LOG_LINES: usize = 200;
+const MAX_LOG_LINE: usize = 2000;
+/// Compiled components kept in memory.
+const MEMORY_CACHE: usize = 64;
+
+/// What one tool instance may touch.
+struct ToolState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryLimiter,
+    logs: Vec<String>,
+}
+
+impl WasiView for ToolState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl synatra::tool::log::Host for ToolState {
+    fn log(&mut self, level: Level, message: String) {
+        let level = match level {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        };
+        push_log(&mut self.logs, format!("{level}: {message}"));
+    }
+}
+
+impl synatra::tool::gateway::Host for ToolState {
+    fn request(
+        &mut self,
+        resource: String,
+        _operation: String,
+        _params: String,
+    ) -> Result<String, String> {
+        // Resources arrive with the resources issue; until then none exists.
+        Err(format!("no such resource: {resource}"))
+    }
+}
+
+impl synatra::tool::types::Host for ToolState {}
+
+fn push_log(logs: &mut Vec<String>, mut line: String) {
+    if logs.len() < MAX_LOG_LINES {
+        if line.len() > MAX_LOG_LINE {
+            let mut end = MAX_LOG_LINE;
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            line.truncate(end);
+        }
+        logs.push(line);
+    }
+}
+
+/// The engine, linker and caches for WIT tools.
+pub struct WitTools {
+    engine: Engine,
+    linker: Linker<ToolState>,
+    disk: ComponentCache,
+    compiled: Mutex<HashMap<String, Component>>,
+}
+
+impl WitTools {
+    /// The runner, caching compiled tools under `cache_dir`.
+    pub fn new(cache_dir: &std::path::Path) -> Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.consume_fuel(true);
+        let engine = Engine::new(&config)?;
+        start_epoch_ticker(&engine);
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        Tool::add_to_linker::<_, HasSelf<ToolState>>(&mut linker, |s| s)?;
+        Ok(Self {
+            engine,
+            linker,
+            disk: ComponentCache::new(cache_dir)?,
+            compiled: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The compiled component with this hash, checking its imports.
+    fn component(&self, sha256: &str, wasm: &[u8]) -> Result<Component, String> {
+        if let Some(c) = self.compiled.lock().expect("cache lock").get(sha256) {
+            return Ok(c.clone());
+        }
+        let component = self
+            .disk
+            .load_bytes(&self.engine, wasm, &format!("tool {sha256}"))
+            .map_err(|e| format!("the component does not compile: {e:#}"))?;
+        let ty = component.component_type();
+        for (name, item) in ty.imports(&self.engine) {
+            if matches!(item.ty, ComponentItem::Type(_) | ComponentItem::Resource(_)) {
+                continue; // types grant nothing
+            }
+            if let Some(e) = synatra_tools::component::import_error(name) {
+                return Err(e);
+            }
+        }
+        let mut cache = self.compiled.lock().expect("cache lock");
+        if cache.len() >= MEMORY_CACHE {
+            cache.clear();
+        }
+        cache.insert(sha256.to_string(), component.clone());
+        Ok(component)
+    }
+
+    /// Runs `call(params)` once in a fresh instance (blocking); the answer
+    /// is `{ok, result | error, logs}`.
+    pub fn run(&self, sha256: &str, wasm: &[u8], params: &str, timeout_ms: u64) -> Value {
+        let component = match self.component(sha256, wasm) {
+            Ok(c) => c,
+            Err(e) => return json!({ "ok": false, "error": e, "logs": [] }),
+        };
+        let stdout = MemoryOutputPipe::new(64 << 10);
+        let stderr = MemoryOutputPipe::new(64 << 10);
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        let state = ToolState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(MEMORY_LIMIT),
+            logs: Vec::new(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let ticks = timeout_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1);
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        if let Err(e) = store.set_fuel(timeout_ms.saturating_mul(FUEL_PER_MS)) {
+            return json!({ "ok": false, "error": e.to_string(), "logs": [] });
+        }
+        let outcome = Tool::instantiate(&mut store, &component, &self.linker)
+            .and_then(|tool| tool.call_call(&mut store, params));
+        let mut logs = std::mem::take(&mut store.data_mut().logs);
+        for pipe in [&stdout, &stderr] {
+            for line in String::from_utf8_lossy(&pipe.contents()).lines() {
+                push_log(&mut logs, line.to_string());
+            }
+        }
+        let (ok, payload) = match outcome {
+            Ok(Ok(text)) if text.len() > MAX_RESULT => (
+                false,
+                json!(format!(
+                    "the tool's result is larger than {} KiB",
+                    MAX_RESULT >> 10
+                )),
+            ),
+            Ok(Ok(text)) => match serde_json::from_str::<Value>(&text) {
+                Ok(v) => (true, v),
+                Err(_) => (
+                    false,
+                    json!(format!(
+                        "the tool returned text that is not JSON: {}",
+                        text.chars().take(80).collect::<String>()
+                    )),
+                ),
+            },
+            Ok(Err(e)) => (false, json!(format!("{}: {}", e.code, e.message))),
+            Err(e) => (false, json!(describe(&e, timeout_ms))),
+        };
+        let key = if ok { "result" } else { "error" };
+        json!({ "ok": ok, key: payload, "logs": logs })
+    }
+
+    /// Serves `POST /run {org_id, sha256, params, timeout_ms}` for the app's
+    /// components (the caller proved the service secret).
+    pub async fn serve(
+        self: &Arc<Self>,
+        db: &PgPool,
+        secret: Option<&str>,
+        request: http::Request<WasiBody>,
+    ) -> http::Response<WasiBody> {
+        let given = request
+            .headers()
+            .get("x-synatra-service-secret")
+            .and_then(|v| v.to_str().ok());
+        if secret.is_none() || given != secret {
+            return reply(
+                401,
+                json!({ "error": { "code": "unauthenticated", "message": "internal route" } }),
+            );
+        }
+        let Ok(body) = request.into_body().collect().await.map(|b| b.to_bytes()) else {
+            return reply(
+                400,
+                json!({ "error": { "code": "bad_request", "message": "unreadable body" } }),
+            );
+        };
+        let call: Value = serde_json::from_slice(&body).unwrap_or_default();
+        let (Some(org), Some(sha)) = (call["org_id"].as_str(), call["sha256"].as_str()) else {
+            return reply(
+                400,
+                json!({ "error": { "code": "bad_request", "message": "expected {org_id, sha256, params, timeout_ms}" } }),
+            );
+        };
+        let timeout_ms = call["timeout_ms"]
+            .as_u64()
+            .unwrap_or(30_000)
+            .min(MAX_TIMEOUT_MS);
+        let wasm = match load(db, org, sha).await {
+            Ok(Some(w)) => w,
+            Ok(None) => {
+                let answer =
+                    json!({ "ok": false, "error": "the tool's component is missing", "logs": [] });
+                return reply(200, answer);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot load a tool component");
+                return reply(
+                    503,
+                    json!({ "error": { "code": "database_unavailable", "message": "cannot load the tool" } }),
+                );
+            }
+        };
+        let params = call["params"].to_string();
+        let (tools, sha) = (self.clone(), sha.to_string());
+        let started = std::time::Instant::now();
+        let answer =
+            tokio::task::spawn_blocking(move || tools.run(&sha, &wasm, &params, timeout_ms)).await;
+        tracing::info!(ms = started.elapsed().as_millis() as u64, "wit tool call");
+        match answer {
+            Ok(a) => reply(200, a),
+            Err(e) => reply(
+                500,
+                json!({ "error": { "code": "tool_crashed", "message": e.to_string() } }),
+            ),
+        }
+    }
+}
+
+/// A message for the model about a trap.
+fn describe(error: &wasmtime::Error, timeout_ms: u64) -> String {
+    if error.downcast_ref::<MemoryLimitExceeded>().is_some() {
+        return format!(
+            "the tool exceeded its memory limit ({} MiB)",
+            MEMORY_LIMIT >> 20
+        );
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => format!("the tool exceeded its time limit ({timeout_ms} ms)"),
+        // Fuel bounds computation as the deadline bounds wall time.
+        Some(Trap::OutOfFuel) => {
+            format!("the tool exceeded its time limit ({timeout_ms} ms, counted as CPU fuel)")
+        }
+        Some(trap) => format!("the tool crashed: {trap}"),
+        None => format!("the tool failed: {error}"),
+    }
+}
+
+async fn load(db: &PgPool, org: &str, sha256: &str) -> Result<Option<Vec<u8>>> {
+    let row: Option<(Vec<u8>,)> =
+        sqlx::query_as("SELECT wasm FROM tool_components WHERE org_id::text = $1 AND sha256 = $2")
+            .bind(org)
+            .bind(sha256)
+            .fetch_optional(db)
+            .await
+            .context("tool_components")?;
+    Ok(row.map(|(w,)| w))
+}
+
+fn reply(status: u16, body: Value) -> http::Response<WasiBody> {
+    http::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(
+            Full::new(Bytes::from(body.to_string()))
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
+        .expect("static response parts are valid")
+}
