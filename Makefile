@@ -4,8 +4,8 @@
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 WASM_TARGET := wasm32-wasip2
-COMPONENTS := -p synatra-api -p synatra-agent-step -p synatra-gateway -p synatra-tool-js -p conformance-component -p hello-component -p tool-wit-component -p tool-wit-net-component
-EXCLUDE := --exclude synatra-db --exclude synatra-internal --exclude synatra-gateway --exclude synatra-tool-js --exclude synatra-api --exclude synatra-agent-step --exclude conformance-component --exclude hello-component --exclude tool-wit-component --exclude tool-wit-net-component
+COMPONENTS := -p synatra-api -p synatra-agent-step -p synatra-gateway -p synatra-tool-js -p conformance-component -p hello-component -p tool-wit-component -p tool-wit-net-component -p hello-tool
+EXCLUDE := --exclude synatra-db --exclude synatra-internal --exclude synatra-gateway --exclude synatra-tool-js --exclude synatra-api --exclude synatra-agent-step --exclude conformance-component --exclude hello-component --exclude tool-wit-component --exclude tool-wit-net-component --exclude hello-tool
 LISTEN ?= 127.0.0.1:3000
 
 .PHONY: up test bench prereqs components host lint clean

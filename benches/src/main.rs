@@ -140,21 +140,23 @@ fn main() -> Result<()> {
     );
 
     let t = tools::measure()?;
-    println!();
-    println!("== JavaScript tool (hello) ==");
-    println!(
-        "POST /tools/greet/test round trip: p50 {:.0} µs, p99 {:.0} µs; sandbox call (API-measured): p50 {:.0} µs, p99 {:.0} µs",
-        t.call_p50_us, t.call_p99_us, t.sandbox_p50_us, t.sandbox_p99_us
-    );
-    println!(
-        "native Rust function: {:.2} µs; ratio round trip/native {:.0}x",
-        t.native_us,
-        t.call_p50_us / t.native_us
-    );
-    println!(
-        "concurrent tool calls/s at concurrency 8: {:.0}",
-        t.calls_per_s_8
-    );
+    for (label, run) in [("JavaScript", &t.javascript), ("WIT component", &t.wit)] {
+        println!();
+        println!("== {label} tool (hello) ==");
+        println!(
+            "POST /tools/{{tool}}/test round trip: p50 {:.0} µs, p99 {:.0} µs; sandbox call (API-measured): p50 {:.0} µs, p99 {:.0} µs",
+            run.call_p50_us, run.call_p99_us, run.sandbox_p50_us, run.sandbox_p99_us
+        );
+        println!(
+            "native Rust function: {:.2} µs; ratio sandbox call/native {:.0}x",
+            t.native_us,
+            run.sandbox_p50_us / t.native_us
+        );
+        println!(
+            "concurrent tool calls/s at concurrency 8: {:.0}",
+            run.calls_per_s_8
+        );
+    }
     Ok(())
 }
 

@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -107,7 +107,8 @@ pub struct WitTools {
     engine: Engine,
     linker: Linker<ToolState>,
     disk: ComponentCache,
-    compiled: Mutex<HashMap<String, Component>>,
+    /// Linked components by `(org id, sha256)`: a hit needs no database read.
+    linked: Mutex<HashMap<(String, String), ToolPre<ToolState>>>,
 }
 
 impl WitTools {
@@ -126,21 +127,24 @@ impl WitTools {
             engine,
             linker,
             disk: ComponentCache::new(cache_dir)?,
-            compiled: Mutex::new(HashMap::new()),
+            linked: Mutex::new(HashMap::new()),
         })
     }
 
-    /// The compiled component with this hash, checking its imports.
-    fn component(&self, sha256: &str, wasm: &[u8]) -> Result<Component, String> {
-        if let Some(c) = self.compiled.lock().expect("cache lock").get(sha256) {
-            return Ok(c.clone());
-        }
+    /// The linked component `sha256` of `org`, if this host has it.
+    fn cached(&self, org: &str, sha256: &str) -> Option<ToolPre<ToolState>> {
+        let key = (org.to_string(), sha256.to_string());
+        self.linked.lock().expect("cache lock").get(&key).cloned()
+    }
+
+    /// Compiles (or loads from disk), checks the imports of, and links
+    /// component `wasm`, keeping it for later calls.
+    fn link(&self, org: &str, sha256: &str, wasm: &[u8]) -> Result<ToolPre<ToolState>, String> {
         let component = self
             .disk
             .load_bytes(&self.engine, wasm, &format!("tool {sha256}"))
             .map_err(|e| format!("the component does not compile: {e:#}"))?;
-        let ty = component.component_type();
-        for (name, item) in ty.imports(&self.engine) {
+        for (name, item) in component.component_type().imports(&self.engine) {
             if matches!(item.ty, ComponentItem::Type(_) | ComponentItem::Resource(_)) {
                 continue; // types grant nothing
             }
@@ -148,21 +152,22 @@ impl WitTools {
                 return Err(e);
             }
         }
-        let mut cache = self.compiled.lock().expect("cache lock");
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(ToolPre::new)
+            .map_err(|e| format!("the component cannot be linked: {e:#}"))?;
+        let mut cache = self.linked.lock().expect("cache lock");
         if cache.len() >= MEMORY_CACHE {
             cache.clear();
         }
-        cache.insert(sha256.to_string(), component.clone());
-        Ok(component)
+        cache.insert((org.to_string(), sha256.to_string()), pre.clone());
+        Ok(pre)
     }
 
     /// Runs `call(params)` once in a fresh instance (blocking); the answer
     /// is `{ok, result | error, logs}`.
-    pub fn run(&self, sha256: &str, wasm: &[u8], params: &str, timeout_ms: u64) -> Value {
-        let component = match self.component(sha256, wasm) {
-            Ok(c) => c,
-            Err(e) => return json!({ "ok": false, "error": e, "logs": [] }),
-        };
+    fn run(&self, pre: &ToolPre<ToolState>, params: &str, timeout_ms: u64) -> Value {
         let stdout = MemoryOutputPipe::new(64 << 10);
         let stderr = MemoryOutputPipe::new(64 << 10);
         let mut wasi = WasiCtx::builder();
@@ -185,7 +190,8 @@ impl WitTools {
         if let Err(e) = store.set_fuel(timeout_ms.saturating_mul(FUEL_PER_MS)) {
             return json!({ "ok": false, "error": e.to_string(), "logs": [] });
         }
-        let outcome = Tool::instantiate(&mut store, &component, &self.linker)
+        let outcome = pre
+            .instantiate(&mut store)
             .and_then(|tool| tool.call_call(&mut store, params));
         let mut logs = std::mem::take(&mut store.data_mut().logs);
         for pipe in [&stdout, &stderr] {
@@ -253,26 +259,38 @@ impl WitTools {
             .as_u64()
             .unwrap_or(30_000)
             .min(MAX_TIMEOUT_MS);
-        let wasm = match load(db, org, sha).await {
-            Ok(Some(w)) => w,
-            Ok(None) => {
-                let answer =
-                    json!({ "ok": false, "error": "the tool's component is missing", "logs": [] });
-                return reply(200, answer);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot load a tool component");
-                return reply(
-                    503,
-                    json!({ "error": { "code": "database_unavailable", "message": "cannot load the tool" } }),
-                );
-            }
+        let cached = self.cached(org, sha);
+        let wasm = match cached {
+            Some(_) => None,
+            None => match load(db, org, sha).await {
+                Ok(Some(w)) => Some(w),
+                Ok(None) => {
+                    let answer = json!({ "ok": false, "error": "the tool's component is missing", "logs": [] });
+                    return reply(200, answer);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot load a tool component");
+                    return reply(
+                        503,
+                        json!({ "error": { "code": "database_unavailable", "message": "cannot load the tool" } }),
+                    );
+                }
+            },
         };
         let params = call["params"].to_string();
-        let (tools, sha) = (self.clone(), sha.to_string());
+        let (tools, org, sha) = (self.clone(), org.to_string(), sha.to_string());
         let started = std::time::Instant::now();
-        let answer =
-            tokio::task::spawn_blocking(move || tools.run(&sha, &wasm, &params, timeout_ms)).await;
+        let answer = tokio::task::spawn_blocking(move || {
+            let pre = match (cached, wasm) {
+                (Some(pre), _) => pre,
+                (None, wasm) => match tools.link(&org, &sha, &wasm.unwrap_or_default()) {
+                    Ok(pre) => pre,
+                    Err(e) => return json!({ "ok": false, "error": e, "logs": [] }),
+                },
+            };
+            tools.run(&pre, &params, timeout_ms)
+        })
+        .await;
         tracing::info!(ms = started.elapsed().as_millis() as u64, "wit tool call");
         match answer {
             Ok(a) => reply(200, a),

@@ -313,15 +313,7 @@ pub async fn advance(
                         let (output, is_error, logs) = user_tool.run(&params, &key).await;
                         let input = json!({ "call": call, "approval_id": approval_id, "params": params,
                                             "version": user_tool.version, "logs": logs, "idempotency_key": key });
-                        (
-                            Step::Tool {
-                                call_id: call.id.clone(),
-                                name: call.name.clone(),
-                                output,
-                                is_error,
-                            },
-                            input,
-                        )
+                        (Step::tool_result(&call, output, is_error), input)
                     }
                     "rejected" => {
                         let comment = approval
@@ -352,15 +344,7 @@ pub async fn advance(
                 match checked {
                     Err(e) => {
                         let input = json!({ "call": call, "version": tool.version, "idempotency_key": key });
-                        (
-                            Step::Tool {
-                                call_id: call.id.clone(),
-                                name: call.name.clone(),
-                                output: json!({ "error": e }),
-                                is_error: true,
-                            },
-                            input,
-                        )
+                        (Step::tool_result(&call, json!({ "error": e }), true), input)
                     }
                     Ok(_) if tool.def.needs_approval() => {
                         let Some(opened) = open_approvals(&mut inv, &user_tools, &steps, seq)?
@@ -380,15 +364,7 @@ pub async fn advance(
                     Ok((params, _)) => {
                         let (output, is_error, logs) = tool.run(&params, &key).await;
                         let input = json!({ "call": call, "version": tool.version, "logs": logs, "idempotency_key": key });
-                        (
-                            Step::Tool {
-                                call_id: call.id.clone(),
-                                name: call.name.clone(),
-                                output,
-                                is_error,
-                            },
-                            input,
-                        )
+                        (Step::tool_result(&call, output, is_error), input)
                     }
                 }
             }
@@ -407,12 +383,7 @@ pub async fn advance(
                     }
                 }
                 let output = json!({ "status": status, "data": response });
-                let step = Step::Tool {
-                    call_id: call.id.clone(),
-                    name: call.name.clone(),
-                    output,
-                    is_error: false,
-                };
+                let step = Step::tool_result(&call, output, false);
                 (step, json!({ "call": call, "request_id": request_id }))
             }
             Action::CallTool(call) if call.name == widgets::HUMAN_REQUEST => {
@@ -420,15 +391,7 @@ pub async fn advance(
                     json!({ "call": call, "idempotency_key": idempotency_key(run_id, seq) });
                 if let Err(e) = widgets::check_request(&call.arguments) {
                     let output = json!({ "error": e });
-                    (
-                        Step::Tool {
-                            call_id: call.id.clone(),
-                            name: call.name.clone(),
-                            output,
-                            is_error: true,
-                        },
-                        input,
-                    )
+                    (Step::tool_result(&call, output, true), input)
                 } else {
                     let run_state = runs::load_run(db, run_id, lease)?
                         .ok_or_else(|| DbError::Other("run vanished".into()))?;
@@ -455,15 +418,7 @@ pub async fn advance(
                     Ok(()) => (json!({ "shown": true }), false),
                     Err(e) => (json!({ "error": e }), true),
                 };
-                (
-                    Step::Tool {
-                        call_id: call.id.clone(),
-                        name: call.name.clone(),
-                        output,
-                        is_error,
-                    },
-                    input,
-                )
+                (Step::tool_result(&call, output, is_error), input)
             }
             Action::AwaitChild { call, child_run_id } => {
                 let Some((status, error, answer)) = runs::child_outcome(db, &child_run_id)? else {
@@ -484,12 +439,7 @@ pub async fn advance(
                         None => continue, // finished meanwhile
                     },
                 };
-                let step = Step::Tool {
-                    call_id: call.id.clone(),
-                    name: call.name.clone(),
-                    output,
-                    is_error,
-                };
+                let step = Step::tool_result(&call, output, is_error);
                 (step, json!({ "call": call, "child_run_id": child_run_id }))
             }
             Action::CallTool(call) if call.name.starts_with(DELEGATE_PREFIX) => {
@@ -506,12 +456,7 @@ pub async fn advance(
                         "no such sub-agent"
                     };
                     let output = json!({ "error": error });
-                    let step = Step::Tool {
-                        call_id: call.id.clone(),
-                        name: call.name.clone(),
-                        output,
-                        is_error: true,
-                    };
+                    let step = Step::tool_result(&call, output, true);
                     let input = json!({ "call": call });
                     let (run, thread) = (inv.run.id.clone(), inv.run.thread_id.clone());
                     if inv
@@ -582,12 +527,7 @@ pub async fn advance(
                     return Ok(Outcome::Sleeping);
                 }
                 let output = json!({ "waited_until_ms": until_ms });
-                let step = Step::Tool {
-                    call_id: call.id.clone(),
-                    name: call.name.clone(),
-                    output,
-                    is_error: false,
-                };
+                let step = Step::tool_result(&call, output, false);
                 (
                     step,
                     json!({ "call": call, "idempotency_key": idempotency_key(run_id, seq) }),
@@ -608,15 +548,7 @@ pub async fn advance(
                     ),
                     Err(e) => {
                         let output = json!({ "error": e });
-                        (
-                            Step::Tool {
-                                call_id: call.id.clone(),
-                                name: call.name.clone(),
-                                output,
-                                is_error: true,
-                            },
-                            input,
-                        )
+                        (Step::tool_result(&call, output, true), input)
                     }
                 }
             }
@@ -625,12 +557,7 @@ pub async fn advance(
                     Ok(v) => (v, false),
                     Err(e) => (json!({ "error": e }), true),
                 };
-                let step = Step::Tool {
-                    call_id: call.id.clone(),
-                    name: call.name.clone(),
-                    output,
-                    is_error,
-                };
+                let step = Step::tool_result(&call, output, is_error);
                 (
                     step,
                     json!({ "call": call, "idempotency_key": idempotency_key(run_id, seq) }),

@@ -54,6 +54,16 @@ pub enum Step {
 }
 
 impl Step {
+    /// The recorded result of `call`.
+    pub fn tool_result(call: &ToolCall, output: Value, is_error: bool) -> Step {
+        Step::Tool {
+            call_id: call.id.clone(),
+            name: call.name.clone(),
+            output,
+            is_error,
+        }
+    }
+
     /// The `kind` column value.
     pub fn kind(&self) -> &'static str {
         match self {
