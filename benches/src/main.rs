@@ -135,8 +135,12 @@ fn main() -> Result<()> {
         r.rss_waiting_kib as f64 / r.rss_idle_kib as f64
     );
     println!(
-                "reply → run resumed (message POST until the provider sees the request): p50 {:.1} ms, p99 {:.1} ms",
+        "reply → run resumed (message POST until the provider sees the request): p50 {:.1} ms, p99 {:.1} ms",
         r.resume_p50_ms, r.resume_p99_ms
+    );
+    println!(
+        "approval → run resumed (approve POST until the provider sees the tool's result): p50 {:.1} ms, p99 {:.1} ms",
+        r.approval_p50_ms, r.approval_p99_ms
     );
 
     let t = tools::measure()?;

@@ -5,7 +5,9 @@
 //! - durable steps/s end to end with 1, 8 and 64 concurrent runs;
 //! - host RSS with 10,000 runs waiting vs idle;
 //! - reply → run resumed latency (a message to a finished thread until the
-//!   provider sees the new run's request).
+//!   provider sees the new run's request);
+//! - approval → run resumed latency (approving a held tool call until the
+//!   provider sees the request with its result; the JavaScript call between).
 
 use std::time::{Duration, Instant};
 
@@ -27,6 +29,8 @@ pub struct RunFigures {
     pub rss_waiting_kib: u64,
     pub resume_p50_ms: f64,
     pub resume_p99_ms: f64,
+    pub approval_p50_ms: f64,
+    pub approval_p99_ms: f64,
 }
 
 fn rss_kib(pid: u32) -> Result<u64> {
@@ -43,8 +47,10 @@ pub fn measure() -> Result<RunFigures> {
     // Each run: one tool call, then an answer: three recorded steps.
     let fake = FakeLlm::start_with(|body| {
         if tool_results(body) == 0 {
+            // The agent's first tool: `add_numbers`, or the held `approve_me`.
+            let name = body["tools"][0]["function"]["name"].as_str().unwrap_or("");
             Answer::ToolCall {
-                name: "add_numbers".into(),
+                name: name.into(),
                 arguments: json!({ "numbers": [1, 2] }),
             }
         } else {
@@ -112,6 +118,44 @@ pub fn measure() -> Result<RunFigures> {
     }
     latencies.sort();
 
+    step("approval → run resumed latency");
+    let tool = json!({ "name": "approve_me", "params": { "type": "object" }, "code": "return 1;",
+                       "approval": { "policy": "any-member" } });
+    let created = app
+        .owner
+        .client
+        .post(&format!("/api/v1/orgs/{}/tools", app.org), tool);
+    anyhow::ensure!(created.status == 201, "tool: {:?}", created.body);
+    let held = json!({
+        "model": { "provider": "openai", "model": "bench", "base_url": fake.base_url() },
+        "tools": ["approve_me"],
+    });
+    publish(&app, "held", &held);
+    let mut approvals = Vec::new();
+    for _ in 0..40 {
+        let id = start_thread(&app, "held", "go", "normal");
+        let t = wait_for(&app, &id, &["waiting_approval"], Duration::from_secs(30));
+        let approval = t["messages"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["kind"] == "approval"))
+            .and_then(|m| m["content"]["id"].as_str())
+            .context("approval message")?
+            .to_string();
+        let before = fake.calls();
+        let sent = Instant::now();
+        let r = app.owner.client.post(
+            &format!("/api/v1/orgs/{}/approvals/{approval}/approve", app.org),
+            json!({}),
+        );
+        anyhow::ensure!(r.status == 200, "approve failed: {:?}", r.body);
+        while fake.calls() == before {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        approvals.push(fake.received()[before].at.duration_since(sent));
+        wait_for(&app, &id, &["completed"], Duration::from_secs(30));
+    }
+    approvals.sort();
+
     step("host RSS: idle, then with 10,000 runs waiting");
     std::thread::sleep(Duration::from_secs(2));
     let rss_idle_kib = rss_kib(app.host.pid())?;
@@ -141,6 +185,8 @@ pub fn measure() -> Result<RunFigures> {
         rss_waiting_kib,
         resume_p50_ms: percentile(&latencies, 0.5) / 1000.0,
         resume_p99_ms: percentile(&latencies, 0.99) / 1000.0,
+        approval_p50_ms: percentile(&approvals, 0.5) / 1000.0,
+        approval_p99_ms: percentile(&approvals, 0.99) / 1000.0,
     })
 }
 
