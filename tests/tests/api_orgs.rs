@@ -353,3 +353,85 @@ fn deleting_an_org_removes_it_for_everyone() {
     assert_eq!(owner.client.get(&format!("/api/v1/orgs/{org}")).status, 404);
     assert_eq!(member.client.get("/api/v1/orgs").body["orgs"], json!([]));
 }
+
+#[test]
+fn channels_have_owners_and_members() {
+    let host = start_app();
+    let owner = sign_up(&host, "chan-owner");
+    let org = create_org(&owner, "chan");
+    let member = sign_up(&host, "chan-member");
+    add_member(&owner, &org, &member, "member");
+    let outsider = sign_up(&host, "chan-outsider");
+
+    let created = owner.client.post(
+        &format!("/api/v1/orgs/{org}/channels"),
+        json!({ "slug": "refunds", "name": "Refunds" }),
+    );
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let again = owner.client.post(
+        &format!("/api/v1/orgs/{org}/channels"),
+        json!({ "slug": "refunds", "name": "Again" }),
+    );
+    assert_eq!((again.status, again.code()), (409, "slug_taken"));
+    let bad = owner.client.post(
+        &format!("/api/v1/orgs/{org}/channels"),
+        json!({ "slug": "Not A Slug", "name": "" }),
+    );
+    assert_eq!(bad.status, 400);
+
+    let members = format!("/api/v1/orgs/{org}/channels/refunds/members");
+    let list = owner.client.get(&members);
+    let roles: Vec<(&str, &str)> = list.body["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["email"].as_str().unwrap(), m["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        roles,
+        vec![(owner.email.as_str(), "owner")],
+        "the creator owns it"
+    );
+
+    // Only org members can join; roles are owner or member.
+    let r = owner.client.send(
+        "PUT",
+        &format!("{members}/{}", outsider.id),
+        Some(&json!({ "role": "member" })),
+    );
+    assert_eq!(r.status, 404);
+    let r = owner.client.send(
+        "PUT",
+        &format!("{members}/{}", member.id),
+        Some(&json!({ "role": "admin" })),
+    );
+    assert_eq!(r.status, 400);
+    let r = owner.client.send(
+        "PUT",
+        &format!("{members}/{}", member.id),
+        Some(&json!({ "role": "member" })),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = owner.client.send(
+        "PUT",
+        &format!("{members}/{}", member.id),
+        Some(&json!({ "role": "owner" })),
+    );
+    assert_eq!(r.status, 200);
+    let list = member.client.get(&members);
+    assert_eq!(list.body["members"].as_array().unwrap().len(), 2);
+    assert!(list.body["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["role"] == "owner"));
+
+    let gone = owner
+        .client
+        .send("DELETE", &format!("{members}/{}", member.id), None);
+    assert_eq!(gone.status, 204);
+    let gone = owner
+        .client
+        .send("DELETE", &format!("{members}/{}", member.id), None);
+    assert_eq!(gone.status, 404);
+}

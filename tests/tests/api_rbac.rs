@@ -116,6 +116,25 @@ impl World {
             }
             RouteId::ListEnvironments => (format!("/orgs/{org}/environments"), None),
             RouteId::ListChannels => (format!("/orgs/{org}/channels"), None),
+            RouteId::CreateChannel => (
+                format!("/orgs/{org}/channels"),
+                Some(json!({ "slug": format!("c-{unique}"), "name": "C" })),
+            ),
+            RouteId::ListChannelMembers => (format!("/orgs/{org}/channels/general/members"), None),
+            RouteId::PutChannelMember => (
+                format!(
+                    "/orgs/{org}/channels/general/members/{}",
+                    self.fresh_member().id
+                ),
+                Some(json!({ "role": "owner" })),
+            ),
+            RouteId::RemoveChannelMember => (
+                format!(
+                    "/orgs/{org}/channels/general/members/{}",
+                    self.fresh_member().id
+                ),
+                None,
+            ),
             RouteId::ListMembers => (format!("/orgs/{org}/members"), None),
             RouteId::UpdateMember => (
                 format!("/orgs/{org}/members/{}", self.fresh_member().id),

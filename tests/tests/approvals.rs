@@ -284,21 +284,18 @@ fn every_policy_role_and_self_combination() {
         add_member(&app.owner, &app.org, &u, role);
         users.push(u);
     }
-    let db = &app.host.database_url;
-    psql(
-        db,
-        &format!(
-            "UPDATE channel_members SET role = 'owner' WHERE user_id = '{}'",
-            users[3].id
-        ),
+    let general = format!("/api/v1/orgs/{}/channels/general/members", app.org);
+    let made_owner = app.owner.client.send(
+        "PUT",
+        &format!("{general}/{}", users[3].id),
+        Some(&json!({ "role": "owner" })),
     );
-    psql(
-        db,
-        &format!(
-            "DELETE FROM channel_members WHERE user_id = '{}'",
-            users[4].id
-        ),
-    );
+    assert_eq!(made_owner.status, 200, "{:?}", made_owner.body);
+    let removed = app
+        .owner
+        .client
+        .send("DELETE", &format!("{general}/{}", users[4].id), None);
+    assert_eq!(removed.status, 204, "{:?}", removed.body);
     let user = |i: usize| if i == 0 { &app.owner } else { &users[i - 1] };
 
     let mut threads = Vec::new();

@@ -115,6 +115,10 @@ routes! {
     DeleteOrg => "DELETE" "/orgs/:org" Org(Owner);
     ListEnvironments => "GET" "/orgs/:org/environments" Org(Member);
     ListChannels => "GET" "/orgs/:org/channels" Org(Member);
+    CreateChannel => "POST" "/orgs/:org/channels" Org(Admin);
+    ListChannelMembers => "GET" "/orgs/:org/channels/:channel/members" Org(Member);
+    PutChannelMember => "PUT" "/orgs/:org/channels/:channel/members/:user_id" Org(Admin);
+    RemoveChannelMember => "DELETE" "/orgs/:org/channels/:channel/members/:user_id" Org(Admin);
     ListMembers => "GET" "/orgs/:org/members" Org(Member);
     UpdateMember => "PATCH" "/orgs/:org/members/:user_id" Org(Admin);
     RemoveMember => "DELETE" "/orgs/:org/members/:user_id" Org(Admin);

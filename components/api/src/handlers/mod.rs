@@ -5,6 +5,7 @@ pub mod account;
 pub mod agents;
 pub mod api_keys;
 pub mod approvals;
+pub mod channels;
 pub mod events;
 pub mod health;
 pub mod invitations;

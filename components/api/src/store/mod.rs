@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod api_keys;
+pub mod channels;
 pub mod invitations;
 pub mod login_failures;
 pub mod members;

@@ -1,0 +1,66 @@
+//! `channels` and `channel_members`: who belongs to a channel, as owner or
+//! member (channel owners may approve `owner-only` tool calls there).
+
+use serde_json::{json, Value};
+
+use crate::db::{text, uuid, Db};
+use crate::error::ApiResult;
+
+/// Creates a channel; a taken slug is a unique violation (409). `owner`
+/// (the creator, if a person) becomes its owner.
+pub fn create(
+    db: &Db,
+    org_id: &str,
+    slug: &str,
+    name: &str,
+    owner: Option<&str>,
+) -> ApiResult<Value> {
+    let r = db.query_one(
+        "INSERT INTO channels (org_id, slug, name) VALUES ($1, $2, $3)
+         RETURNING id, slug, name, is_default, created_at",
+        &[uuid(org_id), text(slug), text(name)],
+    )?;
+    if let Some(user) = owner {
+        set_member(db, &r.str("id"), user, "owner")?;
+    }
+    Ok(json!({
+        "id": r.str("id"), "slug": r.str("slug"), "name": r.str("name"),
+        "is_default": r.bool("is_default"), "created_at": r.time("created_at"),
+    }))
+}
+
+/// A channel's members with their channel role.
+pub fn members(db: &Db, channel_id: &str) -> ApiResult<Vec<Value>> {
+    Ok(db
+        .query(
+            "SELECT u.id, u.email, u.name, cm.role, cm.created_at FROM channel_members cm
+             JOIN users u ON u.id = cm.user_id WHERE cm.channel_id = $1 ORDER BY u.email",
+            &[uuid(channel_id)],
+        )?
+        .iter()
+        .map(|r| {
+            json!({
+                "user_id": r.str("id"), "email": r.str("email"), "name": r.str("name"),
+                "role": r.str("role"), "joined_at": r.time("created_at"),
+            })
+        })
+        .collect())
+}
+
+/// Adds `user_id` to the channel or changes their role there.
+pub fn set_member(db: &Db, channel_id: &str, user_id: &str, role: &str) -> ApiResult<()> {
+    db.execute(
+        "INSERT INTO channel_members (channel_id, user_id, role) VALUES ($1, $2, $3)
+         ON CONFLICT (channel_id, user_id) DO UPDATE SET role = EXCLUDED.role",
+        &[uuid(channel_id), uuid(user_id), text(role)],
+    )?;
+    Ok(())
+}
+
+/// Removes `user_id` from the channel; false when they were not in it.
+pub fn remove_member(db: &Db, channel_id: &str, user_id: &str) -> ApiResult<bool> {
+    Ok(db.execute(
+        "DELETE FROM channel_members WHERE channel_id = $1 AND user_id = $2",
+        &[uuid(channel_id), uuid(user_id)],
+    )? == 1)
+}
