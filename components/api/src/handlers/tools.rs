@@ -9,7 +9,7 @@ use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Reply;
 use crate::input::Input;
-use crate::store::tools;
+use synatra_db::tools;
 
 /// A WIT tool component uploaded with a definition.
 struct Upload {
@@ -57,7 +57,9 @@ fn definition(ctx: &Ctx) -> ApiResult<(ToolDef, serde_json::Value, Option<Upload
 fn keep_component(ctx: &Ctx, def: &ToolDef, upload: Option<&Upload>) -> ApiResult<()> {
     let org = &ctx.org().id;
     match (upload, &def.component_sha256) {
-        (Some(u), _) => tools::store_component(ctx.db, org, &u.sha256, &u.wasm, &u.imports),
+        (Some(u), _) => Ok(tools::store_component(
+            ctx.db, org, &u.sha256, &u.wasm, &u.imports,
+        )?),
         (None, Some(sha)) if !tools::has_component(ctx.db, org, sha)? => {
             Err(ApiError::fields(&[(
                 "component_sha256".to_string(),
@@ -79,9 +81,16 @@ pub fn create(ctx: &Ctx) -> ApiResult<Reply> {
     let by = ctx.principal()?.user_id().ok();
     let tool = ctx
         .db
-        .transaction(|db| {
+        .transaction(|db| -> ApiResult<_> {
             keep_component(ctx, &def, upload.as_ref())?;
-            tools::create(db, &ctx.org().id, &def.name, &value, &def.version(), by)
+            Ok(tools::create(
+                db,
+                &ctx.org().id,
+                &def.name,
+                &value,
+                &def.version(),
+                by,
+            )?)
         })
         .map_err(|e| e.on_conflict("name_taken", "a tool with this name already exists"))?;
     Ok(Reply::created(tool))
@@ -104,10 +113,10 @@ pub fn put(ctx: &Ctx) -> ApiResult<Reply> {
     let (def, value, upload) = definition(ctx)?;
     let tool = ctx
         .db
-        .transaction(|db| {
+        .transaction(|db| -> ApiResult<_> {
             let id = tool_id(ctx, true)?;
             keep_component(ctx, &def, upload.as_ref())?;
-            tools::replace(db, &id, &def.name, &value, &def.version())
+            Ok(tools::replace(db, &id, &def.name, &value, &def.version())?)
         })
         .map_err(|e| e.on_conflict("name_taken", "a tool with this name already exists"))?;
     Ok(Reply::ok(tool))
@@ -115,9 +124,9 @@ pub fn put(ctx: &Ctx) -> ApiResult<Reply> {
 
 /// `DELETE /orgs/{org}/tools/{tool}`.
 pub fn delete(ctx: &Ctx) -> ApiResult<Reply> {
-    ctx.db.transaction(|db| {
+    ctx.db.transaction(|db| -> ApiResult<_> {
         let id = tool_id(ctx, true)?;
-        tools::delete(db, &id)
+        Ok(tools::delete(db, &id)?)
     })?;
     Ok(Reply::no_content())
 }

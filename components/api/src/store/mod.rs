@@ -8,5 +8,4 @@ pub mod login_failures;
 pub mod members;
 pub mod orgs;
 pub mod sessions;
-pub mod tools;
 pub mod users;
