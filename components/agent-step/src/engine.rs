@@ -278,20 +278,29 @@ pub async fn advance(
                 }
             }
             Action::AwaitApproval { call, approval_id } => {
+                // Any call of the run rejected or timed out ends it now,
+                // whichever call it holds.
+                let run = inv.run.id.clone();
+                let Some(ended) = inv.record(|db| approvals::settle(db, &run))? else {
+                    return Ok(Outcome::NotLeased);
+                };
+                match ended {
+                    Some(approvals::Ended::Rejected { tool, comment }) => {
+                        let comment = comment.map(|c| format!(": {c}")).unwrap_or_default();
+                        let error = format!("a reviewer rejected the call to `{tool}`{comment}");
+                        return inv.finish("rejected", Some(&error));
+                    }
+                    Some(approvals::Ended::TimedOut { tool }) => {
+                        let error = format!("timeout: nobody decided on the call to `{tool}` before its approval expired");
+                        return inv.finish("failed", Some(&error));
+                    }
+                    None => {}
+                }
                 let Some(approval) = approvals::get(db, None, &approval_id, false)? else {
                     return Err(DbError::Other(format!("approval {approval_id} vanished")));
                 };
                 let tool = approval.str("tool_name");
                 match approval.str("status").as_str() {
-                    "pending" if approval.bool("expired") => {
-                        if inv
-                            .record(|db| approvals::expire(db, &approval_id))?
-                            .is_none()
-                        {
-                            return Ok(Outcome::NotLeased);
-                        }
-                        continue; // decided or timed out now: look again
-                    }
                     "pending" => match inv.await_approval(&approval_id)? {
                         Some(outcome) => return Ok(outcome),
                         None => continue, // decided meanwhile
@@ -315,22 +324,7 @@ pub async fn advance(
                                             "version": user_tool.version, "logs": logs, "idempotency_key": key });
                         (Step::tool_result(&call, output, is_error), input)
                     }
-                    "rejected" => {
-                        let comment = approval
-                            .opt_str("comment")
-                            .map(|c| format!(": {c}"))
-                            .unwrap_or_default();
-                        return inv.finish(
-                            "rejected",
-                            Some(&format!(
-                                "a reviewer rejected the call to `{tool}`{comment}"
-                            )),
-                        );
-                    }
-                    "timed_out" => {
-                        let error = format!("timeout: nobody decided on the call to `{tool}` before its approval expired");
-                        return inv.finish("failed", Some(&error));
-                    }
+                    // Rejections and timeouts were settled above.
                     _ => return inv.finish("cancelled", None),
                 }
             }

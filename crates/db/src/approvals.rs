@@ -244,18 +244,46 @@ pub fn decide(
     Ok(true)
 }
 
-/// Marks a pending approval whose time is up as `timed_out`; false when it
-/// was decided first or is not yet due.
-pub fn expire(db: &Db, id: &str) -> DbResult<bool> {
-    let expired = db.execute(
+/// Why a run waiting for approvals must end.
+pub enum Ended {
+    Rejected {
+        tool: String,
+        comment: Option<String>,
+    },
+    TimedOut {
+        tool: String,
+    },
+}
+
+/// Times out the run's pending approvals whose time is up (audited), then
+/// reports whether any of its approvals was rejected or timed out: either
+/// ends the run, whichever call it is waiting for.
+pub fn settle(db: &Db, run_id: &str) -> DbResult<Option<Ended>> {
+    let expired = db.query(
         "UPDATE approvals SET status = 'timed_out', decided_at = now()
-         WHERE id = $1 AND status = 'pending' AND expires_at <= now()",
-        &[uuid(id)],
-    )? == 1;
-    if expired {
-        audit(db, id, "timed_out", None, None, None, None)?;
+         WHERE run_id = $1 AND status = 'pending' AND expires_at <= now()
+         RETURNING id::text AS id",
+        &[uuid(run_id)],
+    )?;
+    for r in &expired {
+        audit(db, &r.str("id"), "timed_out", None, None, None, None)?;
     }
-    Ok(expired)
+    Ok(db
+        .query_opt(
+            "SELECT status, tool_name, comment FROM approvals
+             WHERE run_id = $1 AND status IN ('rejected', 'timed_out')
+             ORDER BY decided_at, created_at LIMIT 1",
+            &[uuid(run_id)],
+        )?
+        .map(|r| match r.str("status").as_str() {
+            "rejected" => Ended::Rejected {
+                tool: r.str("tool_name"),
+                comment: r.opt_str("comment"),
+            },
+            _ => Ended::TimedOut {
+                tool: r.str("tool_name"),
+            },
+        }))
 }
 
 /// Whether approval `id` still awaits a decision, locking it against a
