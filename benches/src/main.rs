@@ -57,6 +57,10 @@ fn main() -> Result<()> {
         let native = load(native_addr).await?;
         step("HTTP: hello component through the synatra host");
         let hosted = load(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+        step(&format!(
+            "HTTP: {:.0} req/s through the host vs {:.0} native",
+            hosted.rps, native.rps
+        ));
 
         step("in-process: instantiate + handle, pooling allocator");
         let pooled = instantiate_and_handle(&manifest, &pg.url(), &work, true).await?;
