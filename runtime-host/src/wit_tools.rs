@@ -18,15 +18,19 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, Trap};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::WasiBody;
 
 use crate::engine::{start_epoch_ticker, ComponentCache, EPOCH_TICK};
-use crate::instance::{MemoryLimitExceeded, MemoryLimiter};
+use crate::instance::{MemoryLimitExceeded, TimeLimitExceeded};
 
-wasmtime::component::bindgen!({ path: "../wit/tool", world: "tool" });
+wasmtime::component::bindgen!({
+    path: "../wit/tool",
+    world: "tool",
+    exports: { default: async },
+});
 
 use synatra::tool::log::Level;
 
@@ -45,12 +49,67 @@ const MAX_LOG_LINES: usize = 200;
 const MAX_LOG_LINE: usize = 2000;
 /// Compiled components kept in memory.
 const MEMORY_CACHE: usize = 64;
+/// Tool calls running at once on this host; more wait their turn.
+const MAX_CONCURRENT: usize = 16;
+/// Console output kept per stream (more ends the call, as a full pipe).
+const MAX_OUTPUT: usize = 256 << 10;
+/// Longest `tool-error` message passed on.
+const MAX_ERROR: usize = 4 << 10;
+
+/// Bounds a tool instance's memory in total (all its memories and tables
+/// together) and how many instances, memories and tables it may create.
+struct ToolLimiter {
+    used: usize,
+}
+
+impl ResourceLimiter for ToolLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let total = self.used + desired.saturating_sub(current);
+        if total > MEMORY_LIMIT {
+            return Err(MemoryLimitExceeded {
+                limit: MEMORY_LIMIT,
+                desired: total,
+            }
+            .into());
+        }
+        self.used = total;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Table slots count as pointer-sized memory.
+        let bytes = desired.saturating_sub(current).saturating_mul(8);
+        self.memory_growing(0, bytes, None)
+    }
+
+    fn instances(&self) -> usize {
+        64
+    }
+
+    fn tables(&self) -> usize {
+        64
+    }
+
+    fn memories(&self) -> usize {
+        16
+    }
+}
 
 /// What one tool instance may touch.
 struct ToolState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limiter: MemoryLimiter,
+    limiter: ToolLimiter,
     logs: Vec<String>,
 }
 
@@ -109,6 +168,7 @@ pub struct WitTools {
     disk: ComponentCache,
     /// Linked components by `(org id, sha256)`: a hit needs no database read.
     linked: Mutex<HashMap<(String, String), ToolPre<ToolState>>>,
+    running: tokio::sync::Semaphore,
 }
 
 impl WitTools {
@@ -121,13 +181,14 @@ impl WitTools {
         let engine = Engine::new(&config)?;
         start_epoch_ticker(&engine);
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         Tool::add_to_linker::<_, HasSelf<ToolState>>(&mut linker, |s| s)?;
         Ok(Self {
             engine,
             linker,
             disk: ComponentCache::new(cache_dir)?,
             linked: Mutex::new(HashMap::new()),
+            running: tokio::sync::Semaphore::new(MAX_CONCURRENT),
         })
     }
 
@@ -165,11 +226,13 @@ impl WitTools {
         Ok(pre)
     }
 
-    /// Runs `call(params)` once in a fresh instance (blocking); the answer
-    /// is `{ok, result | error, logs}`.
-    fn run(&self, pre: &ToolPre<ToolState>, params: &str, timeout_ms: u64) -> Value {
-        let stdout = MemoryOutputPipe::new(64 << 10);
-        let stderr = MemoryOutputPipe::new(64 << 10);
+    /// Runs `call(params)` once in a fresh instance; the answer is `{ok,
+    /// result | error, logs}`. Wasm yields to other tasks every epoch tick
+    /// and traps at the deadline; a host call that blocks (a WASI poll, a
+    /// sleep) is dropped at the deadline too.
+    async fn run(&self, pre: &ToolPre<ToolState>, params: &str, timeout_ms: u64) -> Value {
+        let stdout = MemoryOutputPipe::new(MAX_OUTPUT);
+        let stderr = MemoryOutputPipe::new(MAX_OUTPUT);
         let mut wasi = WasiCtx::builder();
         wasi.stdout(stdout.clone())
             .stderr(stderr.clone())
@@ -179,20 +242,32 @@ impl WitTools {
         let state = ToolState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            limiter: MemoryLimiter::new(MEMORY_LIMIT),
+            limiter: ToolLimiter { used: 0 },
             logs: Vec::new(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let ticks = timeout_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1);
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        let budget = std::time::Duration::from_millis(timeout_ms);
+        let deadline = std::time::Instant::now() + budget;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if std::time::Instant::now() >= deadline {
+                Err(TimeLimitExceeded.into())
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
         if let Err(e) = store.set_fuel(timeout_ms.saturating_mul(FUEL_PER_MS)) {
             return json!({ "ok": false, "error": e.to_string(), "logs": [] });
         }
-        let outcome = pre
-            .instantiate(&mut store)
-            .and_then(|tool| tool.call_call(&mut store, params));
+        let call = async {
+            let tool = pre.instantiate_async(&mut store).await?;
+            tool.call_call(&mut store, params).await
+        };
+        let outcome = match tokio::time::timeout(budget + EPOCH_TICK * 10, call).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(TimeLimitExceeded.into()),
+        };
         let mut logs = std::mem::take(&mut store.data_mut().logs);
         for pipe in [&stdout, &stderr] {
             for line in String::from_utf8_lossy(&pipe.contents()).lines() {
@@ -217,7 +292,14 @@ impl WitTools {
                     )),
                 ),
             },
-            Ok(Err(e)) => (false, json!(format!("{}: {}", e.code, e.message))),
+            Ok(Err(e)) => (
+                false,
+                json!(format!(
+                    "{}: {}",
+                    truncate(&e.code, 100),
+                    truncate(&e.message, MAX_ERROR)
+                )),
+            ),
             Err(e) => (false, json!(describe(&e, timeout_ms))),
         };
         let key = if ok { "result" } else { "error" };
@@ -278,32 +360,39 @@ impl WitTools {
             },
         };
         let params = call["params"].to_string();
-        let (tools, org, sha) = (self.clone(), org.to_string(), sha.to_string());
+        let Ok(_permit) = self.running.acquire().await else {
+            return reply(
+                503,
+                json!({ "error": { "code": "shutting_down", "message": "the host is stopping" } }),
+            );
+        };
         let started = std::time::Instant::now();
-        let answer = tokio::task::spawn_blocking(move || {
-            let pre = match (cached, wasm) {
-                (Some(pre), _) => pre,
-                (None, wasm) => match tools.link(&org, &sha, &wasm.unwrap_or_default()) {
-                    Ok(pre) => pre,
-                    Err(e) => return json!({ "ok": false, "error": e, "logs": [] }),
-                },
-            };
-            tools.run(&pre, &params, timeout_ms)
-        })
-        .await;
+        let pre = match (cached, wasm) {
+            (Some(pre), _) => Ok(pre),
+            (None, wasm) => {
+                // Compiling is CPU work: off the async workers.
+                let (tools, org, sha) = (self.clone(), org.to_string(), sha.to_string());
+                tokio::task::spawn_blocking(move || {
+                    tools.link(&org, &sha, &wasm.unwrap_or_default())
+                })
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()))
+            }
+        };
+        let answer = match pre {
+            Ok(pre) => self.run(&pre, &params, timeout_ms).await,
+            Err(e) => json!({ "ok": false, "error": e, "logs": [] }),
+        };
         tracing::info!(ms = started.elapsed().as_millis() as u64, "wit tool call");
-        match answer {
-            Ok(a) => reply(200, a),
-            Err(e) => reply(
-                500,
-                json!({ "error": { "code": "tool_crashed", "message": e.to_string() } }),
-            ),
-        }
+        reply(200, answer)
     }
 }
 
 /// A message for the model about a trap.
 fn describe(error: &wasmtime::Error, timeout_ms: u64) -> String {
+    if error.downcast_ref::<TimeLimitExceeded>().is_some() {
+        return format!("the tool exceeded its time limit ({timeout_ms} ms)");
+    }
     if error.downcast_ref::<MemoryLimitExceeded>().is_some() {
         return format!(
             "the tool exceeded its memory limit ({} MiB)",
@@ -321,9 +410,18 @@ fn describe(error: &wasmtime::Error, timeout_ms: u64) -> String {
     }
 }
 
+/// At most `max` bytes of `s`, cut at a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 async fn load(db: &PgPool, org: &str, sha256: &str) -> Result<Option<Vec<u8>>> {
     let row: Option<(Vec<u8>,)> =
-        sqlx::query_as("SELECT wasm FROM tool_components WHERE org_id::text = $1 AND sha256 = $2")
+        sqlx::query_as("SELECT wasm FROM tool_components WHERE org_id = $1::uuid AND sha256 = $2")
             .bind(org)
             .bind(sha256)
             .fetch_optional(db)

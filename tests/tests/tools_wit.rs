@@ -72,6 +72,7 @@ fn misbehaving_wit_tools_end_as_clean_errors_and_the_host_keeps_serving() {
     assert_eq!(r.status, 201, "{:?}", r.body);
     let cases = [
         ("loop", "time limit (1000 ms"),
+        ("sleep", "time limit (1000 ms)"),
         ("allocate", "memory limit"),
         ("panic", "crashed"),
         ("huge", "larger than"),

@@ -1,7 +1,8 @@
 //! A WIT tool whose `mode` argument picks what it does, so one component
-//! covers the sandbox tests: a greeting with a log line, an endless loop,
-//! unbounded allocation, reading a file or the environment, a panic, a huge
-//! or non-JSON result, and state that must not survive between calls.
+//! covers the sandbox tests: a greeting with a log line, an endless loop, a
+//! sleep that blocks in a host call, unbounded allocation, reading a file or
+//! the environment, a panic, a huge or non-JSON result, and state that must
+//! not survive between calls.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -38,6 +39,11 @@ impl Guest for Tool {
                 loop {
                     x = std::hint::black_box(x.wrapping_add(1));
                 }
+            }
+            "sleep" => {
+                // Blocks in a host call (a WASI poll), not in Wasm code.
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                Ok("\"woke\"".into())
             }
             "allocate" => {
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
