@@ -485,3 +485,81 @@ fn kill_9_right_after_an_approval_runs_the_call_exactly_once() {
     assert_eq!(steps.trim(), "llm,approval,tool,llm");
     assert_eq!(fake.calls(), 2);
 }
+
+#[test]
+fn self_approval_covers_whoever_continued_the_thread_and_api_keys() {
+    let fake = FakeLlm::start(vec![
+        Answer::Text("Hello.".into()),
+        Answer::ToolCalls(vec![refund_call("o1", 5.0)]),
+        Answer::Text("Done.".into()),
+        Answer::ToolCalls(vec![refund_call("o2", 5.0)]),
+        Answer::Text("Done.".into()),
+    ]);
+    let app = start_on(&config_for_fakes());
+    create_tool(&app, &refund_tool("any-member", false, false));
+    publish(&app, "support", &agent(&fake, &["refund"]));
+    let member = sign_up(&app.host, "continuer");
+    add_member(&app.owner, &app.org, &member, "member");
+    let admin = sign_up(&app.host, "approver");
+    add_member(&app.owner, &app.org, &admin, "admin");
+
+    // The owner starts the thread; the member continues it and the run holds a call.
+    let id = start_as(&app, &app.owner, "support");
+    wait_for(&app, &id, &["completed"], Duration::from_secs(30));
+    let more = member.client.post(
+        &format!("/api/v1/orgs/{}/threads/{id}/messages", app.org),
+        json!({ "message": "refund o1" }),
+    );
+    assert_eq!(more.status, 201, "{:?}", more.body);
+    let ids = approval_ids(&app, &id);
+    for who in [&member, &app.owner] {
+        let r = decide(&app, who, &ids[0], "approve", json!({}));
+        assert_eq!(
+            (r.status, r.code()),
+            (403, "not_an_approver"),
+            "{}",
+            who.email
+        );
+    }
+    assert_eq!(
+        decide(&app, &admin, &ids[0], "approve", json!({})).status,
+        200
+    );
+    wait_for(&app, &id, &["completed"], Duration::from_secs(30));
+
+    // A run started with an API key cannot be approved with that key.
+    let key = |name: &str| {
+        let k = app.owner.client.post(
+            &format!("/api/v1/orgs/{}/api-keys", app.org),
+            json!({ "name": name, "role": "member" }),
+        );
+        assert_eq!(k.status, 201, "{:?}", k.body);
+        synatra_tests::Client::new(&app.host.base).with_bearer(k.body["token"].as_str().unwrap())
+    };
+    let (starter, other) = (key("starter"), key("other"));
+    let r = starter.post(
+        &format!("/api/v1/orgs/{}/threads/{id}/messages", app.org),
+        json!({ "message": "refund o2" }),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let t = wait_for(&app, &id, &["waiting_approval"], Duration::from_secs(30));
+    let pending = t["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rfind(|m| m["kind"] == "approval")
+        .map(|m| m["content"]["id"].as_str().unwrap().to_string())
+        .unwrap();
+    let r = starter.post(
+        &format!("/api/v1/orgs/{}/approvals/{pending}/approve", app.org),
+        json!({}),
+    );
+    assert_eq!((r.status, r.code()), (403, "not_an_approver"));
+    let r = other.post(
+        &format!("/api/v1/orgs/{}/approvals/{pending}/approve", app.org),
+        json!({}),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "completed", "{t:#}");
+}

@@ -233,6 +233,26 @@ pub async fn advance(
             runs::hand_back(db, run_id, lease, None, false)?;
             return Ok(Outcome::HandedBack);
         }
+        // A rejected or timed-out approval of the run ends it, whichever
+        // call the run is at (a waiting run is woken by either).
+        if steps.iter().any(|s| matches!(s, Step::Approval { .. })) {
+            let run = inv.run.id.clone();
+            match inv.record(|db| approvals::settle(db, &run))? {
+                None => return Ok(Outcome::NotLeased),
+                Some(Some(approvals::Ended::Rejected { tool, comment })) => {
+                    let comment = comment.map(|c| format!(": {c}")).unwrap_or_default();
+                    let error = format!("a reviewer rejected the call to `{tool}`{comment}");
+                    return inv.finish("rejected", Some(&error));
+                }
+                Some(Some(approvals::Ended::TimedOut { tool })) => {
+                    let error = format!(
+                        "timeout: nobody decided on the call to `{tool}` before its approval expired"
+                    );
+                    return inv.finish("failed", Some(&error));
+                }
+                Some(None) => {}
+            }
+        }
         let seq = steps.len();
         let step = match next_action(&config.limits, &steps) {
             Action::Complete { .. } => return inv.finish("completed", None),
@@ -278,24 +298,6 @@ pub async fn advance(
                 }
             }
             Action::AwaitApproval { call, approval_id } => {
-                // Any call of the run rejected or timed out ends it now,
-                // whichever call it holds.
-                let run = inv.run.id.clone();
-                let Some(ended) = inv.record(|db| approvals::settle(db, &run))? else {
-                    return Ok(Outcome::NotLeased);
-                };
-                match ended {
-                    Some(approvals::Ended::Rejected { tool, comment }) => {
-                        let comment = comment.map(|c| format!(": {c}")).unwrap_or_default();
-                        let error = format!("a reviewer rejected the call to `{tool}`{comment}");
-                        return inv.finish("rejected", Some(&error));
-                    }
-                    Some(approvals::Ended::TimedOut { tool }) => {
-                        let error = format!("timeout: nobody decided on the call to `{tool}` before its approval expired");
-                        return inv.finish("failed", Some(&error));
-                    }
-                    None => {}
-                }
                 let Some(approval) = approvals::get(db, None, &approval_id, false)? else {
                     return Err(DbError::Other(format!("approval {approval_id} vanished")));
                 };
@@ -306,11 +308,15 @@ pub async fn advance(
                         None => continue, // decided meanwhile
                     },
                     "approved" => {
-                        let Some(user_tool) = user_tools.iter().find(|t| t.def.name == tool) else {
+                        // Exactly the version the person approved.
+                        let version = approval.str("tool_version");
+                        let org = inv.run.org_id.clone();
+                        let Some(user_tool) = user_tools::at_version(db, &org, &tool, &version)?
+                        else {
                             return inv.finish(
                                 "failed",
                                 Some(&format!(
-                                    "the approved tool `{tool}` is no longer available"
+                                    "the approved tool `{tool}` (version {version}) is no longer available"
                                 )),
                             );
                         };
@@ -498,6 +504,8 @@ pub async fn advance(
                             config: &sub.config,
                             input_upto: message_id,
                             parent_run_id: Some(&run),
+                            started_by: None,
+                            started_by_key: None,
                         },
                     )?;
                     let step = Step::Delegate {
@@ -583,14 +591,7 @@ impl Invocation<'_> {
         let (run, thread, lease) = (self.run.id.clone(), self.run.thread_id.clone(), self.lease);
         let parked = self.record_unless(
             |db| Ok(!still_waiting(db)?),
-            |db| {
-                runs::park(db, &run, lease, &thread, thread_status)?;
-                // A run waiting for approvals wakes when the first expires.
-                if let Some(ms) = approvals::next_expiry_ms(db, &run)? {
-                    runs::set_wake(db, &run, ms)?;
-                }
-                Ok(())
-            },
+            |db| runs::park(db, &run, lease, &thread, thread_status),
         )?;
         Ok(match parked {
             Some(Some(())) => Some(outcome),
@@ -603,8 +604,23 @@ impl Invocation<'_> {
     /// run's first pending approval expires (so a timeout is recorded even if
     /// nobody acts). `None`: it was decided meanwhile.
     fn await_approval(&mut self, id: &str) -> Result<Option<Outcome>, DbError> {
-        self.park_while("waiting_approval", Outcome::WaitingApproval, |db| {
-            approvals::still_pending(db, id)
+        let (run, thread, lease) = (self.run.id.clone(), self.run.thread_id.clone(), self.lease);
+        // Checked after the fence: a decision locks the run row first too.
+        let parked = self.record(|db| {
+            let settled = approvals::settle(db, &run)?.is_some();
+            if settled || !approvals::still_pending(db, id)? {
+                return Ok(false);
+            }
+            runs::park(db, &run, lease, &thread, "waiting_approval")?;
+            if let Some(ms) = approvals::next_expiry_ms(db, &run)? {
+                runs::set_wake(db, &run, ms)?;
+            }
+            Ok(true)
+        })?;
+        Ok(match parked {
+            Some(true) => Some(Outcome::WaitingApproval),
+            Some(false) => None,
+            None => Some(Outcome::NotLeased),
         })
     }
 }

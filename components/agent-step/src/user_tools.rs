@@ -39,6 +39,27 @@ pub fn load(db: &Db, org_id: &str, entries: &[String]) -> Result<Vec<UserTool>, 
     Ok(out)
 }
 
+/// Tool `name` at exactly `version` (the one a person approved), if kept.
+pub fn at_version(
+    db: &Db,
+    org_id: &str,
+    name: &str,
+    version: &str,
+) -> Result<Option<UserTool>, DbError> {
+    let Some((version, definition)) =
+        synatra_db::tools::definition(db, org_id, name, Some(version))?
+    else {
+        return Ok(None);
+    };
+    Ok(serde_json::from_value::<ToolDef>(definition)
+        .ok()
+        .map(|def| UserTool {
+            org_id: org_id.to_string(),
+            version,
+            def,
+        }))
+}
+
 impl UserTool {
     /// How the model sees the tool.
     pub fn spec(&self) -> ToolSpec {

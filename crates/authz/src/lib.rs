@@ -169,22 +169,46 @@ pub struct Approver<'a> {
     /// The user (None for an API key, which acts for the org and is not
     /// limited to channels).
     pub user_id: Option<&'a str>,
+    /// The API key, when one is deciding.
+    pub api_key_id: Option<&'a str>,
     /// Their role in the thread's channel (`owner` or `member`), if any.
     pub channel_role: Option<&'a str>,
+}
+
+/// Who asked for a call: the thread's author and whoever started the run
+/// (a person or an API key; they differ when someone continues another
+/// person's thread).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Requesters<'a> {
+    pub thread_author: Option<&'a str>,
+    pub run_starter: Option<&'a str>,
+    pub run_starter_key: Option<&'a str>,
+}
+
+impl Requesters<'_> {
+    fn include(&self, who: &Approver) -> bool {
+        let user = who
+            .user_id
+            .is_some_and(|u| Some(u) == self.thread_author || Some(u) == self.run_starter);
+        let key = who.api_key_id.is_some() && who.api_key_id == self.run_starter_key;
+        user || key
+    }
 }
 
 /// Whether `who` may approve or reject a call under the tool's `policy`
 /// (`owner-only`: the channel's owner or an org owner/admin; `any-member`:
 /// any member of the thread's channel) when `self_approval` decides whether
-/// the thread's author (`thread_author`) may. The error says why not.
+/// the call's requesters may. The error says why not.
 pub fn may_decide_approval(
     policy: &str,
     self_approval: bool,
-    thread_author: Option<&str>,
+    requesters: &Requesters,
     who: &Approver,
 ) -> Result<(), &'static str> {
-    if !self_approval && who.user_id.is_some() && who.user_id == thread_author {
-        return Err("this tool does not let the person who started the thread approve its calls");
+    if !self_approval && requesters.include(who) {
+        return Err(
+            "this tool does not let whoever started the thread or the run approve its calls",
+        );
     }
     let org_wide = who.role >= Role::Admin;
     let allowed = match policy {
@@ -293,24 +317,47 @@ mod tests {
         let who = |role, user, channel_role| Approver {
             role,
             user_id: user,
+            api_key_id: None,
             channel_role,
+        };
+        let none = Requesters::default();
+        let thread_by = |u| Requesters {
+            thread_author: Some(u),
+            ..Requesters::default()
         };
         let member = who(Role::Member, Some("u"), Some("member"));
         let outsider = who(Role::Builder, Some("u"), None);
         let channel_owner = who(Role::Member, Some("u"), Some("owner"));
         let admin = who(Role::Admin, Some("u"), None);
         let key = who(Role::Member, None, None);
-        assert!(may_decide_approval("any-member", true, None, &member).is_ok());
-        assert!(may_decide_approval("any-member", true, None, &outsider).is_err());
-        assert!(may_decide_approval("any-member", true, None, &key).is_ok());
-        assert!(may_decide_approval("owner-only", true, None, &member).is_err());
-        assert!(may_decide_approval("owner-only", true, None, &channel_owner).is_ok());
-        assert!(may_decide_approval("owner-only", true, None, &admin).is_ok());
-        assert!(may_decide_approval("owner-only", true, None, &key).is_err());
+        assert!(may_decide_approval("any-member", true, &none, &member).is_ok());
+        assert!(may_decide_approval("any-member", true, &none, &outsider).is_err());
+        assert!(may_decide_approval("any-member", true, &none, &key).is_ok());
+        assert!(may_decide_approval("owner-only", true, &none, &member).is_err());
+        assert!(may_decide_approval("owner-only", true, &none, &channel_owner).is_ok());
+        assert!(may_decide_approval("owner-only", true, &none, &admin).is_ok());
+        assert!(may_decide_approval("owner-only", true, &none, &key).is_err());
         // The thread's author, even an admin, is refused without self-approval.
-        assert!(may_decide_approval("owner-only", false, Some("u"), &admin).is_err());
-        assert!(may_decide_approval("owner-only", false, Some("v"), &admin).is_ok());
-        assert!(may_decide_approval("auto-approve", true, None, &admin).is_err());
+        assert!(may_decide_approval("owner-only", false, &thread_by("u"), &admin).is_err());
+        assert!(may_decide_approval("owner-only", false, &thread_by("v"), &admin).is_ok());
+        // So is whoever continued the thread, and an API key that started the run.
+        let continued = Requesters {
+            thread_author: Some("v"),
+            run_starter: Some("u"),
+            run_starter_key: None,
+        };
+        assert!(may_decide_approval("any-member", false, &continued, &member).is_err());
+        let by_key = Requesters {
+            run_starter_key: Some("k"),
+            ..Requesters::default()
+        };
+        let the_key = Approver {
+            api_key_id: Some("k"),
+            ..key
+        };
+        assert!(may_decide_approval("any-member", false, &by_key, &the_key).is_err());
+        assert!(may_decide_approval("any-member", true, &by_key, &the_key).is_ok());
+        assert!(may_decide_approval("auto-approve", true, &none, &admin).is_err());
     }
 
     #[test]

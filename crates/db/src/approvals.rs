@@ -69,6 +69,10 @@ const COLUMNS: &str = "id, org_id, thread_id, run_id, call_id, tool_name, tool_v
     self_approval, review, params, params_schema, rationale, status, final_params, comment,
     decided_by, decided_at, created_at, expires_at, (expires_at <= now()) AS expired";
 
+/// The thread's channel and author and the run's starter, for permission checks.
+const REQUESTERS: &str = "t.channel_id::text AS channel_id, t.created_by::text AS thread_author,
+    r.started_by::text AS run_author, r.started_by_key::text AS run_author_key";
+
 /// An approval as the API shows it.
 pub fn to_json(r: &Row) -> Value {
     json!({
@@ -93,15 +97,23 @@ pub fn to_json(r: &Row) -> Value {
     })
 }
 
-/// An approval by id (within `org_id` when given), locked when `lock`,
-/// with its thread's channel and author (for permission checks).
+/// An approval by id (within `org_id` when given), with its thread's channel
+/// and author and its run's starter (for permission checks). With `lock`,
+/// locks its run's row and then the approval: runs before approvals, the
+/// order in which the agent step and a run's ending take them.
 pub fn get(db: &Db, org_id: Option<&str>, id: &str, lock: bool) -> DbResult<Option<Row>> {
+    if lock {
+        db.execute(
+            "SELECT 1 FROM runs WHERE id = (SELECT run_id FROM approvals WHERE id = $1) FOR UPDATE",
+            &[uuid(id)],
+        )?;
+    }
     db.query_opt(
         &format!(
-            "SELECT a.*, t.channel_id::text AS channel_id, t.created_by::text AS thread_author
+            "SELECT a.*, {REQUESTERS}
              FROM (SELECT {COLUMNS} FROM approvals
                    WHERE id = $1 AND ($2::uuid IS NULL OR org_id = $2){}) a
-             JOIN threads t ON t.id = a.thread_id",
+             JOIN threads t ON t.id = a.thread_id JOIN runs r ON r.id = a.run_id",
             if lock { " FOR UPDATE" } else { "" }
         ),
         &[uuid(id), opt_uuid(org_id)],
@@ -112,11 +124,11 @@ pub fn get(db: &Db, org_id: Option<&str>, id: &str, lock: bool) -> DbResult<Opti
 pub fn list(db: &Db, org_id: &str, status: Option<&str>, limit: i64) -> DbResult<Vec<Row>> {
     db.query(
         &format!(
-            "SELECT a.*, t.channel_id::text AS channel_id, t.created_by::text AS thread_author
+            "SELECT a.*, {REQUESTERS}
              FROM (SELECT {COLUMNS} FROM approvals
                    WHERE org_id = $1 AND ($2::text IS NULL OR status = $2)
                    ORDER BY created_at DESC LIMIT $3) a
-             JOIN threads t ON t.id = a.thread_id
+             JOIN threads t ON t.id = a.thread_id JOIN runs r ON r.id = a.run_id
              ORDER BY a.created_at DESC"
         ),
         &[uuid(org_id), opt_text(status), Int64(limit)],

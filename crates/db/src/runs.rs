@@ -89,14 +89,22 @@ pub struct NewRun<'a> {
     pub input_upto: i64,
     /// The run this one answers a delegated tool call for.
     pub parent_run_id: Option<&'a str>,
+    /// Who started it: a person, or an API key (a delegated run inherits
+    /// its parent's).
+    pub started_by: Option<&'a str>,
+    pub started_by_key: Option<&'a str>,
 }
 
 /// Creates a ready run, sets the thread active, and wakes a dispatcher.
 pub fn create_run(db: &Db, r: &NewRun) -> DbResult<String> {
     let id = db
         .query_one(
-            "INSERT INTO runs (org_id, thread_id, agent_id, release_id, config, input_upto, parent_run_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            "INSERT INTO runs (org_id, thread_id, agent_id, release_id, config, input_upto, parent_run_id,
+                               started_by, started_by_key)
+             VALUES ($1, $2, $3, $4, $5, $6, $7,
+                     coalesce($8, (SELECT started_by FROM runs WHERE id = $7)),
+                     coalesce($9, (SELECT started_by_key FROM runs WHERE id = $7)))
+             RETURNING id",
             &[
                 uuid(r.org_id),
                 uuid(r.thread_id),
@@ -105,6 +113,8 @@ pub fn create_run(db: &Db, r: &NewRun) -> DbResult<String> {
                 jsonb(r.config),
                 Int64(r.input_upto),
                 opt_uuid(r.parent_run_id),
+                opt_uuid(r.started_by),
+                opt_uuid(r.started_by_key),
             ],
         )?
         .str("id");

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use serde_json::{json, Value};
-use synatra_authz::{may_decide_approval, Approver, Role};
+use synatra_authz::{may_decide_approval, Approver, Requesters, Role};
 use synatra_db::approvals::{self, Decider};
 use synatra_db::{uuid, Row};
 
@@ -40,7 +40,12 @@ struct Access {
 }
 
 fn access(ctx: &Ctx, roles: &HashMap<String, String>, row: &Row) -> ApiResult<Access> {
-    let user = ctx.principal()?.user_id().ok();
+    let principal = ctx.principal()?;
+    let user = principal.user_id().ok();
+    let api_key_id = match principal {
+        Principal::ApiKey { key_id, .. } => Some(key_id.as_str()),
+        Principal::Session { .. } => None,
+    };
     let channel_role = row
         .opt_str("channel_id")
         .and_then(|c| roles.get(&c))
@@ -48,15 +53,25 @@ fn access(ctx: &Ctx, roles: &HashMap<String, String>, row: &Row) -> ApiResult<Ac
     let who = Approver {
         role: ctx.org().role,
         user_id: user,
+        api_key_id,
         channel_role,
     };
-    let author = row.opt_str("thread_author");
+    let (author, starter, starter_key) = (
+        row.opt_str("thread_author"),
+        row.opt_str("run_author"),
+        row.opt_str("run_author_key"),
+    );
+    let requesters = Requesters {
+        thread_author: author.as_deref(),
+        run_starter: starter.as_deref(),
+        run_starter_key: starter_key.as_deref(),
+    };
     Ok(Access {
         visible: who.role >= Role::Admin || user.is_none() || channel_role.is_some(),
         decide: may_decide_approval(
             &row.str("policy"),
             row.bool("self_approval"),
-            author.as_deref(),
+            &requesters,
             &who,
         ),
     })

@@ -7,6 +7,7 @@ use synatra_agents::AgentConfig;
 use synatra_authz::Role;
 use synatra_db::runs::{self, NewRun, NewThread, ThreadFilter};
 
+use crate::auth::Principal;
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{query_param, Reply};
@@ -113,8 +114,8 @@ pub fn create(ctx: &Ctx) -> ApiResult<Reply> {
             },
         )?;
         let run_id = start_run(
+            ctx,
             db,
-            &org.id,
             &thread_id,
             &agent_id,
             release_id.as_deref(),
@@ -131,8 +132,8 @@ pub fn create(ctx: &Ctx) -> ApiResult<Reply> {
 }
 
 fn start_run(
+    ctx: &Ctx,
     db: &synatra_db::Db,
-    org_id: &str,
     thread_id: &str,
     agent_id: &str,
     release_id: Option<&str>,
@@ -147,16 +148,22 @@ fn start_run(
         "message",
         &json!({ "id": message_id, "kind": "user", "content": { "text": message } }),
     )?;
+    let (user, key) = match ctx.principal()? {
+        Principal::Session { user_id, .. } => (Some(user_id.as_str()), None),
+        Principal::ApiKey { key_id, .. } => (None, Some(key_id.as_str())),
+    };
     Ok(runs::create_run(
         db,
         &NewRun {
-            org_id,
+            org_id: &ctx.org().id,
             thread_id,
             agent_id,
             release_id,
             config,
             input_upto: message_id,
             parent_run_id: None,
+            started_by: user,
+            started_by_key: key,
         },
     )?)
 }
@@ -217,8 +224,8 @@ pub fn post_message(ctx: &Ctx) -> ApiResult<Reply> {
             ));
         }
         start_run(
+            ctx,
             db,
-            &org.id,
             &id,
             &agent_id,
             release_id.as_deref(),
