@@ -111,6 +111,7 @@ struct ToolState {
     table: ResourceTable,
     limiter: ToolLimiter,
     logs: Vec<String>,
+    idempotency_key: Option<String>,
 }
 
 impl WasiView for ToolState {
@@ -143,6 +144,12 @@ impl synatra::tool::gateway::Host for ToolState {
     ) -> Result<String, String> {
         // Resources arrive with the resources issue; until then none exists.
         Err(format!("no such resource: {resource}"))
+    }
+}
+
+impl synatra::tool::context::Host for ToolState {
+    fn idempotency_key(&mut self) -> Option<String> {
+        self.idempotency_key.clone()
     }
 }
 
@@ -230,7 +237,13 @@ impl WitTools {
     /// result | error, logs}`. Wasm yields to other tasks every epoch tick
     /// and traps at the deadline; a host call that blocks (a WASI poll, a
     /// sleep) is dropped at the deadline too.
-    async fn run(&self, pre: &ToolPre<ToolState>, params: &str, timeout_ms: u64) -> Value {
+    async fn run(
+        &self,
+        pre: &ToolPre<ToolState>,
+        params: &str,
+        idempotency_key: Option<String>,
+        timeout_ms: u64,
+    ) -> Value {
         let stdout = MemoryOutputPipe::new(MAX_OUTPUT);
         let stderr = MemoryOutputPipe::new(MAX_OUTPUT);
         let mut wasi = WasiCtx::builder();
@@ -244,6 +257,7 @@ impl WitTools {
             table: ResourceTable::new(),
             limiter: ToolLimiter { used: 0 },
             logs: Vec::new(),
+            idempotency_key,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -314,11 +328,15 @@ impl WitTools {
         secret: Option<&str>,
         request: http::Request<WasiBody>,
     ) -> http::Response<WasiBody> {
-        let given = request
-            .headers()
-            .get("x-synatra-service-secret")
-            .and_then(|v| v.to_str().ok());
-        if secret.is_none() || given != secret {
+        let header = |headers: &http::HeaderMap, name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let given = header(request.headers(), "x-synatra-service-secret");
+        let idempotency_key = header(request.headers(), "idempotency-key");
+        if secret.is_none() || given.as_deref() != secret {
             return reply(
                 401,
                 json!({ "error": { "code": "unauthenticated", "message": "internal route" } }),
@@ -380,7 +398,7 @@ impl WitTools {
             }
         };
         let answer = match pre {
-            Ok(pre) => self.run(&pre, &params, timeout_ms).await,
+            Ok(pre) => self.run(&pre, &params, idempotency_key, timeout_ms).await,
             Err(e) => json!({ "ok": false, "error": e, "logs": [] }),
         };
         tracing::info!(ms = started.elapsed().as_millis() as u64, "wit tool call");

@@ -159,3 +159,51 @@ fn an_agent_calls_a_wit_tool_in_a_run() {
     assert_eq!(first["tools"][0]["function"]["name"], "greet");
     assert!(fake.received()[1].body.to_string().contains("hello, grace"));
 }
+
+#[test]
+fn tools_see_their_calls_idempotency_key() {
+    let fake = FakeLlm::start(vec![
+        Answer::ToolCalls(vec![
+            ("js_key".into(), json!({})),
+            ("wit_key".into(), json!({ "mode": "key" })),
+        ]),
+        Answer::Text("Keys seen.".into()),
+    ]);
+    let app = start_on(&config_for_fakes());
+    let js = json!({ "name": "js_key", "params": { "type": "object" },
+                     "code": "return { key: context.idempotencyKey };" });
+    assert_eq!(upload(&app, js).status, 201);
+    let wit = upload(
+        &app,
+        tool("wit_key", &component("tool_wit_component"), 5000),
+    );
+    assert_eq!(wit.status, 201, "{:?}", wit.body);
+    // A test call is not part of a run: no key.
+    let out = test_call(&app, "wit_key", json!({ "mode": "key" }));
+    assert_eq!(out["result"], json!({ "key": null }), "{out:#}");
+    let out = test_call(&app, "js_key", json!({}));
+    assert_eq!(out["result"], json!({ "key": null }), "{out:#}");
+
+    publish(
+        &app,
+        "keys",
+        &json!({ "model": { "provider": "openai", "model": "m", "base_url": fake.base_url() },
+                 "tools": ["js_key", "wit_key"] }),
+    );
+    let id = synatra_tests::runs::start_thread(&app, "keys", "keys?", "normal");
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "completed", "{t:#}");
+    let run = t["runs"][0]["id"].as_str().unwrap();
+    let keys: Vec<Value> = t["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == "tool_result")
+        .map(|m| m["content"]["result"]["key"].clone())
+        .collect();
+    // Step 0 is the model turn; the calls are steps 1 and 2.
+    assert_eq!(
+        keys,
+        vec![json!(format!("{run}:1")), json!(format!("{run}:2"))]
+    );
+}

@@ -49,7 +49,13 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         ));
     };
     let logs = Rc::new(RefCell::new(Vec::<String>::new()));
-    let outcome = execute(&run.code, &run.params, logs.clone());
+    // `run_id:seq` in a run (None for a test call): lets a tool make its side
+    // effect idempotent, so a call retried after a crash is not repeated.
+    let key = req
+        .header("idempotency-key")
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    let outcome = execute(&run.code, &run.params, key.as_deref(), logs.clone());
     let logs = logs.borrow().clone();
     Ok(json(
         200,
@@ -61,15 +67,24 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
 }
 
 /// Runs the tool body; the error is a message for the model.
-fn execute(code: &str, params: &Value, logs: Rc<RefCell<Vec<String>>>) -> Result<Value, String> {
+fn execute(
+    code: &str,
+    params: &Value,
+    idempotency_key: Option<&str>,
+    logs: Rc<RefCell<Vec<String>>>,
+) -> Result<Value, String> {
     let mut ctx = Context::default();
     install_console(&mut ctx, logs).map_err(|e| e.to_string())?;
     let params_js = JsValue::from_json(params, &mut ctx).map_err(|e| e.to_string())?;
     ctx.register_global_property(js_string!("__params"), params_js, Attribute::all())
         .map_err(|e| e.to_string())?;
+    let key_js = JsValue::from_json(&serde_json::json!(idempotency_key), &mut ctx)
+        .map_err(|e| e.to_string())?;
+    ctx.register_global_property(js_string!("__idempotency_key"), key_js, Attribute::all())
+        .map_err(|e| e.to_string())?;
     // `context.resources` reaches resources through the gateway once they exist.
     let source = format!(
-        "(async function (params, context) {{\n{code}\n}})(__params, {{ resources: new Proxy({{}}, {{ get(_, name) {{ throw new Error('no such resource: ' + String(name)); }} }}) }})"
+        "(async function (params, context) {{\n{code}\n}})(__params, {{ idempotencyKey: __idempotency_key, resources: new Proxy({{}}, {{ get(_, name) {{ throw new Error('no such resource: ' + String(name)); }} }}) }})"
     );
     let value = ctx
         .eval(Source::from_bytes(source.as_bytes()))

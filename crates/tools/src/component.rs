@@ -8,8 +8,9 @@
 use wasmparser::{ComponentTypeRef, Encoding, Parser, Payload, Validator, WasmFeatures};
 
 /// Interfaces a tool may import, without their `@version`.
-const ALLOWED: [&str; 23] = [
+const ALLOWED: [&str; 24] = [
     "synatra:tool/log",
+    "synatra:tool/context",
     "synatra:tool/gateway",
     "synatra:tool/types",
     "wasi:cli/environment",

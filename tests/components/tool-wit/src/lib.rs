@@ -34,6 +34,10 @@ impl Guest for Tool {
                     "{{\"greeting\":\"hello, {name}\",\"calls\":{calls}}}"
                 ))
             }
+            "key" => Ok(match synatra::tool::context::idempotency_key() {
+                Some(key) => format!("{{\"key\":\"{key}\"}}"),
+                None => "{\"key\":null}".into(),
+            }),
             "loop" => {
                 let mut x: u64 = 0;
                 loop {
