@@ -352,23 +352,31 @@ fn every_policy_role_and_self_combination() {
         all.push((*policy, *self_approval, *author, id.clone(), ids));
     }
     for (approver, person) in people.iter().enumerate() {
-        let inbox = user(approver).client.get(&format!(
-            "/api/v1/orgs/{}/approvals?status=pending",
-            app.org
-        ));
-        assert_eq!(inbox.status, 200);
-        let got: BTreeSet<String> = inbox.body["approvals"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a["id"].as_str().unwrap().to_string())
-            .collect();
         let want: BTreeSet<String> = all
             .iter()
             .filter(|(p, s, author, _, _)| expected(p, *s, approver, *author) == 200)
             .flat_map(|(_, _, _, _, ids)| ids.clone())
             .collect();
-        assert_eq!(got, want, "inbox of {person}");
+        // Page by page (7 at a time), each approval once.
+        let (mut paged, mut cursor) = (Vec::new(), None::<String>);
+        loop {
+            let after = cursor.map(|c| format!("&after={c}")).unwrap_or_default();
+            let page = user(approver).client.get(&format!(
+                "/api/v1/orgs/{}/approvals?status=pending&limit=7{after}",
+                app.org
+            ));
+            assert_eq!(page.status, 200, "{:?}", page.body);
+            let items = page.body["approvals"].as_array().unwrap();
+            assert!(items.len() <= 7);
+            paged.extend(items.iter().map(|a| a["id"].as_str().unwrap().to_string()));
+            match page.body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        let unique: BTreeSet<String> = paged.iter().cloned().collect();
+        assert_eq!(unique.len(), paged.len(), "no approval twice for {person}");
+        assert_eq!(unique, want, "inbox of {person}");
     }
     let mut failures = Vec::new();
     let mut report = Vec::new();

@@ -120,18 +120,27 @@ pub fn get(db: &Db, org_id: Option<&str>, id: &str, lock: bool) -> DbResult<Opti
     )
 }
 
-/// Approvals of an org, newest first, joined like [`get`].
-pub fn list(db: &Db, org_id: &str, status: Option<&str>, limit: i64) -> DbResult<Vec<Row>> {
+/// Approvals of an org, newest first, after approval `after` (a keyset
+/// cursor), joined like [`get`].
+pub fn list(
+    db: &Db,
+    org_id: &str,
+    status: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> DbResult<Vec<Row>> {
     db.query(
         &format!(
             "SELECT a.*, {REQUESTERS}
              FROM (SELECT {COLUMNS} FROM approvals
                    WHERE org_id = $1 AND ($2::text IS NULL OR status = $2)
-                   ORDER BY created_at DESC LIMIT $3) a
+                     AND ($3::uuid IS NULL
+                          OR (created_at, id) < (SELECT created_at, id FROM approvals WHERE id = $3))
+                   ORDER BY created_at DESC, id DESC LIMIT $4) a
              JOIN threads t ON t.id = a.thread_id JOIN runs r ON r.id = a.run_id
-             ORDER BY a.created_at DESC"
+             ORDER BY a.created_at DESC, a.id DESC"
         ),
-        &[uuid(org_id), opt_text(status), Int64(limit)],
+        &[uuid(org_id), opt_text(status), opt_uuid(after), Int64(limit)],
     )
 }
 

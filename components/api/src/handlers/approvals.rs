@@ -14,6 +14,7 @@ use crate::auth::Principal;
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{query_param, Reply};
+use crate::input::is_uuid;
 
 const STATUSES: [&str; 5] = ["pending", "approved", "rejected", "timed_out", "cancelled"];
 
@@ -96,28 +97,61 @@ fn with_access(row: &Row, access: &Access) -> Value {
     v
 }
 
-/// `GET /orgs/{org}/approvals?status=pending`: with `pending`, the calls the
-/// caller may decide on (their inbox); otherwise approvals in channels they see.
+/// Rows read per query while filling a page.
+const BATCH: i64 = 200;
+
+/// `GET /orgs/{org}/approvals?status=pending&limit=&after=`: with `pending`,
+/// the calls the caller may decide on (their inbox); otherwise approvals in
+/// channels they see; newest first, pages by `next_cursor`.
 pub fn list(ctx: &Ctx) -> ApiResult<Reply> {
+    let bad = |field: &str, message: String| ApiError::fields(&[(field.to_string(), message)]);
     let status = query_param(ctx.req, "status").filter(|s| !s.is_empty());
-    if let Some(s) = &status {
-        if !STATUSES.contains(&s.as_str()) {
-            return Err(ApiError::fields(&[(
-                "status".into(),
-                format!("must be one of {}", STATUSES.join(", ")),
-            )]));
-        }
+    if status.as_deref().is_some_and(|s| !STATUSES.contains(&s)) {
+        return Err(bad(
+            "status",
+            format!("must be one of {}", STATUSES.join(", ")),
+        ));
+    }
+    let limit = match query_param(ctx.req, "limit") {
+        None => 50,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=100).contains(l))
+            .ok_or_else(|| bad("limit", "must be 1 to 100".into()))?,
+    };
+    let mut after = query_param(ctx.req, "after");
+    if after.as_deref().is_some_and(|a| !is_uuid(a)) {
+        return Err(bad(
+            "after",
+            "must be an approval id from next_cursor".into(),
+        ));
     }
     let roles = channel_roles(ctx)?;
+    let inbox = status.as_deref() == Some("pending");
     let mut out = Vec::new();
-    for row in approvals::list(ctx.db, &ctx.org().id, status.as_deref(), 500)? {
-        let a = access(ctx, &roles, &row)?;
-        let inbox = status.as_deref() == Some("pending");
-        if (inbox && a.decide.is_ok()) || (!inbox && a.visible) {
-            out.push(with_access(&row, &a));
+    loop {
+        let rows = approvals::list(
+            ctx.db,
+            &ctx.org().id,
+            status.as_deref(),
+            after.as_deref(),
+            BATCH,
+        )?;
+        for row in &rows {
+            after = Some(row.str("id"));
+            let a = access(ctx, &roles, row)?;
+            if (inbox && a.decide.is_ok()) || (!inbox && a.visible) {
+                out.push(with_access(row, &a));
+                if out.len() == limit {
+                    return Ok(Reply::ok(json!({ "approvals": out, "next_cursor": after })));
+                }
+            }
+        }
+        if (rows.len() as i64) < BATCH {
+            return Ok(Reply::ok(json!({ "approvals": out, "next_cursor": null })));
         }
     }
-    Ok(Reply::ok(json!({ "approvals": out })))
 }
 
 /// `GET /orgs/{org}/approvals/{id}`: the approval with its audit trail.
