@@ -102,3 +102,82 @@ fn tools_are_validated_versioned_and_isolated() {
         404
     );
 }
+
+#[test]
+fn a_tool_in_use_is_neither_deleted_nor_renamed_and_releases_pin_it() {
+    let host = start_app();
+    let owner = sign_up(&host, "pinner");
+    let org = create_org(&owner, "pins");
+    let c = &owner.client;
+    assert_eq!(
+        c.post(&format!("/api/v1/orgs/{org}/tools"), def()).status,
+        201
+    );
+    let agents = format!("/api/v1/orgs/{org}/agents");
+    assert_eq!(
+        c.post(&agents, json!({ "slug": "support", "name": "S" }))
+            .status,
+        201
+    );
+    let unknown = c.send(
+        "PUT",
+        &format!("{agents}/support/working-copy"),
+        Some(&json!({ "config": { "tools": ["refund_order", "nope"] } })),
+    );
+    assert_eq!(unknown.status, 400);
+    assert_eq!(
+        unknown.body["error"]["details"]["fields"][0]["field"],
+        "config.tools[1]"
+    );
+    let wc = c.send(
+        "PUT",
+        &format!("{agents}/support/working-copy"),
+        Some(&json!({ "config": {
+            "model": { "provider": "openai", "model": "m" }, "tools": ["refund_order"] } })),
+    );
+    assert_eq!(wc.status, 200, "{:?}", wc.body);
+    let release = c.post(
+        &format!("{agents}/support/releases"),
+        json!({ "bump": "minor" }),
+    );
+    assert_eq!(release.status, 201, "{:?}", release.body);
+    let version = c
+        .get(&format!("/api/v1/orgs/{org}/tools/refund_order"))
+        .body["version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        release.body["config"]["tools"],
+        json!([format!("refund_order@{version}")])
+    );
+
+    let gone = c.send(
+        "DELETE",
+        &format!("/api/v1/orgs/{org}/tools/refund_order"),
+        None,
+    );
+    assert_eq!((gone.status, gone.code()), (409, "tool_in_use"));
+    assert!(gone.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("agent `support`"));
+    let mut renamed = def();
+    renamed["name"] = json!("refund_v2");
+    let r = c.send(
+        "PUT",
+        &format!("/api/v1/orgs/{org}/tools/refund_order"),
+        Some(&renamed),
+    );
+    assert_eq!((r.status, r.code()), (409, "tool_in_use"));
+    // Editing it in place is fine: the release keeps the pinned version.
+    let mut edited = def();
+    edited["description"] = json!("Refunds an order, faster");
+    let r = c.send(
+        "PUT",
+        &format!("/api/v1/orgs/{org}/tools/refund_order"),
+        Some(&edited),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_ne!(r.body["version"], version.as_str());
+}

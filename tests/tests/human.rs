@@ -134,7 +134,11 @@ fn widgets_show_and_a_human_request_waits_for_a_valid_answer() {
 
 #[test]
 fn a_new_message_skips_a_pending_request_and_the_run_continues() {
-    let fake = FakeLlm::start(vec![ask(), Answer::Text("Understood, skipping.".into())]);
+    let fake = FakeLlm::start(vec![
+        ask(),
+        Answer::Text("Understood, skipping.".into()),
+        Answer::Text("Hello again.".into()),
+    ]);
     let app = start();
     publish(&app, "asker", &agent(&fake));
     let id = start_thread(&app, "asker", "refund", "normal");
@@ -161,6 +165,28 @@ fn a_new_message_skips_a_pending_request_and_the_run_continues() {
         1,
         "the same run continued"
     );
+    // Continued later, the history puts the skipping message after the
+    // request's result (providers refuse a user turn between a call and its result).
+    let r = app.owner.client.post(
+        &format!("/api/v1/orgs/{}/threads/{id}/messages", app.org),
+        json!({ "message": "hello" }),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "completed", "{t:#}");
+    let sent = &fake.received()[2].body["messages"];
+    let roles: Vec<&str> = sent
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        ["user", "assistant", "tool", "user", "assistant", "user"],
+        "{sent:#}"
+    );
+    assert_eq!(sent[3]["content"], "never mind");
 }
 
 #[test]

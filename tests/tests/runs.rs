@@ -791,6 +791,61 @@ fn cancelling_a_parent_cancels_its_working_subagent() {
 }
 
 #[test]
+fn cancelling_a_subagents_thread_resumes_its_parent_with_the_outcome() {
+    let fake = FakeLlm::start(vec![
+        Answer::ToolCall {
+            name: "delegate_to_slow_helper".into(),
+            arguments: json!({ "message": "Think for a minute." }),
+        },
+        Answer::Delayed(
+            Duration::from_secs(60),
+            Box::new(Answer::Text("late".into())),
+        ),
+        Answer::Text("The helper was stopped.".into()),
+    ]);
+    let app = start();
+    publish(
+        &app,
+        "slow-helper",
+        &agent_config(&fake, "helper", json!({})),
+    );
+    let boss = json!({ "model": { "provider": "openai", "model": "boss", "base_url": fake.base_url() }, "subagents": ["slow-helper"] });
+    publish(&app, "boss", &boss);
+    let id = start_thread(&app, "boss", "delegate", "normal");
+    wait_for(&app, &id, &["waiting_subagent"], Duration::from_secs(20));
+    while fake.calls() < 2 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let threads = app.owner.client.get(&format!(
+        "/api/v1/orgs/{}/threads?agent=slow-helper",
+        app.org
+    ));
+    let child = threads.body["threads"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = app.owner.client.post(
+        &format!("/api/v1/orgs/{}/threads/{child}/cancel", app.org),
+        json!({}),
+    );
+    assert_eq!(r.status, 202);
+    // The parent is not left waiting: the delegated call fails, the model answers.
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(20));
+    assert_eq!(t["status"], "completed", "{t:#}");
+    let result = t["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["kind"] == "tool_result")
+        .unwrap();
+    assert_eq!(result["content"]["is_error"], true);
+    assert!(result["content"]["result"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("cancelled"));
+}
+
+#[test]
 fn a_continued_thread_replays_earlier_tool_calls_with_their_results() {
     let fake = FakeLlm::start(vec![
         Answer::ToolCall {

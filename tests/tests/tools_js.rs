@@ -157,3 +157,41 @@ fn calls_share_no_state() {
         "a fresh engine in a fresh instance each call"
     );
 }
+
+#[test]
+fn a_nul_character_in_a_result_or_log_is_stored_not_fatal() {
+    use std::time::Duration;
+    use synatra_tests::fake_llm::{Answer, FakeLlm};
+    use synatra_tests::runs::{config_for_fakes, publish, start_on, start_thread, wait_for};
+    let fake = FakeLlm::start(vec![
+        Answer::ToolCall {
+            name: "nul".into(),
+            arguments: json!({}),
+        },
+        Answer::Text("Stored.".into()),
+    ]);
+    let app = start_on(&config_for_fakes());
+    let def = json!({ "name": "nul", "params": { "type": "object" },
+                      "code": "console.log('x\\u0000y'); return { text: 'a\\u0000b' };" });
+    let created = app
+        .owner
+        .client
+        .post(&format!("/api/v1/orgs/{}/tools", app.org), def);
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    publish(
+        &app,
+        "nul",
+        &json!({ "model": { "provider": "openai", "model": "m", "base_url": fake.base_url() }, "tools": ["nul"] }),
+    );
+    let id = start_thread(&app, "nul", "go", "normal");
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "completed", "{t:#}");
+    let result = t["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["kind"] == "tool_result")
+        .unwrap();
+    assert_eq!(result["content"]["result"]["text"], "a\u{fffd}b");
+    assert_eq!(fake.calls(), 2, "the tool ran once and the run went on");
+}

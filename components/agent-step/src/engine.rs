@@ -140,7 +140,6 @@ impl Invocation<'_> {
             }
             runs::finish_run(db, &run_id, status, error)?;
             runs::set_thread_status(db, &thread_id, thread_status)?;
-            runs::wake_parent(db, &run_id)?;
             runs::add_event(
                 db,
                 &thread_id,
@@ -839,7 +838,9 @@ fn cancel_requested(db: &Db, run_id: &str) -> Result<bool, DbError> {
 
 /// The thread so far as model messages: user messages, answers, and the
 /// tool calls of earlier runs with their results (a call without a recorded
-/// result is left out, since providers refuse unanswered calls).
+/// result is left out, since providers refuse unanswered calls). A user
+/// message written while calls awaited their results (one that skipped a
+/// human request) follows those results, as providers require.
 fn history(db: &Db, run: &RunState) -> Result<Vec<Message>, DbError> {
     let messages = runs::history(db, &run.thread_id, run.input_upto)?;
     let answered: std::collections::HashSet<String> = messages
@@ -848,9 +849,12 @@ fn history(db: &Db, run: &RunState) -> Result<Vec<Message>, DbError> {
         .filter_map(|(_, c)| c["call_id"].as_str().map(str::to_string))
         .collect();
     let mut out: Vec<Message> = Vec::new();
+    let mut open_calls = std::collections::HashSet::new();
+    let mut deferred = Vec::new();
     for (kind, content) in messages {
         let text = content["text"].as_str().unwrap_or_default().to_string();
         match kind.as_str() {
+            "user" if !open_calls.is_empty() => deferred.push(Message::User { text }),
             "user" => out.push(Message::User { text }),
             "assistant" => out.push(Message::Assistant {
                 text,
@@ -860,6 +864,7 @@ fn history(db: &Db, run: &RunState) -> Result<Vec<Message>, DbError> {
                 let Some(id) = content["id"].as_str().filter(|id| answered.contains(*id)) else {
                     continue;
                 };
+                open_calls.insert(id.to_string());
                 let call = synatra_llm::ToolCall {
                     id: id.to_string(),
                     name: content["name"].as_str().unwrap_or_default().to_string(),
@@ -873,14 +878,22 @@ fn history(db: &Db, run: &RunState) -> Result<Vec<Message>, DbError> {
                     }),
                 }
             }
-            "tool_result" => out.push(Message::Tool {
-                call_id: content["call_id"].as_str().unwrap_or_default().to_string(),
-                name: content["name"].as_str().unwrap_or_default().to_string(),
-                content: content["result"].to_string(),
-            }),
+            "tool_result" => {
+                let call_id = content["call_id"].as_str().unwrap_or_default().to_string();
+                open_calls.remove(&call_id);
+                out.push(Message::Tool {
+                    call_id,
+                    name: content["name"].as_str().unwrap_or_default().to_string(),
+                    content: content["result"].to_string(),
+                });
+                if open_calls.is_empty() {
+                    out.append(&mut deferred);
+                }
+            }
             _ => {}
         }
     }
+    out.append(&mut deferred);
     Ok(out)
 }
 

@@ -23,8 +23,23 @@ struct Run {
 
 /// Largest result, in bytes of JSON.
 const MAX_RESULT: usize = 1 << 20;
-/// Most console lines kept.
+/// Most console lines kept, and the longest line.
 const MAX_LOGS: usize = 200;
+const MAX_LOG_LINE: usize = 2000;
+/// Longest error message passed on.
+const MAX_ERROR: usize = 4 << 10;
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
 
 fn json(status: u16, body: Value) -> Response {
     Response::builder()
@@ -61,7 +76,9 @@ fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         200,
         match outcome {
             Ok(result) => json!({ "ok": true, "result": result, "logs": logs }),
-            Err(error) => json!({ "ok": false, "error": error, "logs": logs }),
+            Err(error) => {
+                json!({ "ok": false, "error": truncate(error, MAX_ERROR), "logs": logs })
+            }
         },
     ))
 }
@@ -169,7 +186,7 @@ fn install_console(ctx: &mut Context, logs: Rc<RefCell<Vec<String>>>) -> JsResul
                     .join(" ");
                 let mut logs = logs.borrow_mut();
                 if logs.len() < MAX_LOGS {
-                    logs.push(line);
+                    logs.push(truncate(line, MAX_LOG_LINE));
                 }
                 Ok(JsValue::undefined())
             })

@@ -61,9 +61,29 @@ pub fn uuid(s: &str) -> ParameterValue {
     ParameterValue::Uuid(s.to_string())
 }
 
-/// A JSONB parameter.
+/// A JSONB parameter. PostgreSQL's jsonb cannot hold the character U+0000,
+/// so any (in a string or a key) becomes U+FFFD rather than failing the write.
 pub fn jsonb(v: &serde_json::Value) -> ParameterValue {
-    ParameterValue::Jsonb(v.to_string().into_bytes())
+    let text = v.to_string();
+    if !text.contains("\\u0000") {
+        return ParameterValue::Jsonb(text.into_bytes());
+    }
+    ParameterValue::Jsonb(without_nul(v).to_string().into_bytes())
+}
+
+fn without_nul(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    let clean = |s: &str| s.replace('\0', "\u{fffd}");
+    match v {
+        Value::String(s) => Value::String(clean(s)),
+        Value::Array(items) => Value::Array(items.iter().map(without_nul).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, x)| (clean(k), without_nul(x)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 /// An optional string parameter (NULL when absent).

@@ -139,6 +139,15 @@ pub fn set_thread_status(db: &Db, thread_id: &str, status: &str) -> DbResult<()>
     Ok(())
 }
 
+/// Locks a thread's row until the transaction ends.
+pub fn lock_thread(db: &Db, thread_id: &str) -> DbResult<()> {
+    db.execute(
+        "SELECT 1 FROM threads WHERE id = $1 FOR UPDATE",
+        &[uuid(thread_id)],
+    )?;
+    Ok(())
+}
+
 /// Whether the thread has a run that has not finished.
 pub fn has_unfinished_run(db: &Db, thread_id: &str) -> DbResult<bool> {
     Ok(db
@@ -531,24 +540,6 @@ pub fn set_wake(db: &Db, run_id: &str, delay_ms: i64) -> DbResult<()> {
         "UPDATE runs SET wake_at = now() + $2::bigint * interval '1 millisecond' WHERE id = $1",
         &[uuid(run_id), Int64(delay_ms)],
     )?;
-    Ok(())
-}
-
-/// Makes the parent of a finished run ready again (if it waits for it).
-pub fn wake_parent(db: &Db, child_run_id: &str) -> DbResult<()> {
-    let parents = db.query(
-        "UPDATE runs p SET status = 'ready', updated_at = now()
-         FROM runs c WHERE c.id = $1 AND p.id = c.parent_run_id AND p.status = 'waiting'
-         RETURNING p.id, p.thread_id",
-        &[uuid(child_run_id)],
-    )?;
-    for p in parents {
-        set_thread_status(db, &p.str("thread_id"), "active")?;
-        db.execute(
-            "SELECT pg_notify($1, $2)",
-            &[text(RUNS_CHANNEL), text(&p.str("id"))],
-        )?;
-    }
     Ok(())
 }
 

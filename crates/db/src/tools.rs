@@ -98,6 +98,32 @@ pub fn replace(
     get(db, id)
 }
 
+/// Who still needs tool `name`: agents whose working copy or current
+/// release lists it, and `pending approval` when calls of it await a person.
+pub fn users_of(db: &Db, org_id: &str, name: &str) -> DbResult<Vec<String>> {
+    let mut users: Vec<String> = db
+        .query(
+            "SELECT a.slug FROM agents a LEFT JOIN agent_releases r ON r.id = a.current_release_id
+             WHERE a.org_id = $1 AND EXISTS (
+                 SELECT 1 FROM jsonb_array_elements_text(
+                     coalesce(a.working_copy->'tools', '[]') || coalesce(r.config->'tools', '[]')) e
+                 WHERE split_part(e, '@', 1) = $2)
+             ORDER BY a.slug",
+            &[uuid(org_id), text(name)],
+        )?
+        .iter()
+        .map(|r| format!("agent `{}`", r.str("slug")))
+        .collect();
+    let pending = db.query_opt(
+        "SELECT 1 AS one FROM approvals WHERE org_id = $1 AND tool_name = $2 AND status = 'pending' LIMIT 1",
+        &[uuid(org_id), text(name)],
+    )?;
+    if pending.is_some() {
+        users.push("a pending approval".into());
+    }
+    Ok(users)
+}
+
 /// Deletes a tool and its versions.
 pub fn delete(db: &Db, id: &str) -> DbResult<()> {
     db.execute("DELETE FROM tools WHERE id = $1", &[uuid(id)])?;
@@ -145,9 +171,14 @@ pub fn definition(
 ) -> DbResult<Option<(String, Value)>> {
     Ok(db
         .query_opt(
+            // A pinned version is found by the name it had then (so a later
+            // rename does not break a release); an unpinned one by today's.
             "SELECT v.version, v.definition FROM tools t
              JOIN tool_versions v ON v.tool_id = t.id
-             WHERE t.org_id = $1 AND t.name = $2 AND v.version = coalesce($3, t.version)",
+             WHERE t.org_id = $1
+               AND CASE WHEN $3::text IS NULL THEN t.name = $2 AND v.version = t.version
+                        ELSE v.version = $3 AND v.definition->>'name' = $2 END
+             LIMIT 1",
             &[uuid(org_id), text(name), opt_text(version)],
         )?
         .map(|r| (r.str("version"), r.json("definition"))))

@@ -131,7 +131,10 @@ pub fn check_request(args: &Value) -> Result<(), String> {
             return Err(format!("field `{name}` appears twice"));
         }
         match f["kind"].as_str() {
-            Some("form") if f["schema"].is_object() => {}
+            Some("form") if f["schema"].is_object() => {
+                synatra_tools::check_schema(&f["schema"], false)
+                    .map_err(|e| format!("field `{name}`: its schema {e}"))?;
+            }
             Some("question")
                 if strings(&f["options"])
                     && !f["options"].as_array().is_some_and(Vec::is_empty) => {}
@@ -226,8 +229,10 @@ pub fn check_response(request: &Value, data: &Value) -> Result<(), Vec<(String, 
 }
 
 /// Validates `value` against the JSON Schema subset forms and tool
-/// arguments use (type, required, properties, enum, minimum/maximum,
-/// minLength/maxLength, items), appending `(path, message)` errors.
+/// arguments use (type, required, properties, additionalProperties: false,
+/// enum, const, minimum/maximum, minLength/maxLength, items,
+/// minItems/maxItems), appending `(path, message)` errors. Schemas are
+/// checked with `synatra_tools::check_schema` when saved.
 pub fn schema_errors(
     schema: &Value,
     value: &Value,
@@ -240,7 +245,7 @@ pub fn schema_errors(
             "array" => value.is_array(),
             "string" => value.is_string(),
             "number" => value.is_number(),
-            "integer" => value.as_i64().is_some() || value.as_u64().is_some(),
+            "integer" => value.as_f64().is_some_and(|n| n.fract() == 0.0),
             "boolean" => value.is_boolean(),
             "null" => value.is_null(),
             _ => true,
@@ -249,6 +254,9 @@ pub fn schema_errors(
             errors.push((path.to_string(), format!("must be of type {t}")));
             return;
         }
+    }
+    if schema.get("const").is_some_and(|c| c != value) {
+        errors.push((path.to_string(), format!("must be {}", schema["const"])));
     }
     if let Some(options) = schema["enum"].as_array() {
         if !options.contains(value) {
@@ -288,6 +296,22 @@ pub fn schema_errors(
                 }
             }
         }
+        if schema["additionalProperties"] == false {
+            let declared = schema["properties"].as_object();
+            for k in obj.keys() {
+                if !declared.is_some_and(|d| d.contains_key(k)) {
+                    errors.push((format!("{path}.{k}"), "is not an allowed property".into()));
+                }
+            }
+        }
+    }
+    if let Some(arr) = value.as_array() {
+        let n = arr.len() as u64;
+        if schema["minItems"].as_u64().is_some_and(|m| n < m)
+            || schema["maxItems"].as_u64().is_some_and(|m| n > m)
+        {
+            errors.push((path.to_string(), "has the wrong number of items".into()));
+        }
     }
     if let (Some(items), Some(arr)) = (schema.get("items"), value.as_array()) {
         for (i, v) in arr.iter().enumerate() {
@@ -299,6 +323,33 @@ pub fn schema_errors(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn errors(schema: Value, value: Value) -> Vec<String> {
+        let mut out = Vec::new();
+        schema_errors(&schema, &value, "v", &mut out);
+        out.into_iter().map(|(f, _)| f).collect()
+    }
+
+    #[test]
+    fn the_schema_subset_is_enforced() {
+        let int = json!({ "type": "integer" });
+        assert!(
+            errors(int.clone(), json!(5.0)).is_empty(),
+            "5.0 is an integer"
+        );
+        assert_eq!(errors(int, json!(5.5)), ["v"]);
+        let closed = json!({ "type": "object", "additionalProperties": false,
+                             "properties": { "a": { "const": 1 } } });
+        assert_eq!(errors(closed.clone(), json!({ "a": 1, "b": 2 })), ["v.b"]);
+        assert_eq!(errors(closed, json!({ "a": 2 })), ["v.a"]);
+        let list = json!({ "type": "array", "minItems": 1, "maxItems": 2 });
+        assert_eq!(errors(list.clone(), json!([])), ["v"]);
+        assert!(errors(list, json!([1, 2])).is_empty());
+        // A form whose schema uses a keyword we do not enforce is refused.
+        let request = json!({ "title": "t", "fields": [{ "name": "f", "kind": "form",
+            "schema": { "type": "object", "properties": { "x": { "type": "string", "pattern": "^a" } } } }] });
+        assert!(check_request(&request).unwrap_err().contains("pattern"));
+    }
 
     #[test]
     fn output_widgets_check_their_shape() {

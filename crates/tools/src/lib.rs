@@ -252,6 +252,34 @@ pub fn is_builtin(name: &str) -> bool {
     matches!(name, "add_numbers" | "wait")
 }
 
+/// JSON Schema keywords that constrain values but that our validator does
+/// not implement: refused when a schema is saved, rather than silently ignored.
+const UNSUPPORTED: [&str; 23] = [
+    "pattern",
+    "patternProperties",
+    "oneOf",
+    "anyOf",
+    "allOf",
+    "not",
+    "if",
+    "then",
+    "else",
+    "$ref",
+    "dependentRequired",
+    "dependentSchemas",
+    "uniqueItems",
+    "multipleOf",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "propertyNames",
+    "contains",
+    "minProperties",
+    "maxProperties",
+    "prefixItems",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+];
+
 const TYPES: [&str; 7] = [
     "object", "array", "string", "number", "integer", "boolean", "null",
 ];
@@ -264,6 +292,19 @@ pub fn check_schema(schema: &Value, object_root: bool) -> Result<(), String> {
     };
     if object_root && schema["type"] != "object" {
         return Err("must have \"type\": \"object\"".into());
+    }
+    if let Some(k) = UNSUPPORTED.iter().find(|k| obj.contains_key(**k)) {
+        return Err(format!(
+            "uses `{k}`, which is not supported (supported: type, properties, required, \
+             additionalProperties: false, items, enum, const, minimum, maximum, minLength, \
+             maxLength, minItems, maxItems, and annotations such as description)"
+        ));
+    }
+    if obj
+        .get("additionalProperties")
+        .is_some_and(|a| a.as_bool().is_none())
+    {
+        return Err("`additionalProperties` must be true or false".into());
     }
     if let Some(t) = obj.get("type") {
         if !t.as_str().is_some_and(|t| TYPES.contains(&t)) {
@@ -348,6 +389,9 @@ mod tests {
         let mut v = def();
         v["approval"]["policy"] = json!("anyone");
         assert_eq!(fields(v), vec!["approval.policy"]);
+        let mut v = def();
+        v["params"]["properties"]["order_id"]["pattern"] = json!("^o");
+        assert_eq!(fields(v), vec!["params"], "unenforced keywords are refused");
         let mut v = def();
         v["surprise"] = json!(1);
         assert_eq!(fields(v), vec!["surprise"]);

@@ -25,7 +25,7 @@ fn config_errors(errors: Vec<FieldError>) -> ApiError {
 /// Checks that every user tool in `config.tools` exists (at its pinned
 /// version, if any); with `pin`, pins unpinned ones to their current
 /// version, so a release keeps running the tool it was published with.
-fn resolve_tools(
+pub(crate) fn resolve_tools(
     db: &crate::db::Db,
     org_id: &str,
     config: &mut AgentConfig,

@@ -52,11 +52,13 @@ fn run_config(
             ));
         }
         let raw = agents::working_copy_config(ctx.db, agent_id)?;
-        let config = AgentConfig::parse(&raw, true).map_err(|errors| {
+        let mut config = AgentConfig::parse(&raw, true).map_err(|errors| {
             let pairs: Vec<(String, String)> =
                 errors.into_iter().map(|e| (e.field, e.message)).collect();
             ApiError::fields(&pairs)
         })?;
+        // The run keeps the tool versions of now, even if a tool is edited mid-run.
+        super::agents::resolve_tools(ctx.db, &ctx.org().id, &mut config, true)?;
         let value = serde_json::to_value(config).map_err(|e| ApiError::internal(e.to_string()))?;
         return Ok((None, value));
     }
@@ -217,6 +219,8 @@ pub fn post_message(ctx: &Ctx) -> ApiResult<Reply> {
             .ok_or_else(|| ApiError::internal("thread has no run"))?
     };
     let run_id = ctx.db.transaction(|db| -> ApiResult<_> {
+        // Two messages at once: the second waits here, then sees the first's run.
+        runs::lock_thread(db, &id)?;
         if runs::has_unfinished_run(db, &id)? {
             return Err(ApiError::conflict(
                 "run_in_progress",

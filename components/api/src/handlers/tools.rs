@@ -70,6 +70,21 @@ fn keep_component(ctx: &Ctx, def: &ToolDef, upload: Option<&Upload>) -> ApiResul
     }
 }
 
+/// Refuses to delete or rename tool `name` while something needs it.
+fn not_in_use(ctx: &Ctx, name: &str, what: &str) -> ApiResult<()> {
+    let users = tools::users_of(ctx.db, &ctx.org().id, name)?;
+    if users.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::conflict(
+        "tool_in_use",
+        format!(
+            "cannot {what} `{name}`: {} still use it; remove it from them (and publish) first",
+            users.join(", ")
+        ),
+    ))
+}
+
 fn tool_id(ctx: &Ctx, lock: bool) -> ApiResult<String> {
     tools::resolve(ctx.db, &ctx.org().id, ctx.param("tool"), lock)?
         .ok_or_else(|| ApiError::not_found("tool"))
@@ -115,6 +130,13 @@ pub fn put(ctx: &Ctx) -> ApiResult<Reply> {
         .db
         .transaction(|db| -> ApiResult<_> {
             let id = tool_id(ctx, true)?;
+            let old_name = tools::get(db, &id)?["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if old_name != def.name {
+                not_in_use(ctx, &old_name, "rename")?;
+            }
             keep_component(ctx, &def, upload.as_ref())?;
             Ok(tools::replace(db, &id, &def.name, &value, &def.version())?)
         })
@@ -126,6 +148,11 @@ pub fn put(ctx: &Ctx) -> ApiResult<Reply> {
 pub fn delete(ctx: &Ctx) -> ApiResult<Reply> {
     ctx.db.transaction(|db| -> ApiResult<_> {
         let id = tool_id(ctx, true)?;
+        let name = tools::get(db, &id)?["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        not_in_use(ctx, &name, "delete")?;
         Ok(tools::delete(db, &id)?)
     })?;
     Ok(Reply::no_content())
