@@ -23,6 +23,8 @@ struct Run {
 
 /// Largest result, in bytes of JSON.
 const MAX_RESULT: usize = 1 << 20;
+/// Most iterations of any one loop.
+const LOOP_ITERATION_LIMIT: u64 = 1_000_000_000;
 /// Most console lines kept, and the longest line.
 const MAX_LOGS: usize = 200;
 const MAX_LOG_LINE: usize = 2000;
@@ -91,6 +93,10 @@ fn execute(
     logs: Rc<RefCell<Vec<String>>>,
 ) -> Result<Value, String> {
     let mut ctx = Context::default();
+    // The host's deadline ends a runaway tool; this also bounds one where no
+    // host enforces a deadline (plain `spin up`): a billion turns of one loop.
+    ctx.runtime_limits_mut()
+        .set_loop_iteration_limit(LOOP_ITERATION_LIMIT);
     install_console(&mut ctx, logs).map_err(|e| e.to_string())?;
     let params_js = JsValue::from_json(params, &mut ctx).map_err(|e| e.to_string())?;
     ctx.register_global_property(js_string!("__params"), params_js, Attribute::all())
