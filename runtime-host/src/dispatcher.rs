@@ -283,43 +283,13 @@ impl Worker {
     /// Releases the lease after a failed advance, with backoff; fails the
     /// run after [`MAX_CRASHES`].
     async fn record_crash(&self, run_id: &str, lease: &str, error: &str) -> sqlx::Result<()> {
-        let mut tx = self.db.begin().await?;
-        let crashes: Option<(i32, String)> = sqlx::query_as(
-            "UPDATE runs SET crashes = crashes + 1, lease_owner = NULL, lease_expires_at = NULL,
-                    wake_at = now() + (power(2, crashes) * interval '1 second'), updated_at = now()
-             WHERE id = $1::uuid AND lease_owner = $2
-             RETURNING crashes, thread_id::text",
-        )
-        .bind(run_id)
-        .bind(lease)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some((n, thread_id)) = crashes {
-            if n >= MAX_CRASHES {
-                let message = format!("the agent step failed {n} times; last error: {error}");
-                sqlx::query(
-                    "UPDATE runs SET status = 'failed', error = $2, finished_at = now() WHERE id = $1::uuid",
-                )
-                .bind(run_id)
-                .bind(&message)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE threads SET status = 'failed', updated_at = now() WHERE id = $1::uuid",
-                )
-                .bind(&thread_id)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO thread_messages (thread_id, run_id, kind, content) VALUES ($1::uuid, $2::uuid, 'error', $3)",
-                )
-                .bind(&thread_id)
-                .bind(run_id)
-                .bind(sqlx::types::Json(serde_json::json!({ "message": message })))
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
-        tx.commit().await
+        sqlx::query("SELECT record_run_crash($1::uuid, $2, $3, $4)")
+            .bind(run_id)
+            .bind(lease)
+            .bind(error)
+            .bind(MAX_CRASHES)
+            .execute(&self.db)
+            .await?;
+        Ok(())
     }
 }

@@ -283,3 +283,53 @@ fn a_durable_timer_survives_a_kill9_and_fires_on_time() {
     assert_eq!(fake.calls(), 2);
     assert_eq!(step_summary(&db, &id), (4, 4, 3));
 }
+
+/// A run whose step fails every time (here: the approval it waits on was
+/// deleted behind its back) is failed after five crashes, with the last
+/// error, by the host's dispatcher and by the API's inline advancer alike.
+#[test]
+fn a_step_that_keeps_failing_fails_its_run_after_five_crashes() {
+    for inline in [false, true] {
+        let fake = FakeLlm::start(vec![Answer::ToolCall {
+            name: "held".into(),
+            arguments: json!({}),
+        }]);
+        let mut config = config_for_fakes();
+        if inline {
+            config = config
+                .env("SYNATRA_DISPATCHER_WORKERS", "0")
+                .env("RUN_DISPATCHER", "inline");
+        }
+        let app = start_on(&config);
+        let tool = json!({ "name": "held", "params": { "type": "object" }, "code": "return 1;",
+                           "approval": { "policy": "any-member" } });
+        let created = app
+            .owner
+            .client
+            .post(&format!("/api/v1/orgs/{}/tools", app.org), tool);
+        assert_eq!(created.status, 201, "{:?}", created.body);
+        let agent = json!({ "model": { "provider": "openai", "model": "m", "base_url": fake.base_url() },
+                            "tools": ["held"] });
+        publish(&app, "doomed", &agent);
+        let id = start_thread(&app, "doomed", "go", "normal");
+        wait_for(&app, &id, &["waiting_approval"], Duration::from_secs(30));
+        let db = &app.host.database_url;
+        psql(
+            db,
+            &format!("DELETE FROM approvals WHERE thread_id = '{id}'"),
+        );
+        // Four crashes already counted: the next failure is the fifth.
+        psql(
+            db,
+            &format!("UPDATE runs SET status = 'ready', wake_at = NULL, crashes = 4 WHERE thread_id = '{id}'"),
+        );
+        let t = wait_for(&app, &id, &["failed", "completed"], Duration::from_secs(30));
+        assert_eq!(t["status"], "failed", "inline={inline}: {t:#}");
+        let error = t["runs"][0]["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("the agent step failed 5 times") && error.contains("vanished"),
+            "inline={inline}: {error}"
+        );
+        assert_eq!(kinds(&t).last().unwrap(), "error");
+    }
+}

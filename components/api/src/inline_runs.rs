@@ -17,6 +17,8 @@ use synatra_db::Db;
 const AGENT_STEP: &str = "http://agent-step.spin.internal/advance";
 /// Lease of an inline claim.
 const LEASE_SECS: i32 = 90;
+/// Failed advances before a run fails (as the host's dispatcher counts).
+const MAX_CRASHES: i32 = 5;
 /// How long one API request may spend advancing runs.
 const BUDGET: Duration = Duration::from_secs(20);
 
@@ -50,10 +52,24 @@ pub fn advance(db: &Db, org_id: &str) {
         }
         let body = json!({ "run_id": run_id, "lease": lease, "lease_secs": LEASE_SECS });
         let request = synatra_internal::request(Method::Post, AGENT_STEP, body.to_string());
-        let result: Result<IncomingResponse, _> =
-            spin_sdk::http::run(spin_sdk::http::send(request));
-        if let Err(e) = result {
-            return eprintln!("inline runs: agent step unreachable: {e}");
+        let result = spin_sdk::http::run(async move {
+            let response: IncomingResponse = spin_sdk::http::send(request).await?;
+            let status = response.status();
+            let body = response.into_body().await.unwrap_or_default();
+            Ok::<_, spin_sdk::http::SendError>((
+                status,
+                String::from_utf8_lossy(&body).into_owned(),
+            ))
+        });
+        let error = match result {
+            Ok((200, _)) => continue,
+            Ok((status, body)) => format!("HTTP {status}: {body}"),
+            Err(e) => format!("the agent step is unreachable: {e}"),
+        };
+        // As the dispatcher does: back off, and fail the run after repeated crashes.
+        eprintln!("inline runs: run {run_id}: {error}");
+        if let Err(e) = runs::record_crash(db, &run_id, &lease, &error, MAX_CRASHES) {
+            return eprintln!("inline runs: {e}");
         }
     }
 }

@@ -139,6 +139,22 @@ pub fn set_thread_status(db: &Db, thread_id: &str, status: &str) -> DbResult<()>
     Ok(())
 }
 
+/// Records a failed advance of a run held by `lease`: backs off, and fails
+/// the run after `max_crashes` (the same rule as the host's dispatcher).
+pub fn record_crash(
+    db: &Db,
+    run_id: &str,
+    lease: &str,
+    error: &str,
+    max_crashes: i32,
+) -> DbResult<()> {
+    db.execute(
+        "SELECT record_run_crash($1, $2, $3, $4)",
+        &[uuid(run_id), text(lease), text(error), Int32(max_crashes)],
+    )?;
+    Ok(())
+}
+
 /// Locks a thread's row until the transaction ends.
 pub fn lock_thread(db: &Db, thread_id: &str) -> DbResult<()> {
     db.execute(
