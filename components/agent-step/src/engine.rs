@@ -884,7 +884,7 @@ fn history(db: &Db, run: &RunState) -> Result<Vec<Message>, DbError> {
                 out.push(Message::Tool {
                     call_id,
                     name: content["name"].as_str().unwrap_or_default().to_string(),
-                    content: content["result"].to_string(),
+                    content: synatra_runs::tool_content(&content["result"]),
                 });
                 if open_calls.is_empty() {
                     out.append(&mut deferred);

@@ -209,7 +209,7 @@ pub fn conversation(system_prompt: &str, history: &[Message], steps: &[Step]) ->
             } => Message::Tool {
                 call_id: call_id.clone(),
                 name: name.clone(),
-                content: output.to_string(),
+                content: tool_content(output),
             },
             // The model sees the finished call (the Tool step), not the wait.
             Step::Wait { .. }
@@ -219,6 +219,28 @@ pub fn conversation(system_prompt: &str, history: &[Message], steps: &[Step]) ->
         });
     }
     out
+}
+
+/// Most bytes of one tool result the model is sent (the full result stays
+/// on the thread): a large result would crowd out the conversation.
+pub const MAX_TOOL_CONTENT: usize = 64 << 10;
+
+/// A tool result as the model sees it: JSON text, cut at
+/// [`MAX_TOOL_CONTENT`] with a note saying so.
+pub fn tool_content(output: &Value) -> String {
+    let mut text = output.to_string();
+    if text.len() > MAX_TOOL_CONTENT {
+        let mut end = MAX_TOOL_CONTENT;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let total = text.len();
+        text.truncate(end);
+        text.push_str(&format!(
+            "… [result truncated: {total} bytes, the first {end} shown]"
+        ));
+    }
+    text
 }
 
 /// The idempotency key of step `seq` of `run_id`.
@@ -391,6 +413,16 @@ mod tests {
         );
         // Approval steps never reach the model.
         assert_eq!(conversation("", &[], &steps).len(), 3);
+    }
+
+    #[test]
+    fn large_tool_results_are_cut_for_the_model() {
+        let small = json!({ "ok": 1 });
+        assert_eq!(tool_content(&small), small.to_string());
+        let big = json!({ "text": "é".repeat(MAX_TOOL_CONTENT) });
+        let cut = tool_content(&big);
+        assert!(cut.len() < MAX_TOOL_CONTENT + 100);
+        assert!(cut.ends_with("shown]"), "{}", &cut[cut.len() - 60..]);
     }
 
     #[test]
