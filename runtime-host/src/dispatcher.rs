@@ -106,6 +106,7 @@ async fn listen(
         };
         if let Err(e) = listener.listen_all([RUNS_CHANNEL, CANCEL_CHANNEL]).await {
             tracing::warn!(error = %e, "LISTEN failed");
+            tokio::time::sleep(Duration::from_secs(5)).await;
             continue;
         }
         loop {
@@ -184,6 +185,20 @@ impl Worker {
         Ok(row.map(|(id,)| (id, lease)))
     }
 
+    /// Extends the lease of a run this host is executing.
+    async fn renew(&self, run_id: &str, lease: &str) -> sqlx::Result<()> {
+        sqlx::query(
+            "UPDATE runs SET lease_expires_at = now() + $3 * interval '1 second'
+             WHERE id = $1::uuid AND lease_owner = $2",
+        )
+        .bind(run_id)
+        .bind(lease)
+        .bind(self.config.lease_secs)
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+
     /// Calls the agent step for one claimed run.
     async fn advance(&self, run_id: &str, lease: &str) {
         let body = serde_json::json!({ "run_id": run_id, "lease": lease, "lease_secs": self.config.lease_secs });
@@ -197,10 +212,25 @@ impl Worker {
             .lock()
             .expect("in-flight map")
             .insert(run_id.to_string(), switch);
-        let dispatched = self
-            .app
-            .dispatch_cancellable(AGENT_STEP, request, 0, Some(cancel))
-            .await;
+        // The lease is renewed while the step works (a model or tool call may
+        // outlast it); if this host dies, renewal stops and the lease expires.
+        let dispatched = {
+            let step = self
+                .app
+                .dispatch_cancellable(AGENT_STEP, request, 0, Some(cancel));
+            tokio::pin!(step);
+            let every = Duration::from_secs(u64::from(self.config.lease_secs.max(3) as u32) / 3);
+            loop {
+                tokio::select! {
+                    result = &mut step => break result,
+                    () = tokio::time::sleep(every) => {
+                        if let Err(e) = self.renew(run_id, lease).await {
+                            tracing::warn!(run = run_id, error = %e, "could not renew the lease");
+                        }
+                    }
+                }
+            }
+        };
         self.in_flight.lock().expect("in-flight map").remove(run_id);
         if let Err(DispatchError::Cancelled(_)) = dispatched {
             self.app.metrics.run_advance("interrupted");

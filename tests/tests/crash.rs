@@ -333,3 +333,21 @@ fn a_step_that_keeps_failing_fails_its_run_after_five_crashes() {
         assert_eq!(kinds(&t).last().unwrap(), "error");
     }
 }
+
+/// A model call that takes longer than the lease (3 s in tests) keeps the
+/// run: the dispatcher renews the lease while the step works, so the call is
+/// recorded once and never repeated by another claim.
+#[test]
+fn a_call_longer_than_the_lease_is_recorded_once() {
+    let fake = FakeLlm::start(vec![Answer::Delayed(
+        Duration::from_secs(7),
+        Box::new(Answer::Text("slow but sure".into())),
+    )]);
+    let app = start_on(&config_for_fakes());
+    publish(&app, "slow", &agent_config(&fake, "slow", json!({})));
+    let id = start_thread(&app, "slow", "take your time", "normal");
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(40));
+    assert_eq!(t["status"], "completed", "{t:#}");
+    assert_eq!(fake.calls(), 1, "the call was not repeated by a second claim");
+    assert_eq!(kinds(&t), ["user", "assistant"]);
+}
