@@ -307,6 +307,21 @@ fn postgres_address_outside_allowed_hosts_is_refused() {
 }
 
 #[test]
+fn postgres_through_a_unix_socket_is_refused_even_for_an_allowed_host() {
+    let (host, _) = start(&[]);
+    let reply = host.client().get("/data/pg_socket");
+    assert_eq!(reply.status, 403, "{:?}", reply.body);
+    assert!(
+        reply.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("Unix-socket database addresses are not allowed"),
+        "{:?}",
+        reply.body
+    );
+}
+
+#[test]
 fn key_value_store_round_trip_and_undeclared_store_denied() {
     let (host, _) = start(&[]);
     let c = host.client();

@@ -104,6 +104,9 @@ impl HostConnection for InstanceState {
                 ))))
             }
         };
+        if let Some(why) = refused_address(&address, &options) {
+            return Ok(Err(Error::ConnectionFailed(why)));
+        }
         let (host, port) = (options.get_host().to_string(), options.get_port());
         if !self
             .component
@@ -401,4 +404,25 @@ fn datetime(d: NaiveDateTime) -> DbValue {
     let (y, mo, da) = ymd(d.date());
     let (h, mi, s, ns) = hmsn(d.time());
     DbValue::Datetime((y, mo, da, h, mi, s, ns))
+}
+
+/// Why an address is refused whatever the allowed hosts: a Unix socket
+/// (`?host=/run/postgresql`, a host path) would bypass the host check, and
+/// TLS file parameters would read the host's files.
+fn refused_address(address: &str, options: &PgConnectOptions) -> Option<String> {
+    if options.get_socket().is_some() || options.get_host().starts_with('/') {
+        return Some("Unix-socket database addresses are not allowed".into());
+    }
+    let query = address.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    query
+        .split('&')
+        .filter_map(|pair| pair.split('=').next())
+        .map(str::to_ascii_lowercase)
+        .find(|key| {
+            matches!(
+                key.as_str(),
+                "host" | "hostaddr" | "sslcert" | "sslkey" | "sslrootcert" | "sslpassword"
+            )
+        })
+        .map(|key| format!("the database address parameter `{key}` is not allowed"))
 }

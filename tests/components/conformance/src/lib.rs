@@ -53,6 +53,15 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             }
         }
         "pg" => pg_round_trip()?,
+        "pg_socket" => {
+            // The allowed host, but through a Unix socket: must be refused.
+            let url = variables::get("database_url")?;
+            let sep = if url.contains('?') { '&' } else { '?' };
+            match pg4::Connection::open(&format!("{url}{sep}host=/var/run/postgresql")) {
+                Ok(_) => json(200, serde_json::json!({ "connected": true })),
+                Err(e) => json(403, serde_json::json!({ "error": format!("{e:?}") })),
+            }
+        }
         "kv" => kv_round_trip(&req)?,
         _ => echo(&req),
     })
