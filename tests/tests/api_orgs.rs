@@ -29,6 +29,13 @@ fn org_creation_makes_owner_protected_environments_and_general_channel() {
     assert_eq!(reply.body["channels"][0]["is_default"], true);
 
     let id = reply.body["id"].as_str().unwrap();
+    // A slug shaped like an id (here: this org's own) is refused, so a path
+    // key never names one org by id and another by slug.
+    let impostor = owner.client.post(
+        "/api/v1/orgs",
+        json!({ "name": "Impostor", "slug": reply.body["id"] }),
+    );
+    assert_eq!(impostor.status, 400, "{:?}", impostor.body);
     // The org is addressable by slug or id.
     assert_eq!(
         owner.client.get(&format!("/api/v1/orgs/{id}")).body["slug"],

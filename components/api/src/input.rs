@@ -145,10 +145,13 @@ pub fn is_email(s: &str) -> bool {
         && !s.chars().any(char::is_whitespace)
 }
 
-/// Lower-case letters, digits and inner hyphens, 2 to 64 characters.
+/// Lower-case letters, digits and inner hyphens, 2 to 64 characters, and
+/// not shaped like a UUID (paths take a slug or an id, so a slug must never
+/// be mistaken for another record's id).
 pub fn is_slug(s: &str) -> bool {
     let bytes = s.as_bytes();
-    (2..=64).contains(&bytes.len())
+    !is_uuid(s)
+        && (2..=64).contains(&bytes.len())
         && bytes
             .iter()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
