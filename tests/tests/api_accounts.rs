@@ -147,6 +147,29 @@ fn failed_logins_are_rate_limited_per_email() {
 }
 
 #[test]
+fn parallel_failed_logins_cannot_slip_under_the_limit() {
+    let host = start_app();
+    let user = sign_up(&host, "stormed");
+    let attempts: Vec<_> = (0..12)
+        .map(|_| {
+            let c = host.client();
+            let email = user.email.clone();
+            std::thread::spawn(move || {
+                c.post(
+                    "/api/v1/auth/login",
+                    json!({ "email": email, "password": "wrong password!" }),
+                )
+                .status
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = attempts.into_iter().map(|t| t.join().unwrap()).collect();
+    let tried = statuses.iter().filter(|s| **s == 401).count();
+    assert!(tried <= 5, "at most 5 passwords checked: {statuses:?}");
+    assert_eq!(tried + statuses.iter().filter(|s| **s == 429).count(), 12);
+}
+
+#[test]
 fn cookie_writes_need_an_allowed_origin_but_bearer_writes_do_not() {
     let host = start_app();
     let user = sign_up(&host, "origin");

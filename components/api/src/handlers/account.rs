@@ -55,7 +55,7 @@ pub fn signup(ctx: &Ctx) -> ApiResult<Reply> {
 pub fn login(ctx: &Ctx) -> ApiResult<Reply> {
     let (email, password, _) = credentials(ctx, false)?;
     let client = client_ip(ctx.req);
-    if login_failures::is_limited(ctx.db, &email, &client)? {
+    if login_failures::attempt(ctx.db, &email, &client)? {
         return Err(ApiError::new(
             429,
             "rate_limited",
@@ -70,7 +70,6 @@ pub fn login(ctx: &Ctx) -> ApiResult<Reply> {
         .unwrap_or(DUMMY_HASH);
     let valid = auth::verify_password(&password, hash);
     let Some((user, _)) = found.filter(|_| valid) else {
-        login_failures::record(ctx.db, &email, &client)?;
         return Err(ApiError::new(
             401,
             "invalid_credentials",

@@ -11,8 +11,19 @@ pub const MAX_PER_EMAIL: i64 = 5;
 /// Failures allowed per client address within the window.
 pub const MAX_PER_CLIENT: i64 = 20;
 
-/// Whether further attempts for this email or client must wait.
-pub fn is_limited(db: &Db, email: &str, client: &str) -> ApiResult<bool> {
+/// Counts a sign-in attempt before the password is checked (it stays
+/// counted as a failure unless [`clear`] follows a success), so parallel
+/// attempts cannot all slip under the limit; returns whether this one is
+/// over the limit for its email or client. Prunes rows older than the window.
+pub fn attempt(db: &Db, email: &str, client: &str) -> ApiResult<bool> {
+    db.execute(
+        &format!("DELETE FROM login_failures WHERE failed_at < now() - interval '{WINDOW_MINUTES} minutes'"),
+        &[],
+    )?;
+    db.execute(
+        "INSERT INTO login_failures (email, client) VALUES ($1, $2)",
+        &[text(email), text(client)],
+    )?;
     let r = db.query_one(
         &format!(
             "SELECT
@@ -24,20 +35,7 @@ pub fn is_limited(db: &Db, email: &str, client: &str) -> ApiResult<bool> {
         ),
         &[text(email), text(client)],
     )?;
-    Ok(r.i64("by_email") >= MAX_PER_EMAIL || r.i64("by_client") >= MAX_PER_CLIENT)
-}
-
-/// Records a failure and prunes rows older than the window.
-pub fn record(db: &Db, email: &str, client: &str) -> ApiResult<()> {
-    db.execute(
-        "INSERT INTO login_failures (email, client) VALUES ($1, $2)",
-        &[text(email), text(client)],
-    )?;
-    db.execute(
-        &format!("DELETE FROM login_failures WHERE failed_at < now() - interval '{WINDOW_MINUTES} minutes'"),
-        &[],
-    )?;
-    Ok(())
+    Ok(r.i64("by_email") > MAX_PER_EMAIL || r.i64("by_client") > MAX_PER_CLIENT)
 }
 
 /// Forgets an email's failures after a successful sign-in.
