@@ -442,3 +442,45 @@ fn channels_have_owners_and_members() {
         .send("DELETE", &format!("{members}/{}", member.id), None);
     assert_eq!(gone.status, 404);
 }
+
+#[test]
+fn keys_do_not_outlive_or_outrank_their_creator() {
+    let host = start_app();
+    let owner = sign_up(&host, "keyowner");
+    let org = create_org(&owner, "keys");
+    let admin = sign_up(&host, "keyadmin");
+    add_member(&owner, &org, &admin, "admin");
+    let key = |role: &str| {
+        let r = admin.client.post(
+            &format!("/api/v1/orgs/{org}/api-keys"),
+            json!({ "name": role, "role": role }),
+        );
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        host.client().with_bearer(r.body["token"].as_str().unwrap())
+    };
+    let (admin_key, builder_key) = (key("admin"), key("builder"));
+    let me = |c: &synatra_tests::Client| c.get(&format!("/api/v1/orgs/{org}")).status;
+    assert_eq!((me(&admin_key), me(&builder_key)), (200, 200));
+    // A key cannot mint another key.
+    let minted = admin_key.post(
+        &format!("/api/v1/orgs/{org}/api-keys"),
+        json!({ "name": "child", "role": "member" }),
+    );
+    assert_eq!((minted.status, minted.code()), (403, "api_key_not_allowed"));
+    // Demoted to builder: the admin key goes, the builder key stays.
+    let demoted = owner.client.send(
+        "PATCH",
+        &format!("/api/v1/orgs/{org}/members/{}", admin.id),
+        Some(&json!({ "role": "builder" })),
+    );
+    assert_eq!(demoted.status, 200, "{:?}", demoted.body);
+    assert_eq!((me(&admin_key), me(&builder_key)), (401, 200));
+    // Removed: every key they made goes.
+    let removed = owner.client.send(
+        "DELETE",
+        &format!("/api/v1/orgs/{org}/members/{}", admin.id),
+        None,
+    );
+    assert_eq!(removed.status, 204);
+    assert_eq!(me(&builder_key), 401);
+}

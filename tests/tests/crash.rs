@@ -348,6 +348,10 @@ fn a_call_longer_than_the_lease_is_recorded_once() {
     let id = start_thread(&app, "slow", "take your time", "normal");
     let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(40));
     assert_eq!(t["status"], "completed", "{t:#}");
-    assert_eq!(fake.calls(), 1, "the call was not repeated by a second claim");
+    assert_eq!(
+        fake.calls(),
+        1,
+        "the call was not repeated by a second claim"
+    );
     assert_eq!(kinds(&t), ["user", "assistant"]);
 }

@@ -18,9 +18,10 @@ pub fn create(ctx: &Ctx) -> ApiResult<Reply> {
     input.finish()?;
     let org = ctx.org();
     check_grant(org.role, role)?;
+    // A key cannot mint keys: revoking a leaked key must end its access.
+    let by = Some(ctx.principal()?.user_id()?);
     let token = format!("{API_KEY_PREFIX}{}", auth::new_token()?);
     let prefix = &token[..API_KEY_PREFIX.len() + 8];
-    let by = ctx.principal()?.user_id().ok();
     let mut key = ctx.db.transaction(|db| {
         api_keys::create(
             db,

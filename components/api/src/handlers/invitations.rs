@@ -23,6 +23,8 @@ pub fn create(ctx: &Ctx) -> ApiResult<Reply> {
     input.finish()?;
     let org = ctx.org();
     check_grant(org.role, role)?;
+    // A key cannot invite people: revoking a leaked key must end its access.
+    ctx.principal()?.user_id()?;
     let token = auth::new_token()?;
     let by = ctx.principal()?.user_id().ok();
     let mut invitation = ctx.db.transaction(|db| {

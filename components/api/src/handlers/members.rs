@@ -75,6 +75,7 @@ pub fn update(ctx: &Ctx) -> ApiResult<Reply> {
     check_grant(org.role, role)?;
     let member = ctx.db.transaction(|db| {
         guard_target(db, &org.id, user_id, org.role, role == Role::Owner)?;
+        crate::store::api_keys::revoke_created_by(db, &org.id, user_id, Some(role))?;
         members::set_role(db, &org.id, user_id, role)
     })?;
     Ok(Reply::ok(member))
@@ -86,6 +87,7 @@ pub fn remove(ctx: &Ctx) -> ApiResult<Reply> {
     let org = ctx.org();
     ctx.db.transaction(|db| {
         guard_target(db, &org.id, user_id, org.role, false)?;
+        crate::store::api_keys::revoke_created_by(db, &org.id, user_id, None)?;
         members::remove(db, &org.id, user_id)
     })?;
     Ok(Reply::no_content())

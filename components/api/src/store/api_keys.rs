@@ -63,6 +63,29 @@ pub fn revoke(db: &Db, org_id: &str, id: &str) -> ApiResult<bool> {
     )? == 1)
 }
 
+/// Revokes the keys `user_id` created in the org whose role is above
+/// `keep_up_to` (all of them when None): a key never outlives its creator's
+/// membership or grants more than the creator still has.
+pub fn revoke_created_by(
+    db: &Db,
+    org_id: &str,
+    user_id: &str,
+    keep_up_to: Option<Role>,
+) -> ApiResult<()> {
+    let allowed: Vec<&str> = Role::ALL
+        .iter()
+        .filter(|r| keep_up_to.is_some_and(|k| **r <= k))
+        .map(|r| r.as_str())
+        .collect();
+    db.execute(
+        "UPDATE api_keys SET revoked_at = now()
+         WHERE org_id = $1 AND created_by = $2 AND revoked_at IS NULL
+           AND NOT (role = ANY (string_to_array($3, ',')))",
+        &[uuid(org_id), uuid(user_id), text(&allowed.join(","))],
+    )?;
+    Ok(())
+}
+
 /// The principal of an active key, recording its use.
 pub fn find_active(db: &Db, token_hash: &str) -> ApiResult<Option<Principal>> {
     Ok(db
