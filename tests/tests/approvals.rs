@@ -571,3 +571,48 @@ fn self_approval_covers_whoever_continued_the_thread_and_api_keys() {
     let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
     assert_eq!(t["status"], "completed", "{t:#}");
 }
+
+/// Event streams poll with a pooled connection each time and give it back
+/// while they wait: 30 open streams on a waiting thread leave the app (and
+/// its 20-connection pool) free to answer.
+#[test]
+fn open_event_streams_do_not_starve_the_app() {
+    use std::io::{Read, Write};
+    let fake = FakeLlm::start(vec![
+        Answer::ToolCalls(vec![refund_call("o1", 1.0)]),
+        Answer::Text("Refunded.".into()),
+    ]);
+    let app = start_on(&config_for_fakes());
+    create_tool(&app, &refund_tool("any-member", true, false));
+    publish(&app, "support", &agent(&fake, &["refund"]));
+    let id = start_as(&app, &app.owner, "support");
+    let ids = approval_ids(&app, &id);
+    let key = app.owner.client.post(
+        &format!("/api/v1/orgs/{}/api-keys", app.org),
+        json!({ "name": "sse", "role": "member" }),
+    );
+    let token = key.body["token"].as_str().unwrap().to_string();
+    let addr = app.host.base.trim_start_matches("http://").to_string();
+    let streams: Vec<std::net::TcpStream> = (0..30)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            write!(
+                s,
+                "GET /api/v1/orgs/{}/threads/{id}/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n",
+                app.org
+            )
+            .unwrap();
+            let mut head = [0u8; 64];
+            let n = s.read(&mut head).unwrap();
+            assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"));
+            s
+        })
+        .collect();
+    // An exhausted pool would answer 503 database_unavailable here.
+    assert_eq!(thread(&app, &id)["status"], "waiting_approval");
+    let r = decide(&app, &app.owner, &ids[0], "approve", json!({}));
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "completed", "{t:#}");
+    drop(streams);
+}

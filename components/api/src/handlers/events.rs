@@ -61,12 +61,6 @@ pub async fn stream(sub: Subscription, out: ResponseOutparam) {
     let _ = response.set_status_code(200);
     let mut body = response.take_body();
     out.set(response);
-    let Ok(db) = Db::open() else {
-        let _ = body
-            .send(b"event: error\ndata: {\"code\":\"database_unavailable\"}\n\n".to_vec())
-            .await;
-        return;
-    };
     if body.send(b"retry: 1000\n\n".to_vec()).await.is_err() {
         return;
     }
@@ -74,6 +68,14 @@ pub async fn stream(sub: Subscription, out: ResponseOutparam) {
     let mut last_sent = Instant::now();
     let mut after = sub.after;
     while started.elapsed() < STREAM_FOR {
+        // A pooled connection per poll, returned while the stream waits, so
+        // open streams never hold the pool the rest of the app needs.
+        let Ok(db) = Db::open() else {
+            let _ = body
+                .send(b"event: error\ndata: {\"code\":\"database_unavailable\"}\n\n".to_vec())
+                .await;
+            return;
+        };
         let events = match runs::events_after(&db, &sub.thread_id, after, 500) {
             Ok(e) => e,
             Err(e) => {
@@ -92,6 +94,7 @@ pub async fn stream(sub: Subscription, out: ResponseOutparam) {
                 }
                 last_sent = Instant::now();
             }
+            drop(db);
             std::thread::sleep(POLL);
             continue;
         }
