@@ -359,6 +359,13 @@ impl WitTools {
             .as_u64()
             .unwrap_or(30_000)
             .min(MAX_TIMEOUT_MS);
+        // Waiting calls hold no component bytes.
+        let Ok(_permit) = self.running.acquire().await else {
+            return reply(
+                503,
+                json!({ "error": { "code": "shutting_down", "message": "the host is stopping" } }),
+            );
+        };
         let cached = self.cached(org, sha);
         let wasm = match cached {
             Some(_) => None,
@@ -378,12 +385,6 @@ impl WitTools {
             },
         };
         let params = call["params"].to_string();
-        let Ok(_permit) = self.running.acquire().await else {
-            return reply(
-                503,
-                json!({ "error": { "code": "shutting_down", "message": "the host is stopping" } }),
-            );
-        };
         let started = std::time::Instant::now();
         let pre = match (cached, wasm) {
             (Some(pre), _) => Ok(pre),

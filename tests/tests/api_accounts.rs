@@ -206,11 +206,11 @@ fn cookie_writes_need_an_allowed_origin_but_bearer_writes_do_not() {
     let bearer = host
         .client()
         .with_bearer(key.body["token"].as_str().unwrap());
-    let inv = bearer.post(
-        "/api/v1/orgs/acme-origin/invitations",
-        json!({ "email": "x@example.com", "role": "member" }),
+    let agent = bearer.post(
+        "/api/v1/orgs/acme-origin/agents",
+        json!({ "slug": "bearer-made", "name": "B" }),
     );
-    assert_eq!(inv.status, 201, "{:?}", inv.body);
+    assert_eq!(agent.status, 201, "{:?}", agent.body);
 }
 
 #[test]

@@ -542,7 +542,10 @@ pub fn thread_settled(db: &Db, thread_id: &str) -> DbResult<bool> {
 /// lease; any host's dispatcher wakes it when due.
 pub fn sleep_until(db: &Db, run_id: &str, lease: &str, delay_ms: i64) -> DbResult<()> {
     db.execute(
-        "UPDATE runs SET status = 'waiting', wake_at = now() + $3::bigint * interval '1 millisecond',
+        // A cancellation asked for meanwhile keeps the run ready, so it ends now.
+        "UPDATE runs SET status = CASE WHEN cancel_requested THEN 'ready' ELSE 'waiting' END,
+                wake_at = CASE WHEN cancel_requested THEN NULL
+                               ELSE now() + $3::bigint * interval '1 millisecond' END,
                 lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
          WHERE id = $1 AND lease_owner = $2",
         &[uuid(run_id), text(lease), Int64(delay_ms)],
@@ -754,8 +757,9 @@ pub fn park(
     thread_status: &str,
 ) -> DbResult<()> {
     db.execute(
-        "UPDATE runs SET status = 'waiting', wake_at = NULL, lease_owner = NULL, lease_expires_at = NULL,
-                updated_at = now()
+        // A cancellation asked for meanwhile keeps the run ready, so it ends now.
+        "UPDATE runs SET status = CASE WHEN cancel_requested THEN 'ready' ELSE 'waiting' END,
+                wake_at = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
          WHERE id = $1 AND lease_owner = $2",
         &[uuid(run_id), text(lease)],
     )?;

@@ -77,9 +77,14 @@ impl WasiHttpHooks for OutboundHttp {
             .allowed_hosts
             .allows(&scheme, check_host, uri.port_u16())
         {
+            // Scheme, host and port only: a path or query may carry secrets.
+            let target = format!(
+                "{scheme}://{host}{}",
+                uri.port().map(|p| format!(":{p}")).unwrap_or_default()
+            );
             tracing::warn!(
                 component = %self.component.id,
-                url = %uri,
+                target = %target,
                 "outbound request denied: add the host to allowed_outbound_hosts"
             );
             return Box::new(async { Err(Error::HttpRequestDenied) });

@@ -139,9 +139,17 @@ pub fn development_secrets(
         }
     }
     if changed {
-        std::fs::write(path, toml::to_string(&stored)?)?;
-        use std::os::unix::fs::PermissionsExt;
+        // Owner-only from the moment it exists.
+        use std::io::Write;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        file.write_all(toml::to_string(&stored)?.as_bytes())?;
     }
     Ok(stored)
 }
