@@ -254,6 +254,15 @@ impl World {
                 format!("/orgs/{org}/tools/{TOOL}/test"),
                 Some(json!({ "params": {} })),
             ),
+            // The body (the `.wasm`) is sent raw by `call`.
+            RouteId::PutToolComponent => {
+                let name = format!("wit_{}", unique.replace('-', "_"));
+                let r = owner
+                    .client
+                    .post(&format!("/api/v1/orgs/{org}/tools"), tool_def(&name));
+                assert_eq!(r.status, 201, "{:?}", r.body);
+                (format!("/orgs/{org}/tools/{name}/component"), None)
+            }
             RouteId::DeleteTool => {
                 let name = format!("d_{}", unique.replace('-', "_"));
                 let r = owner
@@ -317,6 +326,12 @@ impl World {
 
     fn call(&self, spec: &RouteSpec, client: &Client, role: Option<Role>, email: &str) -> u16 {
         let (path, body) = self.fixture(spec, role, email);
+        if spec.id == RouteId::PutToolComponent {
+            let wasm = std::fs::read(synatra_tests::wasm("hello_tool")).expect("hello tool built");
+            return client
+                .send_raw(spec.method, &path, Some(("application/wasm", wasm)))
+                .status;
+        }
         client.send(spec.method, &path, body.as_ref()).status
     }
 }

@@ -207,3 +207,43 @@ fn tools_see_their_calls_idempotency_key() {
         vec![json!(format!("{run}:1")), json!(format!("{run}:2"))]
     );
 }
+
+#[test]
+fn a_raw_wasm_upload_turns_a_tool_into_a_wit_tool() {
+    let app = start_on(&config_for_fakes());
+    let js = json!({ "name": "greeter", "params": { "type": "object" }, "code": "return 1;" });
+    let created = upload(&app, js);
+    assert_eq!(created.status, 201);
+    let path = format!("/api/v1/orgs/{}/tools/greeter/component", app.org);
+    let wasm = std::fs::read(wasm("hello_tool")).unwrap();
+    // JSON is not a component; a core module or garbage is refused by name.
+    let wrong_type =
+        app.owner
+            .client
+            .send_raw("PUT", &path, Some(("application/json", wasm.clone())));
+    assert_eq!(
+        (wrong_type.status, wrong_type.code()),
+        (415, "unsupported_media_type")
+    );
+    let junk = app.owner.client.send_raw(
+        "PUT",
+        &path,
+        Some(("application/wasm", b"not wasm".to_vec())),
+    );
+    assert_eq!((junk.status, junk.code()), (422, "invalid_component"));
+    let r = app
+        .owner
+        .client
+        .send_raw("PUT", &path, Some(("application/wasm", wasm)));
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["kind"], "wit");
+    assert!(r.body.get("code").is_none());
+    assert_ne!(r.body["version"], created.body["version"]);
+    let out = test_call(&app, "greeter", json!({ "name": "Ada" }));
+    assert_eq!(
+        out["result"],
+        json!({ "greeting": "Hello, Ada!" }),
+        "{out:#}"
+    );
+    assert_eq!(out["logs"], json!(["info: greeting Ada"]));
+}

@@ -101,8 +101,18 @@ pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 /// Largest body of a request that uploads a tool component (base64 in JSON).
 pub const MAX_UPLOAD_BODY: usize = 32 << 20;
 
-/// Rejects bodies over `max` bytes (413) and non-JSON bodies (415).
-pub fn check_body(req: &Request, max: usize) -> ApiResult<()> {
+/// What a route's body must be.
+#[derive(Clone, Copy)]
+pub struct BodyRule {
+    /// Largest body, in bytes.
+    pub max: usize,
+    /// The media type required of a non-empty body.
+    pub media_type: &'static str,
+}
+
+/// Rejects bodies over the rule's size (413) or of another media type (415).
+pub fn check_body(req: &Request, rule: BodyRule) -> ApiResult<()> {
+    let max = rule.max;
     if req.body().len() > max {
         return Err(ApiError::new(
             413,
@@ -113,7 +123,8 @@ pub fn check_body(req: &Request, max: usize) -> ApiResult<()> {
     if req.body().is_empty() {
         return Ok(());
     }
-    let is_json = header(req, "content-type")
+    let json = rule.media_type == "application/json";
+    let matches = header(req, "content-type")
         .map(|ct| {
             let mime = ct
                 .split(';')
@@ -121,14 +132,14 @@ pub fn check_body(req: &Request, max: usize) -> ApiResult<()> {
                 .unwrap_or("")
                 .trim()
                 .to_ascii_lowercase();
-            mime == "application/json" || mime.ends_with("+json")
+            mime == rule.media_type || (json && mime.ends_with("+json"))
         })
         .unwrap_or(false);
-    if !is_json {
+    if !matches {
         return Err(ApiError::new(
             415,
             "unsupported_media_type",
-            "send the request body as application/json",
+            format!("send the request body as {}", rule.media_type),
         ));
     }
     Ok(())

@@ -77,11 +77,21 @@ fn serve(req: &Request) -> ApiResult<Answer> {
         )
         .with_details(serde_json::json!({ "allowed": allowed })),
     })?;
-    let max_body = match spec.id {
-        RouteId::CreateTool | RouteId::PutTool => http::MAX_UPLOAD_BODY,
-        _ => http::MAX_BODY,
+    let body_rule = match spec.id {
+        RouteId::CreateTool | RouteId::PutTool => http::BodyRule {
+            max: http::MAX_UPLOAD_BODY,
+            media_type: "application/json",
+        },
+        RouteId::PutToolComponent => http::BodyRule {
+            max: synatra_tools::component::MAX_COMPONENT_BYTES,
+            media_type: "application/wasm",
+        },
+        _ => http::BodyRule {
+            max: http::MAX_BODY,
+            media_type: "application/json",
+        },
     };
-    http::check_body(req, max_body)?;
+    http::check_body(req, body_rule)?;
     if spec.id == RouteId::Health {
         return Ok(handlers::health::get().into());
     }
@@ -182,6 +192,7 @@ fn serve(req: &Request) -> ApiResult<Answer> {
         RouteId::PutTool => tools::put(&ctx),
         RouteId::DeleteTool => tools::delete(&ctx),
         RouteId::TestTool => tools::test(&ctx),
+        RouteId::PutToolComponent => tools::put_component(&ctx),
         RouteId::ListApprovals => approvals::list(&ctx),
         RouteId::GetApproval => approvals::get(&ctx),
         RouteId::Approve => approvals::approve(&ctx),

@@ -152,6 +152,7 @@ routes! {
     PutTool => "PUT" "/orgs/:org/tools/:tool" Org(Builder);
     DeleteTool => "DELETE" "/orgs/:org/tools/:tool" Org(Builder);
     TestTool => "POST" "/orgs/:org/tools/:tool/test" Org(Builder);
+    PutToolComponent => "PUT" "/orgs/:org/tools/:tool/component" Org(Builder);
     ListApprovals => "GET" "/orgs/:org/approvals" Org(Member);
     GetApproval => "GET" "/orgs/:org/approvals/:approval" Org(Member);
     Approve => "POST" "/orgs/:org/approvals/:approval/approve" Org(Member);

@@ -158,6 +158,29 @@ pub fn delete(ctx: &Ctx) -> ApiResult<Reply> {
     Ok(Reply::no_content())
 }
 
+/// `PUT /orgs/{org}/tools/{tool}/component` with the `.wasm` as the body
+/// (`application/wasm`): validates it like a base64 upload and makes the
+/// tool a WIT tool running it (a new version; `code` is dropped).
+pub fn put_component(ctx: &Ctx) -> ApiResult<Reply> {
+    let wasm = ctx.req.body();
+    let imports = synatra_tools::component::check_component(wasm)
+        .map_err(|e| ApiError::new(422, "invalid_component", e))?;
+    let sha256 = crate::auth::sha256_hex(wasm);
+    let tool = ctx.db.transaction(|db| -> ApiResult<_> {
+        let id = tool_id(ctx, true)?;
+        let mut value = tools::get(db, &id)?;
+        for generated in ["id", "version", "kind", "created_at", "updated_at", "code"] {
+            value.as_object_mut().map(|o| o.remove(generated));
+        }
+        value["component_sha256"] = sha256.clone().into();
+        let def = ToolDef::parse(&value).map_err(|errors| ApiError::fields(&errors))?;
+        let value = serde_json::to_value(&def).map_err(|e| ApiError::internal(e.to_string()))?;
+        tools::store_component(db, &ctx.org().id, &sha256, wasm, &imports)?;
+        Ok(tools::replace(db, &id, &def.name, &value, &def.version())?)
+    })?;
+    Ok(Reply::ok(tool))
+}
+
 /// `POST /orgs/{org}/tools/{tool}/test {params}`: runs the tool once in its
 /// sandbox. Arguments are validated against `params`; the tool's own
 /// failure (exception, timeout, memory, bad result) is a 200 with `ok: false`.
