@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use hyper::body::Body;
 use sqlx::PgPool;
 use wasmtime::component::Linker;
-use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime::{Engine, Store};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -238,14 +238,7 @@ impl App {
         let deadline = state.deadline;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if std::time::Instant::now() >= deadline {
-                Err(TimeLimitExceeded.into())
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
+        crate::instance::yield_until(&mut store, deadline);
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let guard = self.metrics.instance();

@@ -84,6 +84,19 @@ pub struct MemoryLimitExceeded {
     pub desired: usize,
 }
 
+/// Lets the instance in `store` yield to other tasks at every epoch tick
+/// and traps it with [`TimeLimitExceeded`] once `deadline` has passed.
+pub fn yield_until<T>(store: &mut wasmtime::Store<T>, deadline: Instant) {
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            Err(TimeLimitExceeded.into())
+        } else {
+            Ok(wasmtime::UpdateDeadline::Yield(1))
+        }
+    });
+}
+
 /// An instance ran past its time budget.
 #[derive(Debug, thiserror::Error)]
 #[error("component exceeded its time limit")]

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::WasiBody;
@@ -263,14 +263,7 @@ impl WitTools {
         store.limiter(|s| &mut s.limiter);
         let budget = std::time::Duration::from_millis(timeout_ms);
         let deadline = std::time::Instant::now() + budget;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if std::time::Instant::now() >= deadline {
-                Err(TimeLimitExceeded.into())
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
+        crate::instance::yield_until(&mut store, deadline);
         if let Err(e) = store.set_fuel(timeout_ms.saturating_mul(FUEL_PER_MS)) {
             return json!({ "ok": false, "error": e.to_string(), "logs": [] });
         }
