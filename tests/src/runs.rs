@@ -116,6 +116,16 @@ pub fn wait_for(app: &App, id: &str, statuses: &[&str], timeout: Duration) -> Va
     }
 }
 
+/// A thread's messages of one `kind`, in order.
+pub fn messages_of<'a>(t: &'a Value, kind: &str) -> Vec<&'a Value> {
+    t["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == kind)
+        .collect()
+}
+
 /// The kinds of a thread's messages, in order.
 pub fn kinds(t: &Value) -> Vec<String> {
     t["messages"]

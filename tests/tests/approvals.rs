@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use synatra_tests::fake_llm::{tool_results, Answer, FakeLlm};
-use synatra_tests::runs::{config_for_fakes, kinds, publish, start_on, thread, wait_for, App};
+use synatra_tests::runs::{
+    config_for_fakes, kinds, messages_of, publish, start_on, thread, wait_for, App,
+};
 use synatra_tests::{add_member, psql, sign_up, User};
 
 /// A reviewed refund tool with a capped amount.
@@ -55,11 +57,8 @@ fn start_as(app: &App, user: &User, agent: &str) -> String {
 /// The approval ids of a waiting thread, in call order.
 fn approval_ids(app: &App, id: &str) -> Vec<String> {
     let t = wait_for(app, id, &["waiting_approval"], Duration::from_secs(30));
-    t["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["kind"] == "approval")
+    messages_of(&t, "approval")
+        .into_iter()
         .map(|m| m["content"]["id"].as_str().unwrap().to_string())
         .collect()
 }
@@ -237,12 +236,7 @@ fn a_rejection_ends_the_thread_and_cancels_the_other_calls_of_the_turn() {
         .unwrap()
         .contains("not this one"));
     // The first call ran; the second was never decided and is cancelled.
-    let results: Vec<&Value> = t["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["kind"] == "tool_result")
-        .collect();
+    let results = messages_of(&t, "tool_result");
     assert_eq!(results.len(), 1);
     assert_eq!(results[0]["content"]["result"]["refunded"], "o1");
     let second = approval(&app, &ids[1]);
@@ -551,11 +545,8 @@ fn self_approval_covers_whoever_continued_the_thread_and_api_keys() {
     );
     assert_eq!(r.status, 201, "{:?}", r.body);
     let t = wait_for(&app, &id, &["waiting_approval"], Duration::from_secs(30));
-    let pending = t["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .rfind(|m| m["kind"] == "approval")
+    let pending = messages_of(&t, "approval")
+        .last()
         .map(|m| m["content"]["id"].as_str().unwrap().to_string())
         .unwrap();
     let r = starter.post(

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use synatra_tests::fake_llm::{Answer, FakeLlm};
-use synatra_tests::runs::{kinds, publish, start, start_thread, thread, wait_for, App};
+use synatra_tests::runs::{
+    kinds, messages_of, publish, start, start_thread, thread, wait_for, App,
+};
 
 fn agent(fake: &FakeLlm) -> Value {
     json!({ "model": { "provider": "openai", "model": "m", "base_url": fake.base_url() } })
@@ -26,11 +28,9 @@ fn ask() -> Answer {
 
 fn pending_request(app: &App, id: &str) -> String {
     let t = wait_for(app, id, &["waiting_user"], Duration::from_secs(30));
-    let m = t["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["kind"] == "human_request")
+    let m = messages_of(&t, "human_request")
+        .into_iter()
+        .next()
         .expect("request message");
     m["content"]["request_id"].as_str().unwrap().to_string()
 }
@@ -60,12 +60,7 @@ fn widgets_show_and_a_human_request_waits_for_a_valid_answer() {
     let id = start_thread(&app, "refunds", "refund order o1", "normal");
     let request = pending_request(&app, &id);
     let t = thread(&app, &id);
-    let widget = t["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["kind"] == "widget")
-        .unwrap();
+    let widget = messages_of(&t, "widget")[0];
     assert_eq!(widget["content"]["type"], "output_table");
     assert_eq!(widget["content"]["spec"]["rows"][1], json!(["o2", 35]));
 
@@ -150,12 +145,7 @@ fn a_new_message_skips_a_pending_request_and_the_run_continues() {
     assert_eq!(r.status, 202, "{:?}", r.body);
     let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
     assert_eq!(t["status"], "completed", "{t:#}");
-    let result = t["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .rfind(|m| m["kind"] == "tool_result")
-        .unwrap();
+    let result = *messages_of(&t, "tool_result").last().unwrap();
     assert_eq!(
         result["content"]["result"],
         json!({ "status": "skipped", "data": { "message": "never mind" } })
@@ -204,12 +194,7 @@ fn cancelling_a_request_resumes_the_run_with_that_outcome_and_bad_requests_are_t
     let id = start_thread(&app, "asker", "refund", "normal");
     let request = pending_request(&app, &id);
     let t = thread(&app, &id);
-    let first = t["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["kind"] == "tool_result")
-        .unwrap();
+    let first = messages_of(&t, "tool_result")[0];
     assert_eq!(
         first["content"]["is_error"], true,
         "an empty form is refused to the model"
@@ -218,12 +203,7 @@ fn cancelling_a_request_resumes_the_run_with_that_outcome_and_bad_requests_are_t
     assert_eq!(r.status, 200, "{:?}", r.body);
     let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
     assert_eq!(t["status"], "completed");
-    let result = t["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .rfind(|m| m["kind"] == "tool_result")
-        .unwrap();
+    let result = *messages_of(&t, "tool_result").last().unwrap();
     assert_eq!(result["content"]["result"]["status"], "cancelled");
     let missing = respond(
         &app,

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use synatra_tests::fake_llm::{Answer, FakeLlm};
-use synatra_tests::runs::{agent_config, kinds, publish, start, start_thread, wait_for};
+use synatra_tests::runs::{
+    agent_config, kinds, messages_of, publish, start, start_thread, wait_for,
+};
 
 #[test]
 fn agent_calls_a_tool_then_answers_and_tokens_stream() {
@@ -832,12 +834,7 @@ fn cancelling_a_subagents_thread_resumes_its_parent_with_the_outcome() {
     // The parent is not left waiting: the delegated call fails, the model answers.
     let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(20));
     assert_eq!(t["status"], "completed", "{t:#}");
-    let result = t["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["kind"] == "tool_result")
-        .unwrap();
+    let result = messages_of(&t, "tool_result")[0];
     assert_eq!(result["content"]["is_error"], true);
     assert!(result["content"]["result"]["error"]
         .as_str()

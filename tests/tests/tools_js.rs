@@ -162,7 +162,9 @@ fn calls_share_no_state() {
 fn a_nul_character_in_a_result_or_log_is_stored_not_fatal() {
     use std::time::Duration;
     use synatra_tests::fake_llm::{Answer, FakeLlm};
-    use synatra_tests::runs::{config_for_fakes, publish, start_on, start_thread, wait_for};
+    use synatra_tests::runs::{
+        config_for_fakes, messages_of, publish, start_on, start_thread, wait_for,
+    };
     let fake = FakeLlm::start(vec![
         Answer::ToolCall {
             name: "nul".into(),
@@ -186,12 +188,7 @@ fn a_nul_character_in_a_result_or_log_is_stored_not_fatal() {
     let id = start_thread(&app, "nul", "go", "normal");
     let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
     assert_eq!(t["status"], "completed", "{t:#}");
-    let result = t["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["kind"] == "tool_result")
-        .unwrap();
+    let result = messages_of(&t, "tool_result")[0];
     assert_eq!(result["content"]["result"]["text"], "a\u{fffd}b");
     assert_eq!(fake.calls(), 2, "the tool ran once and the run went on");
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{json, Value};
 use synatra_tests::fake_llm::{Answer, FakeLlm};
-use synatra_tests::runs::{config_for_fakes, kinds, publish, start_on, wait_for, App};
+use synatra_tests::runs::{config_for_fakes, kinds, messages_of, publish, start_on, wait_for, App};
 use synatra_tests::wasm;
 
 fn component(name: &str) -> String {
@@ -194,11 +194,8 @@ fn tools_see_their_calls_idempotency_key() {
     let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
     assert_eq!(t["status"], "completed", "{t:#}");
     let run = t["runs"][0]["id"].as_str().unwrap();
-    let keys: Vec<Value> = t["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["kind"] == "tool_result")
+    let keys: Vec<Value> = messages_of(&t, "tool_result")
+        .into_iter()
         .map(|m| m["content"]["result"]["key"].clone())
         .collect();
     // Step 0 is the model turn; the calls are steps 1 and 2.

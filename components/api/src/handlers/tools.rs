@@ -85,6 +85,14 @@ fn not_in_use(ctx: &Ctx, name: &str, what: &str) -> ApiResult<()> {
     ))
 }
 
+/// The current name of tool `id`.
+fn name_of(db: &crate::db::Db, id: &str) -> ApiResult<String> {
+    Ok(tools::get(db, id)?["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string())
+}
+
 fn tool_id(ctx: &Ctx, lock: bool) -> ApiResult<String> {
     tools::resolve(ctx.db, &ctx.org().id, ctx.param("tool"), lock)?
         .ok_or_else(|| ApiError::not_found("tool"))
@@ -130,10 +138,7 @@ pub fn put(ctx: &Ctx) -> ApiResult<Reply> {
         .db
         .transaction(|db| -> ApiResult<_> {
             let id = tool_id(ctx, true)?;
-            let old_name = tools::get(db, &id)?["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
+            let old_name = name_of(db, &id)?;
             if old_name != def.name {
                 not_in_use(ctx, &old_name, "rename")?;
             }
@@ -148,10 +153,7 @@ pub fn put(ctx: &Ctx) -> ApiResult<Reply> {
 pub fn delete(ctx: &Ctx) -> ApiResult<Reply> {
     ctx.db.transaction(|db| -> ApiResult<_> {
         let id = tool_id(ctx, true)?;
-        let name = tools::get(db, &id)?["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let name = name_of(db, &id)?;
         not_in_use(ctx, &name, "delete")?;
         Ok(tools::delete(db, &id)?)
     })?;
