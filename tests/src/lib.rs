@@ -190,9 +190,20 @@ pub fn synatra_bin() -> PathBuf {
 }
 
 impl Host {
-    /// Starts the host and waits until it serves; panics with its log if it fails.
+    /// Starts the host and waits until it serves; panics with its log if it
+    /// fails. A port picked free can be taken by a parallel test before the
+    /// host binds it: then it starts again on other ports.
     pub fn start(config: &HostConfig) -> Self {
-        Self::try_start(config).unwrap_or_else(|log| panic!("host failed to start:\n{log}"))
+        let mut attempts = 0;
+        loop {
+            match Self::try_start(config) {
+                Ok(host) => return host,
+                Err(log) if log.contains("Address already in use") && attempts < 3 => {
+                    attempts += 1;
+                }
+                Err(log) => panic!("host failed to start:\n{log}"),
+            }
+        }
     }
 
     /// Starts the host; on failure returns its log.
