@@ -27,6 +27,8 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 /// A directory for one test, under the system temp dir (reachable by the
 /// `postgres` user when tests run as root).
 pub fn temp_dir(label: &str) -> PathBuf {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(remove_dirs_of_finished_runs);
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
     let dir = std::env::temp_dir().join(format!("synatra-test-{}-{label}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -34,6 +36,26 @@ pub fn temp_dir(label: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod temp dir");
     dir
+}
+
+/// Removes the temp dirs (a test database is ~250 MB) of test processes
+/// that have exited: a process's own are never dropped, it is killed.
+fn remove_dirs_of_finished_runs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix("synatra-test-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
 }
 
 fn shared_postgres() -> &'static SharedPostgres {
