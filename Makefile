@@ -8,7 +8,7 @@ COMPONENTS := -p synatra-api -p synatra-agent-step -p synatra-gateway -p synatra
 EXCLUDE := --exclude synatra-db --exclude synatra-internal --exclude synatra-gateway --exclude synatra-tool-js --exclude synatra-api --exclude synatra-agent-step --exclude conformance-component --exclude hello-component --exclude tool-wit-component --exclude tool-wit-net-component --exclude hello-tool
 LISTEN ?= 127.0.0.1:3000
 
-.PHONY: up test bench prereqs components host lint clean
+.PHONY: up spin-up test bench prereqs components host lint clean
 
 prereqs:
 	@scripts/prereqs.sh
@@ -21,6 +21,10 @@ host: prereqs
 
 up: components host
 	$(TARGET_DIR)/release/synatra up --listen $(LISTEN)
+
+# The application under the released Spin CLI plus a ticker (needs DATABASE_URL).
+spin-up: components
+	scripts/spin-up.sh
 
 test: components host
 	$(CARGO) test --release --workspace $(EXCLUDE)

@@ -11,6 +11,7 @@
 //! Figures are printed with their ratios; nothing here asserts a threshold.
 
 mod runs;
+mod spin;
 mod tools;
 
 use std::convert::Infallible;
@@ -68,9 +69,11 @@ fn main() -> Result<()> {
         let on_demand = instantiate_and_handle(&manifest, &pg.url(), &work, false).await?;
         Ok::<_, anyhow::Error>((native, hosted, pooled, on_demand))
     });
+    let spin = spin::compare(&rt, &manifest, port, &pg, &work);
     let _ = host.kill();
     let _ = host.wait();
     let (native, hosted, pooled, on_demand) = result?;
+    let spin = spin?;
 
     println!();
     println!(
@@ -113,6 +116,9 @@ fn main() -> Result<()> {
         pooled.mean_us / on_demand.mean_us,
         pooled.p50_us / on_demand.p50_us
     );
+    if let Some(pairs) = &spin {
+        spin::print(pairs);
+    }
     drop(pg);
     let _ = std::fs::remove_dir_all(&work);
 
@@ -179,7 +185,7 @@ fn set_mode(dir: &Path) -> Result<()> {
 }
 
 /// `target/release` of this build (the bench binary lives there).
-fn profile_dir() -> Result<PathBuf> {
+pub(crate) fn profile_dir() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     Ok(exe.parent().context("exe dir")?.to_path_buf())
 }
@@ -260,19 +266,29 @@ async fn start_native_server() -> Result<SocketAddr> {
     Ok(addr)
 }
 
-struct HttpResult {
-    rps: f64,
-    p50_us: f64,
-    p99_us: f64,
+pub(crate) struct HttpResult {
+    pub(crate) rps: f64,
+    pub(crate) p50_us: f64,
+    pub(crate) p99_us: f64,
 }
 
 /// Runs [`CONNECTIONS`] keep-alive clients for the warm-up, then measures.
 async fn load(addr: SocketAddr) -> Result<HttpResult> {
+    load_with(addr, CONNECTIONS, "/hello").await
+}
+
+/// Runs `connections` keep-alive clients on `path` for the warm-up, then
+/// measures.
+pub(crate) async fn load_with(
+    addr: SocketAddr,
+    connections: usize,
+    path: &'static str,
+) -> Result<HttpResult> {
     let start = Instant::now();
     let measure_from = start + WARMUP;
     let end = measure_from + MEASURE;
     let mut tasks = Vec::new();
-    for _ in 0..CONNECTIONS {
+    for _ in 0..connections {
         tasks.push(tokio::spawn(async move {
             let stream = tokio::net::TcpStream::connect(addr).await?;
             stream.set_nodelay(true)?;
@@ -285,7 +301,7 @@ async fn load(addr: SocketAddr) -> Result<HttpResult> {
                 if sent >= end {
                     break;
                 }
-                let req = http::Request::get("/hello")
+                let req = http::Request::get(path)
                     .header("host", "bench")
                     .body(Empty::<Bytes>::new())?;
                 let resp = sender.send_request(req).await?;

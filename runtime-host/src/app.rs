@@ -59,7 +59,7 @@ pub struct App {
 /// Inputs to [`App::load`] besides the manifest.
 pub struct LoadOptions {
     pub cache_dir: PathBuf,
-    pub runtime_variables: std::collections::BTreeMap<String, String>,
+    pub runtime_variables: Vec<crate::factors::variables::VariablesProvider>,
     pub host_variables: std::collections::BTreeMap<String, String>,
     pub db: PgPool,
     pub pg_max_connections: u32,

@@ -163,26 +163,12 @@ impl Worker {
     /// durable timer is due.
     async fn claim(&self) -> sqlx::Result<Option<(String, String)>> {
         let lease = format!("{}:{}", self.owner, uuid::Uuid::new_v4());
-        let row: Option<(String,)> = sqlx::query_as(
-            "UPDATE runs SET status = 'ready', lease_owner = $1,
-                    lease_expires_at = now() + $2 * interval '1 second',
-                    attempts = attempts + 1, wake_at = NULL, updated_at = now()
-             WHERE id = (
-                 SELECT id FROM runs
-                 WHERE (status = 'ready'
-                        AND (wake_at IS NULL OR wake_at <= now())
-                        AND (lease_expires_at IS NULL OR lease_expires_at < now()))
-                    OR (status = 'waiting' AND wake_at <= now())
-                 ORDER BY created_at
-                 FOR UPDATE SKIP LOCKED
-                 LIMIT 1)
-             RETURNING id::text",
-        )
-        .bind(&lease)
-        .bind(self.config.lease_secs)
-        .fetch_optional(&self.db)
-        .await?;
-        Ok(row.map(|(id,)| (id, lease)))
+        let row: Option<(Option<String>,)> = sqlx::query_as("SELECT claim_next_run($1, $2)::text")
+            .bind(&lease)
+            .bind(self.config.lease_secs)
+            .fetch_optional(&self.db)
+            .await?;
+        Ok(row.and_then(|(id,)| id).map(|id| (id, lease)))
     }
 
     /// Extends the lease of a run this host is executing.

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use synatra_host::app::{App, LoadOptions};
 use synatra_host::database::{self, Database};
 use synatra_host::dispatcher::DispatcherConfig;
-use synatra_host::factors::variables::development_secrets;
+use synatra_host::factors::variables::{development_secrets, VariablesProvider};
 use synatra_host::manifest::Manifest;
 use tokio::net::TcpListener;
 
@@ -115,11 +115,13 @@ fn migrate(args: DbArgs) -> Result<()> {
     Ok(())
 }
 
+/// The parts of Spin's runtime config file this host reads; any other table
+/// is refused by name.
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RuntimeConfig {
-    #[serde(default)]
-    variables: BTreeMap<String, String>,
+    #[serde(default, alias = "config_provider")]
+    variables_provider: Vec<VariablesProvider>,
 }
 
 fn up(args: UpArgs) -> Result<()> {
@@ -170,7 +172,7 @@ fn up(args: UpArgs) -> Result<()> {
                     .cache_dir
                     .clone()
                     .unwrap_or_else(|| args.db.data_dir.join("cache")),
-                runtime_variables: runtime_config.variables,
+                runtime_variables: runtime_config.variables_provider,
                 host_variables,
                 db: pool,
                 pg_max_connections: args.pg_max_connections,

@@ -4,6 +4,7 @@
 
 pub mod fake_llm;
 pub mod runs;
+pub mod spin;
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -164,6 +165,38 @@ pub fn app_manifest(dir: &Path) -> PathBuf {
     path
 }
 
+/// A host under test: `synatra up` or the released Spin's `spin up`.
+pub trait Server {
+    /// `http://127.0.0.1:<port>`
+    fn base(&self) -> &str;
+    /// Its log so far.
+    fn log(&self) -> String;
+    /// A client for it (keeps cookies).
+    fn client(&self) -> Client {
+        Client::new(self.base())
+    }
+}
+
+impl<T: Server + ?Sized> Server for Box<T> {
+    fn base(&self) -> &str {
+        (**self).base()
+    }
+
+    fn log(&self) -> String {
+        (**self).log()
+    }
+}
+
+impl Server for Host {
+    fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn log(&self) -> String {
+        Host::log(self)
+    }
+}
+
 /// A running `synatra up`.
 pub struct Host {
     child: Child,
@@ -183,17 +216,36 @@ pub struct HostConfig {
     pub database_url: String,
     pub env: Vec<(String, String)>,
     pub data_dir: PathBuf,
+    /// Extra arguments of `synatra up`.
+    pub args: Vec<String>,
 }
 
 impl HostConfig {
     /// A host for `manifest` on a fresh database.
     pub fn new(manifest: PathBuf) -> Self {
+        Self {
+            database_url: fresh_database(),
+            ..Self::new_without_database(manifest)
+        }
+    }
+
+    /// A host for `manifest` on its own embedded PostgreSQL under the data
+    /// directory (no `DATABASE_URL`), as `make up` runs it.
+    pub fn embedded(manifest: PathBuf) -> Self {
+        Self {
+            database_url: String::new(),
+            ..Self::new_without_database(manifest)
+        }
+    }
+
+    fn new_without_database(manifest: PathBuf) -> Self {
         let data_dir = manifest.parent().unwrap().join("data");
         Self {
             manifest,
-            database_url: fresh_database(),
+            database_url: String::new(),
             env: Vec::new(),
             data_dir,
+            args: Vec::new(),
         }
     }
 
@@ -242,7 +294,7 @@ impl Host {
             .arg(&config.manifest)
             .arg("--data-dir")
             .arg(&config.data_dir)
-            .env("DATABASE_URL", &config.database_url)
+            .args(&config.args)
             // Compiled components are keyed by content: one cache for all tests.
             .env(
                 "SYNATRA_CACHE_DIR",
@@ -254,6 +306,11 @@ impl Host {
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file);
+        if config.database_url.is_empty() {
+            cmd.env_remove("DATABASE_URL");
+        } else {
+            cmd.env("DATABASE_URL", &config.database_url);
+        }
         // SAFETY: prctl in the forked child before exec; kills the host if the
         // test process dies.
         unsafe {
@@ -487,6 +544,9 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
 pub const TEST_ENCRYPTION_KEY: &str =
     "7f3a1c9e5b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f2a4c6e8b0d1f3a";
 
+/// The `TICK_SECRET` of test hosts.
+pub const TEST_TICK_SECRET: &str = "test-tick-secret";
+
 /// The origin the API tests' browser-like clients send (`APP_ORIGINS`).
 pub const TEST_ORIGIN: &str = "http://app.test";
 
@@ -501,6 +561,7 @@ pub fn app_config() -> HostConfig {
     HostConfig::new(app_manifest(&dir))
         .env("APP_ORIGINS", TEST_ORIGIN)
         .env("SERVICE_SECRET", "test-service-secret")
+        .env("TICK_SECRET", TEST_TICK_SECRET)
         .env("ENCRYPTION_KEY", TEST_ENCRYPTION_KEY)
         .env("SYNATRA_RUN_LEASE_SECS", "3")
 }
@@ -513,7 +574,7 @@ pub struct User {
 }
 
 /// Signs up a new user with a unique email; panics unless it succeeds.
-pub fn sign_up(host: &Host, label: &str) -> User {
+pub fn sign_up(host: &impl Server, label: &str) -> User {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
     let email = format!("{label}.{n}@example.com");
     let client = host.client().with_origin(TEST_ORIGIN);

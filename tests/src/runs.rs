@@ -5,13 +5,23 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::fake_llm::FakeLlm;
-use crate::{app_config, create_org, sign_up, Host, HostConfig, User};
+use crate::{app_config, create_org, sign_up, Host, HostConfig, Server, User};
 
-/// A running app with a signed-up owner and an org.
-pub struct App {
-    pub host: Host,
+/// A running app (on our host unless said otherwise) with a signed-up owner
+/// and an org.
+pub struct App<S: Server = Host> {
+    pub host: S,
     pub owner: User,
     pub org: String,
+}
+
+impl<S: Server> App<S> {
+    /// The app on an already started server, with a new owner and org.
+    pub fn on(host: S) -> Self {
+        let owner = sign_up(&host, "runner");
+        let org = create_org(&owner, "runs");
+        App { host, owner, org }
+    }
 }
 
 impl App {
@@ -41,10 +51,7 @@ pub fn start() -> App {
 
 /// Starts the app with `config`, with an owner and an org.
 pub fn start_on(config: &HostConfig) -> App {
-    let host = Host::start(config);
-    let owner = sign_up(&host, "runner");
-    let org = create_org(&owner, "runs");
-    App { host, owner, org }
+    App::on(Host::start(config))
 }
 
 /// An agent config using `fake`, with the `add_numbers` tool.
@@ -58,7 +65,7 @@ pub fn agent_config(fake: &FakeLlm, model: &str, limits: Value) -> Value {
 }
 
 /// Creates agent `slug` with `config` as working copy and publishes it.
-pub fn publish(app: &App, slug: &str, config: &Value) {
+pub fn publish<S: Server>(app: &App<S>, slug: &str, config: &Value) {
     let c = &app.owner.client;
     let base = format!("/api/v1/orgs/{}/agents", app.org);
     if c.get(&format!("{base}/{slug}")).status == 404 {
@@ -81,7 +88,7 @@ pub fn publish(app: &App, slug: &str, config: &Value) {
 }
 
 /// Starts a thread (`normal` or `playground`); returns its id.
-pub fn start_thread(app: &App, agent: &str, message: &str, kind: &str) -> String {
+pub fn start_thread<S: Server>(app: &App<S>, agent: &str, message: &str, kind: &str) -> String {
     let r = app.owner.client.post(
         &format!("/api/v1/orgs/{}/threads", app.org),
         json!({ "agent": agent, "message": message, "kind": kind }),
@@ -91,7 +98,7 @@ pub fn start_thread(app: &App, agent: &str, message: &str, kind: &str) -> String
 }
 
 /// A thread with its messages and runs.
-pub fn thread(app: &App, id: &str) -> Value {
+pub fn thread<S: Server>(app: &App<S>, id: &str) -> Value {
     app.owner
         .client
         .get(&format!("/api/v1/orgs/{}/threads/{id}", app.org))
@@ -99,7 +106,7 @@ pub fn thread(app: &App, id: &str) -> Value {
 }
 
 /// Polls until the thread reaches one of `statuses`.
-pub fn wait_for(app: &App, id: &str, statuses: &[&str], timeout: Duration) -> Value {
+pub fn wait_for<S: Server>(app: &App<S>, id: &str, statuses: &[&str], timeout: Duration) -> Value {
     let deadline = Instant::now() + timeout;
     loop {
         let t = thread(app, id);
@@ -133,5 +140,26 @@ pub fn kinds(t: &Value) -> Vec<String> {
         .unwrap()
         .iter()
         .map(|m| m["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Parses an SSE body into `(id, event, data)`.
+pub fn sse_events(text: &str) -> Vec<(Option<i64>, String, Value)> {
+    text.split("\n\n")
+        .filter_map(|block| {
+            let mut id = None;
+            let mut event = None;
+            let mut data = None;
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id: ") {
+                    id = v.parse().ok();
+                } else if let Some(v) = line.strip_prefix("event: ") {
+                    event = Some(v.to_string());
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(v).ok();
+                }
+            }
+            Some((id, event?, data.unwrap_or(Value::Null)))
+        })
         .collect()
 }

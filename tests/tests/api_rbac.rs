@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 use synatra_authz::{Access, Role, RouteId, RouteSpec, ROUTES};
-use synatra_tests::{add_member, create_org, sign_up, start_app, Client, Host, User, TEST_ORIGIN};
+use synatra_tests::{
+    add_member, create_org, sign_up, start_app, Client, Host, User, TEST_ORIGIN, TEST_TICK_SECRET,
+};
 
 struct World {
     host: Host,
@@ -89,6 +91,7 @@ impl World {
         let unique = format!("{}-{}", spec.path.len(), rand_suffix());
         let (path, body) = match spec.id {
             RouteId::Health => ("/health".to_string(), None),
+            RouteId::Tick => ("/tick".to_string(), None),
             RouteId::Signup => (
                 "/auth/signup".into(),
                 Some(
@@ -445,6 +448,16 @@ fn every_route_enforces_its_access_rule() {
             Access::Public => {
                 let s = w.call(spec, &anonymous(), None, "");
                 check(spec, "anonymous", s, is_success(s));
+            }
+            Access::Operator => {
+                let s = w.call(spec, &anonymous(), None, "");
+                check(spec, "anonymous", s, s == 401);
+                let owner = w.owner();
+                let s = w.call(spec, &owner.client, Some(Role::Owner), &owner.email);
+                check(spec, "org owner", s, s == 401);
+                let operator = Client::new(&w.host.base).with_bearer(TEST_TICK_SECRET);
+                let s = w.call(spec, &operator, None, "");
+                check(spec, "tick secret", s, is_success(s));
             }
             Access::Authenticated => {
                 let s = w.call(spec, &anonymous(), None, "");

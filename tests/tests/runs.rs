@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use synatra_tests::fake_llm::{Answer, FakeLlm};
 use synatra_tests::runs::{
-    agent_config, kinds, messages_of, publish, start, start_thread, wait_for,
+    agent_config, kinds, messages_of, publish, sse_events, start, start_thread, wait_for,
 };
 
 #[test]
@@ -449,27 +449,6 @@ fn a_missing_provider_key_fails_the_run_naming_the_variable() {
             .contains("ANTHROPIC_API_KEY"),
         "{t:#}"
     );
-}
-
-/// Parses an SSE body into `(id, event, data)`.
-fn sse_events(text: &str) -> Vec<(Option<i64>, String, Value)> {
-    text.split("\n\n")
-        .filter_map(|block| {
-            let mut id = None;
-            let mut event = None;
-            let mut data = None;
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("id: ") {
-                    id = v.parse().ok();
-                } else if let Some(v) = line.strip_prefix("event: ") {
-                    event = Some(v.to_string());
-                } else if let Some(v) = line.strip_prefix("data: ") {
-                    data = serde_json::from_str(v).ok();
-                }
-            }
-            Some((id, event?, data.unwrap_or(Value::Null)))
-        })
-        .collect()
 }
 
 #[test]

@@ -25,7 +25,6 @@ const BUDGET: Duration = Duration::from_secs(60);
 const MAX_RETRIES: i32 = 5;
 /// Streamed text is written as an event at least every this many bytes.
 const TOKEN_FLUSH_BYTES: usize = 48;
-
 /// How an invocation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -113,6 +112,18 @@ impl Invocation<'_> {
             Err(DbError::UniqueViolation(_)) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Holds the lease for at least `secs` more before a call starts; false
+    /// when it is gone.
+    fn hold(&self, secs: i32) -> Result<bool, DbError> {
+        runs::hold_lease(self.db, &self.run.id, self.lease, secs)
+    }
+
+    /// Renews the lease before a tool call; false when it is gone. Tools
+    /// stop within 60 s, less than any lease the inline advancer takes.
+    fn hold_for_tool(&self) -> Result<bool, DbError> {
+        self.hold(self.lease_secs)
     }
 
     fn event(&self, db: &Db, kind: &str, data: Value) -> Result<(), DbError> {
@@ -264,7 +275,25 @@ pub async fn advance(
                     org_id: &inv.run.org_id,
                     environment_id: inv.run.environment_id.as_deref(),
                 };
+                // The lease is renewed before the call and as the model
+                // streams, so no other claimer (a tick, the inline advancer,
+                // another host) takes the run over and repeats the call while
+                // this instance is alive and making progress.
+                let hold = inv.lease_secs;
+                if !inv.hold(hold)? {
+                    return Ok(Outcome::NotLeased);
+                }
+                let renew_every = Duration::from_secs(u64::from(hold.max(3) as u32) / 3);
+                let mut held = Instant::now();
                 let result = provider::complete(&caller, &model, &messages, &tools, |text| {
+                    if held.elapsed() >= renew_every {
+                        match runs::hold_lease(db, run_id, lease, hold) {
+                            Ok(true) => {}
+                            Ok(false) => eprintln!("run {run_id}: lease lost during a model call"),
+                            Err(e) => eprintln!("run {run_id}: could not renew the lease: {e}"),
+                        }
+                        held = Instant::now();
+                    }
                     buffer.push_str(text);
                     if buffer.len() >= TOKEN_FLUSH_BYTES {
                         flush_tokens(db, &thread_id, run_id, &mut buffer);
@@ -324,6 +353,9 @@ pub async fn advance(
                             edited => edited,
                         };
                         let key = idempotency_key(run_id, seq);
+                        if !inv.hold_for_tool()? {
+                            return Ok(Outcome::NotLeased);
+                        }
                         let (output, is_error, logs) = user_tool.run(&params, &key).await;
                         let input = json!({ "call": call, "approval_id": approval_id, "params": params,
                                             "version": user_tool.version, "logs": logs, "idempotency_key": key });
@@ -361,6 +393,9 @@ pub async fn advance(
                         }
                     }
                     Ok((params, _)) => {
+                        if !inv.hold_for_tool()? {
+                            return Ok(Outcome::NotLeased);
+                        }
                         let (output, is_error, logs) = tool.run(&params, &key).await;
                         let input = json!({ "call": call, "version": tool.version, "logs": logs, "idempotency_key": key });
                         (Step::tool_result(&call, output, is_error), input)

@@ -1,9 +1,11 @@
-//! Advancing runs without the host's dispatcher (plain `spin up`, Fermyon
-//! Cloud): after a request starts a run, the API itself claims the org's
-//! claimable runs and calls the agent-step component through
-//! `http://agent-step.spin.internal`, until they wait or finish or a time
-//! budget passes. Under `synatra up` the host reports its dispatcher in the
-//! `run_dispatcher` variable and this does nothing.
+//! Advancing runs without the host's dispatcher (plain `spin up`, SpinKube,
+//! Fermyon Wasm Functions): after a request starts a run, the API itself
+//! claims the org's claimable runs and calls the agent-step component
+//! through `http://agent-step.spin.internal`, until they wait or finish or a
+//! time budget passes; the tick route does the same for every org's due
+//! runs (timers, expired approvals, stalled leases). Under `synatra up` the
+//! host reports its dispatcher in the `run_dispatcher` variable and only the
+//! tick, if called, advances runs here.
 
 use std::time::{Duration, Instant};
 
@@ -15,8 +17,13 @@ use synatra_db::Db;
 
 /// The agent step's route.
 const AGENT_STEP: &str = "http://agent-step.spin.internal/advance";
-/// Lease of an inline claim.
-const LEASE_SECS: i32 = 90;
+/// Lease of an inline claim. Nothing renews it from outside while the agent
+/// step works (the step renews it as a model streams), so it outlasts the
+/// longest silence of a model call (the gateway's 120 s per-gap outbound
+/// timeout in `spin.toml`) and any tool's time limit (60 s): a call in
+/// flight is never taken over and repeated. After a crash the run is
+/// claimed again once this runs out.
+const LEASE_SECS: i32 = 150;
 /// Failed advances before a run fails (as the host's dispatcher counts).
 const MAX_CRASHES: i32 = 5;
 /// How long one API request may spend advancing runs.
@@ -27,29 +34,44 @@ fn dispatcher_runs() -> bool {
     variables::get("run_dispatcher").is_ok_and(|v| v == "synatra")
 }
 
+/// Applies missing migrations where no host of ours did at start.
+pub fn ensure_schema(db: &Db) -> synatra_db::DbResult<()> {
+    if dispatcher_runs() {
+        return Ok(());
+    }
+    synatra_db::migrate::ensure(db)
+}
+
 /// Advances the org's claimable runs if no dispatcher does.
 pub fn advance(db: &Db, org_id: &str) {
-    if dispatcher_runs() {
-        return;
+    if !dispatcher_runs() {
+        advance_due(db, Some(org_id));
     }
+}
+
+/// Advances due runs (of one org, or of all) until none is left or the time
+/// budget is spent; returns how many advances were made. The tick calls
+/// this for every org, whoever else advances runs: claims are leased
+/// (`claim_next_run`), so concurrent callers never take the same run.
+pub fn advance_due(db: &Db, org_id: Option<&str>) -> usize {
     let started = Instant::now();
+    let mut advanced = 0;
     while started.elapsed() < BUDGET {
-        let run_id = match runs::next_claimable(db, org_id) {
-            Ok(Some(id)) => id,
-            Ok(None) => return,
-            Err(e) => return eprintln!("inline runs: {e}"),
-        };
         let mut nonce = [0u8; 16];
         let _ = getrandom::fill(&mut nonce);
         let lease = format!(
             "inline:{}",
             nonce.iter().map(|b| format!("{b:02x}")).collect::<String>()
         );
-        match runs::claim(db, &run_id, &lease, LEASE_SECS) {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(e) => return eprintln!("inline runs: {e}"),
-        }
+        let run_id = match runs::claim_next(db, org_id, &lease, LEASE_SECS) {
+            Ok(Some(id)) => id,
+            Ok(None) => return advanced,
+            Err(e) => {
+                eprintln!("inline runs: {e}");
+                return advanced;
+            }
+        };
+        advanced += 1;
         let body = json!({ "run_id": run_id, "lease": lease, "lease_secs": LEASE_SECS });
         let request = synatra_internal::request(Method::Post, AGENT_STEP, body.to_string());
         let result = spin_sdk::http::run(async move {
@@ -69,7 +91,9 @@ pub fn advance(db: &Db, org_id: &str) {
         // As the dispatcher does: back off, and fail the run after repeated crashes.
         eprintln!("inline runs: run {run_id}: {error}");
         if let Err(e) = runs::record_crash(db, &run_id, &lease, &error, MAX_CRASHES) {
-            return eprintln!("inline runs: {e}");
+            eprintln!("inline runs: {e}");
+            return advanced;
         }
     }
+    advanced
 }

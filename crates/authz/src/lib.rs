@@ -71,6 +71,10 @@ pub enum Access {
     /// A member of the `:org` in the path with at least this role. Callers
     /// who are not members get 404, as if the org did not exist.
     Org(Role),
+    /// The operator's schedulers (a cron job calling the tick): the
+    /// `tick_secret` as `Authorization: Bearer`. No session or API key
+    /// grants it.
+    Operator,
 }
 
 /// Declares [`RouteId`] and [`ROUTES`] together, so every operation has
@@ -100,11 +104,12 @@ pub struct RouteSpec {
     pub access: Access,
 }
 
-use Access::{Authenticated, Org, Public};
+use Access::{Authenticated, Operator, Org, Public};
 use Role::{Admin, Builder, Member, Owner};
 
 routes! {
     Health => "GET" "/health" Public;
+    Tick => "POST" "/tick" Operator;
     Signup => "POST" "/auth/signup" Public;
     Login => "POST" "/auth/login" Public;
     Logout => "POST" "/auth/logout" Authenticated;

@@ -67,7 +67,7 @@ pub fn open(db: &Db, a: &NewApproval) -> DbResult<String> {
 
 const COLUMNS: &str = "id, org_id, thread_id, run_id, call_id, tool_name, tool_version, policy,
     self_approval, review, params, params_schema, rationale, status, final_params, comment,
-    decided_by, decided_at, created_at, expires_at, (expires_at <= now()) AS expired";
+    decided_by, decided_at AT TIME ZONE 'UTC' AS decided_at, created_at AT TIME ZONE 'UTC' AS created_at, expires_at AT TIME ZONE 'UTC' AS expires_at, (expires_at <= now()) AS expired";
 
 /// The thread's channel and author and the run's starter, for permission checks.
 const REQUESTERS: &str = "t.channel_id::text AS channel_id, t.created_by::text AS thread_author,
@@ -149,7 +149,7 @@ pub fn audit_trail(db: &Db, id: &str) -> DbResult<Vec<Value>> {
     Ok(db
         .query(
             "SELECT action, actor_user::text AS actor_user, actor_key::text AS actor_key, comment,
-                    params, created_at
+                    params, created_at AT TIME ZONE 'UTC' AS created_at
              FROM approval_audit WHERE approval_id = $1 ORDER BY id",
             &[uuid(id)],
         )?

@@ -26,7 +26,8 @@ fn view(r: &Row) -> Value {
     })
 }
 
-const VIEW: &str = "provider, api_key_hint, api_key_sealed, base_url, updated_at";
+const VIEW: &str =
+    "provider, api_key_hint, api_key_sealed, base_url, updated_at AT TIME ZONE 'UTC' AS updated_at";
 
 /// Creates or updates a credential; returns its masked view.
 pub fn upsert(db: &Db, u: &CredentialUpdate) -> DbResult<Value> {

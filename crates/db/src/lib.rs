@@ -4,6 +4,7 @@
 
 pub mod approvals;
 pub mod credentials;
+pub mod migrate;
 pub mod runs;
 pub mod tools;
 
@@ -96,6 +97,20 @@ pub fn opt_uuid(s: Option<&str>) -> ParameterValue {
     s.map(uuid).unwrap_or(ParameterValue::DbNull)
 }
 
+/// Name of the column [`at_least_one_row`] adds: true on real rows, NULL on
+/// the stand-in row of an empty result.
+const ROW_MARKER: &str = "synatra_row";
+
+/// `sql` wrapped so the result has at least one row (see [`Db::query`]).
+/// The statement stays a top-level CTE, so writes with `RETURNING` work,
+/// and a materialized one, so its rows keep their `ORDER BY`.
+pub fn at_least_one_row(sql: &str) -> String {
+    format!(
+        "WITH q AS MATERIALIZED ({sql}) SELECT r.* FROM (VALUES (1)) AS one (x) \
+         LEFT JOIN LATERAL (SELECT true AS {ROW_MARKER}, q.* FROM q) AS r ON true"
+    )
+}
+
 /// One connection for the request.
 pub struct Db {
     conn: pg4::Connection,
@@ -111,16 +126,29 @@ impl Db {
         })
     }
 
-    /// Rows of a query.
+    /// Rows of a query (a `SELECT`, or a write with `RETURNING`).
+    ///
+    /// Spin 4.0.2 never answers a query that matches no rows
+    /// (spinframework/spin#3671), so the statement runs inside one that
+    /// always yields a row: a marker column tells a real row from the stand-in
+    /// for an empty result, which is dropped here.
     pub fn query(&self, sql: &str, params: Params) -> DbResult<Vec<Row>> {
-        let set = self.conn.query(sql, params)?;
-        let columns: Rc<Vec<String>> = Rc::new(set.columns.into_iter().map(|c| c.name).collect());
+        let set = self.conn.query(&at_least_one_row(sql), params)?;
+        let mut names = set.columns.into_iter().map(|c| c.name);
+        if names.next().as_deref() != Some(ROW_MARKER) {
+            return Err(DbError::Other("the row marker column is missing".into()));
+        }
+        let columns: Rc<Vec<String>> = Rc::new(names.collect());
         Ok(set
             .rows
             .into_iter()
-            .map(|values| Row {
-                columns: columns.clone(),
-                values,
+            .filter(|values| matches!(values.first(), Some(DbValue::Boolean(true))))
+            .map(|mut values| {
+                values.remove(0);
+                Row {
+                    columns: columns.clone(),
+                    values,
+                }
             })
             .collect())
     }
@@ -207,6 +235,14 @@ impl Row {
             DbValue::Binary(b) => Some(b.clone()),
             DbValue::DbNull => None,
             other => panic!("column `{name}` is not bytea: {other:?}"),
+        }
+    }
+
+    /// A nullable bigint/int column.
+    pub fn opt_i64(&self, name: &str) -> Option<i64> {
+        match self.get(name) {
+            DbValue::DbNull => None,
+            _ => Some(self.i64(name)),
         }
     }
 

@@ -310,6 +310,18 @@ pub fn fence(db: &Db, run_id: &str, lease: &str, lease_secs: i32, spent_ms: i64)
     }
 }
 
+/// Extends `lease`'s hold on a run to at least `secs` from now, before a
+/// call that may take that long; false when the lease is gone. Unlike
+/// [`fence`] it records nothing.
+pub fn hold_lease(db: &Db, run_id: &str, lease: &str, secs: i32) -> DbResult<bool> {
+    let n = db.execute(
+        "UPDATE runs SET lease_expires_at = greatest(lease_expires_at, now() + $3::int * interval '1 second')
+         WHERE id = $1 AND lease_owner = $2 AND lease_expires_at > now() AND status = 'ready'",
+        &[uuid(run_id), text(lease), Int32(secs)],
+    )?;
+    Ok(n == 1)
+}
+
 /// The message of the error [`fence`] returns when the lease is gone.
 pub const LEASE_LOST: &str = "lease lost";
 
@@ -384,7 +396,7 @@ pub fn thread_json(r: &Row) -> Value {
 
 /// Columns [`thread_json`] reads.
 pub const THREAD_COLUMNS: &str =
-    "id, agent_id, channel_id, environment_id, kind, subject, status, created_at, updated_at";
+    "id, agent_id, channel_id, environment_id, kind, subject, status, created_at AT TIME ZONE 'UTC' AS created_at, updated_at AT TIME ZONE 'UTC' AS updated_at";
 
 /// A thread of an org by id.
 pub fn thread(db: &Db, org_id: &str, thread_id: &str) -> DbResult<Option<Value>> {
@@ -401,7 +413,7 @@ pub fn thread(db: &Db, org_id: &str, thread_id: &str) -> DbResult<Option<Value>>
 pub fn messages(db: &Db, thread_id: &str) -> DbResult<Vec<Value>> {
     Ok(db
         .query(
-            "SELECT id, run_id, kind, content, created_at FROM thread_messages WHERE thread_id = $1 ORDER BY id",
+            "SELECT id, run_id, kind, content, created_at AT TIME ZONE 'UTC' AS created_at FROM thread_messages WHERE thread_id = $1 ORDER BY id",
             &[uuid(thread_id)],
         )?
         .iter()
@@ -418,7 +430,7 @@ pub fn messages(db: &Db, thread_id: &str) -> DbResult<Vec<Value>> {
 pub fn runs(db: &Db, thread_id: &str) -> DbResult<Vec<Value>> {
     Ok(db
         .query(
-            "SELECT r.id, r.status, r.error, r.tokens_in, r.tokens_out, r.active_ms, r.created_at, r.finished_at,
+            "SELECT r.id, r.status, r.error, r.tokens_in, r.tokens_out, r.active_ms, r.created_at AT TIME ZONE 'UTC' AS created_at, r.finished_at AT TIME ZONE 'UTC' AS finished_at,
                     r.parent_run_id,
                     r.release_id, ar.version AS release_version,
                     (SELECT count(*) FROM run_steps s WHERE s.run_id = r.id) AS steps
@@ -608,35 +620,20 @@ pub fn subagent(db: &Db, org_id: &str, key: &str) -> DbResult<Option<SubAgent>> 
         }))
 }
 
-/// Leases run `run_id` if it is claimable (ready and unleased or
-/// lease-expired, or waiting on a due timer): the same rule as the host's
-/// dispatcher, for advancing runs inline where no dispatcher runs.
-pub fn claim(db: &Db, run_id: &str, lease: &str, lease_secs: i32) -> DbResult<bool> {
-    Ok(db.execute(
-        "UPDATE runs SET status = 'ready', lease_owner = $2,
-                lease_expires_at = now() + $3::int * interval '1 second',
-                attempts = attempts + 1, wake_at = NULL, updated_at = now()
-         WHERE id = $1
-           AND ((status = 'ready' AND (wake_at IS NULL OR wake_at <= now())
-                 AND (lease_expires_at IS NULL OR lease_expires_at < now()))
-                OR (status = 'waiting' AND wake_at <= now()))",
-        &[uuid(run_id), text(lease), Int32(lease_secs)],
-    )? == 1)
-}
-
-/// A claimable run of the org, oldest first (see [`claim`]).
-pub fn next_claimable(db: &Db, org_id: &str) -> DbResult<Option<String>> {
+/// Leases the next due run (of `org_id`, or of any org) to `lease` for
+/// `lease_secs`: the `claim_next_run` rule the host's dispatcher uses too.
+pub fn claim_next(
+    db: &Db,
+    org_id: Option<&str>,
+    lease: &str,
+    lease_secs: i32,
+) -> DbResult<Option<String>> {
     Ok(db
-        .query_opt(
-            "SELECT id FROM runs
-             WHERE org_id = $1
-               AND ((status = 'ready' AND (wake_at IS NULL OR wake_at <= now())
-                     AND (lease_expires_at IS NULL OR lease_expires_at < now()))
-                    OR (status = 'waiting' AND wake_at <= now()))
-             ORDER BY created_at LIMIT 1",
-            &[uuid(org_id)],
+        .query_one(
+            "SELECT claim_next_run($1, $2, $3)::text AS id",
+            &[text(lease), Int32(lease_secs), opt_uuid(org_id)],
         )?
-        .map(|r| r.str("id")))
+        .opt_str("id"))
 }
 
 /// Opens a human request for a run's `human_request` call; returns its id.

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::{jsonb, opt_text, opt_uuid, text, uuid, Db, DbResult, Row};
 
-const COLUMNS: &str = "id, name, definition, version, created_at, updated_at";
+const COLUMNS: &str = "id, name, definition, version, created_at AT TIME ZONE 'UTC' AS created_at, updated_at AT TIME ZONE 'UTC' AS updated_at";
 
 fn to_json(r: &Row) -> Value {
     let mut v = r.json("definition");

@@ -34,14 +34,27 @@ pub struct EmbeddedPostgres {
     port: u16,
     password: String,
     data_dir: PathBuf,
+    /// An exclusive `flock` on `<data dir>.lock` for the server's lifetime:
+    /// one process per data directory. The kernel drops it when we die.
+    _lock: Option<std::fs::File>,
 }
 
 impl EmbeddedPostgres {
     /// Initialises `data_dir` if needed and starts the server on a free port.
+    ///
+    /// Only one process may run a server on a data directory; a server left
+    /// behind by a process that was killed (`kill -9`) is stopped first, so a
+    /// restart right after a crash works on the first try.
     pub fn start(data_dir: &Path, options: Options) -> Result<Self> {
         let bin = find_bin_dir()?;
         let owner = server_user()?;
         let data_dir = absolute(data_dir)?;
+        if let Some(parent) = data_dir.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let lock = lock_data_dir(&data_dir)?;
+        stop_orphaned_server(&data_dir)?;
         let password_file = data_dir.with_extension("password");
         if !data_dir.join("PG_VERSION").exists() {
             init_cluster(&bin, &data_dir, &password_file, owner)?;
@@ -50,13 +63,38 @@ impl EmbeddedPostgres {
             .with_context(|| format!("cannot read {}", password_file.display()))?
             .trim()
             .to_string();
+        // Backends of a killed server may hold its shared memory for a
+        // moment after it died: retry while the server says so.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match Self::start_server(&bin, &data_dir, &password, owner, options) {
+                Ok(mut server) => {
+                    server._lock = Some(lock);
+                    return Ok(server);
+                }
+                Err(e) if Instant::now() < deadline && is_leftover_of_crash(&format!("{e:#}")) => {
+                    stop_orphaned_server(&data_dir)?;
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn start_server(
+        bin: &Path,
+        data_dir: &Path,
+        password: &str,
+        owner: Option<User>,
+        options: Options,
+    ) -> Result<Self> {
         let port = free_port()?;
         let log_path = data_dir.with_extension("log");
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("cannot create {}", log_path.display()))?;
         let mut cmd = Command::new(bin.join("postgres"));
         cmd.arg("-D")
-            .arg(&data_dir)
+            .arg(data_dir)
             .args(["-p", &port.to_string()])
             .args(["-c", "listen_addresses=127.0.0.1"])
             .args(["-c", "unix_socket_directories="])
@@ -82,10 +120,11 @@ impl EmbeddedPostgres {
         let mut server = Self {
             child,
             port,
-            password,
-            data_dir,
+            password: password.to_string(),
+            data_dir: data_dir.to_path_buf(),
+            _lock: None,
         };
-        server.wait_ready(&bin, &log_path)?;
+        server.wait_ready(bin, &log_path)?;
         Ok(server)
     }
 
@@ -273,11 +312,80 @@ impl EmbeddedPostgres {
             port,
             password: password.to_string(),
             data_dir: data_dir.to_path_buf(),
+            _lock: None,
         };
         let log = data_dir.join("postmaster.pid");
         server.wait_ready(bin, &log)?;
         Ok(server)
     }
+}
+
+/// Takes the data directory's lock, or says which process holds it.
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File> {
+    use std::io::{Seek, Write};
+    use std::os::unix::io::AsRawFd;
+    let path = data_dir.with_extension("lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        bail!(
+            "another process (PID {}) runs the embedded PostgreSQL in {}; stop it first, or use another --data-dir",
+            holder.trim(),
+            data_dir.display()
+        );
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(file, "{}", std::process::id())?;
+    Ok(file)
+}
+
+/// With the data directory's lock held, a live server named by its
+/// `postmaster.pid` was left by a process that died: stop it (immediate
+/// shutdown) and wait until it is gone.
+fn stop_orphaned_server(data_dir: &Path) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(data_dir.join("postmaster.pid")) else {
+        return Ok(());
+    };
+    let Some(pid) = text
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse::<i32>().ok())
+    else {
+        return Ok(());
+    };
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let ours = String::from_utf8_lossy(&cmdline).contains(&*data_dir.to_string_lossy());
+    if !ours {
+        return Ok(());
+    }
+    eprintln!(
+        "embedded-postgres: stopping PostgreSQL (PID {pid}) left behind by a crashed process"
+    );
+    // SAFETY: signalling a server process that runs on our data directory.
+    unsafe { libc::kill(pid, libc::SIGQUIT) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: as above; the server did not stop on SIGQUIT.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    Ok(())
+}
+
+/// Whether start-up failed because of what a killed server left behind.
+fn is_leftover_of_crash(error: &str) -> bool {
+    error.contains("postmaster.pid\" already exists")
+        || error.contains("shared memory block")
+        || error.contains("Is another postmaster")
 }
 
 /// Finds the directory with `initdb`, `postgres` and `pg_isready`:

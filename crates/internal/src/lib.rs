@@ -20,17 +20,19 @@ pub fn service_secret() -> Option<String> {
 pub fn is_authorized(req: &Request) -> bool {
     let given = req.header(SECRET_HEADER).map(|v| v.as_bytes());
     match (service_secret(), given) {
-        (Some(expected), Some(given)) => {
-            let expected = expected.as_bytes();
-            expected.len() == given.len()
-                && expected
-                    .iter()
-                    .zip(given)
-                    .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-                    == 0
-        }
+        (Some(expected), Some(given)) => secrets_match(expected.as_bytes(), given),
         _ => false,
     }
+}
+
+/// Whether two secrets are equal, compared without leaking where they differ.
+pub fn secrets_match(expected: &[u8], given: &[u8]) -> bool {
+    expected.len() == given.len()
+        && expected
+            .iter()
+            .zip(given)
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// A JSON request to another component's private route, with the secret.

@@ -5,6 +5,14 @@
 //! transaction. A connection dropped inside an open transaction is rolled
 //! back before it returns to the pool. Addresses must be allowed by the
 //! component's `allowed_outbound_hosts` (`postgres://host:port`).
+//!
+//! Types follow Spin 4.0.2 exactly (its tokio-postgres conversions), so an
+//! application tested here runs under `spin up` too: a parameter must match
+//! the type the server infers for it ([`accepts`]), and a row may not carry a
+//! `timestamptz` column (Spin decodes timestamps as `timestamp` only; select
+//! `col AT TIME ZONE 'UTC'`). `json`, `name` and `"char"` columns come back
+//! as `unsupported` bytes, as under Spin. A `query` matching no rows, which
+//! Spin 4.0.2 never answers, is refused.
 
 // The WIT `error` type is large, and it is what the interface returns.
 #![allow(clippy::result_large_err)]
@@ -136,6 +144,7 @@ impl HostConnection for InstanceState {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<RowSet, Error>> {
+        let kinds: Vec<ParamKind> = params.iter().map(ParamKind::of).collect();
         let args = match bind_all(params) {
             Ok(a) => a,
             Err(e) => return Ok(Err(e)),
@@ -145,6 +154,9 @@ impl HostConnection for InstanceState {
             Ok(p) => p,
             Err(e) => return Ok(Err(query_error(e))),
         };
+        if let Err(e) = check_parameters(&prepared, &kinds) {
+            return Ok(Err(e));
+        }
         let columns: Vec<WitColumn> = prepared
             .columns()
             .iter()
@@ -154,6 +166,7 @@ impl HostConnection for InstanceState {
             })
             .collect();
         let rows = match prepared.query_with(args).fetch_all(&mut **conn).await {
+            Ok(r) if r.is_empty() => return Ok(Err(no_rows_error())),
             Ok(r) => r,
             Err(e) => return Ok(Err(query_error(e))),
         };
@@ -170,14 +183,20 @@ impl HostConnection for InstanceState {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<u64, Error>> {
+        let kinds: Vec<ParamKind> = params.iter().map(ParamKind::of).collect();
         let args = match bind_all(params) {
             Ok(a) => a,
             Err(e) => return Ok(Err(e)),
         };
         let conn = self.table.get_mut(&this)?.conn(&statement);
-        let result = sqlx::query_with(&statement, args)
-            .execute(&mut **conn)
-            .await;
+        let prepared = match conn.prepare(&statement).await {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(query_error(e))),
+        };
+        if let Err(e) = check_parameters(&prepared, &kinds) {
+            return Ok(Err(e));
+        }
+        let result = prepared.query_with(args).execute(&mut **conn).await;
         Ok(result.map(|r| r.rows_affected()).map_err(query_error))
     }
 
@@ -185,6 +204,18 @@ impl HostConnection for InstanceState {
         self.table.delete(this)?;
         Ok(())
     }
+}
+
+/// Spin 4.0.2's `query` never returns when a statement matches no rows
+/// (spinframework/spin#3671): a component that relies on an empty result
+/// would hang there, so it fails here at once instead.
+fn no_rows_error() -> Error {
+    Error::QueryFailed(QueryError::Text(
+        "the query matched no rows: under Spin 4.0.2 such a query never returns \
+         (spinframework/spin#3671); make the statement always yield a row \
+         (synatra-db's Db::query does)"
+            .into(),
+    ))
 }
 
 fn query_error(e: sqlx::Error) -> Error {
@@ -250,7 +281,7 @@ fn bind(args: &mut PgArguments, p: ParameterValue) -> Result<(), sqlx::error::Bo
     use ParameterValue as P;
     match p {
         P::Boolean(v) => args.add(v),
-        P::Int8(v) => args.add(i16::from(v)),
+        P::Int8(v) => args.add(v),
         P::Int16(v) => args.add(v),
         P::Int32(v) => args.add(v),
         P::Int64(v) => args.add(v),
@@ -268,7 +299,7 @@ fn bind(args: &mut PgArguments, p: ParameterValue) -> Result<(), sqlx::error::Bo
             let date = NaiveDate::from_ymd_opt(y, mo.into(), d.into()).ok_or("invalid date")?;
             let time = NaiveTime::from_hms_nano_opt(h.into(), mi.into(), s.into(), ns)
                 .ok_or("invalid time")?;
-            args.add(NaiveDateTime::new(date, time).and_utc())
+            args.add(NaiveDateTime::new(date, time))
         }
         P::Timestamp(secs) => {
             args.add(DateTime::<Utc>::from_timestamp(secs, 0).ok_or("timestamp out of range")?)
@@ -308,27 +339,145 @@ fn bind(args: &mut PgArguments, p: ParameterValue) -> Result<(), sqlx::error::Bo
 fn data_type(t: &PgTypeInfo) -> DbDataType {
     match t.name() {
         "BOOL" => DbDataType::Boolean,
-        "\"CHAR\"" | "CHAR" => DbDataType::Int8,
         "INT2" => DbDataType::Int16,
         "INT4" => DbDataType::Int32,
         "INT8" => DbDataType::Int64,
         "FLOAT4" => DbDataType::Floating32,
         "FLOAT8" => DbDataType::Floating64,
-        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" => DbDataType::Str,
+        "TEXT" | "VARCHAR" | "BPCHAR" => DbDataType::Str,
         "BYTEA" => DbDataType::Binary,
         "DATE" => DbDataType::Date,
         "TIME" => DbDataType::Time,
         "TIMESTAMP" | "TIMESTAMPTZ" => DbDataType::Datetime,
         "UUID" => DbDataType::Uuid,
-        "JSON" | "JSONB" => DbDataType::Jsonb,
+        "JSONB" => DbDataType::Jsonb,
         "NUMERIC" => DbDataType::Decimal,
         "INT4[]" => DbDataType::ArrayInt32,
         "INT8[]" => DbDataType::ArrayInt64,
         "NUMERIC[]" => DbDataType::ArrayDecimal,
-        "TEXT[]" | "VARCHAR[]" => DbDataType::ArrayStr,
+        "TEXT[]" | "VARCHAR[]" | "BPCHAR[]" => DbDataType::ArrayStr,
         "INTERVAL" => DbDataType::Interval,
-        other => DbDataType::Other(other.to_string()),
+        other => DbDataType::Other(other.trim_matches('"').to_ascii_lowercase()),
     }
+}
+
+/// The WIT parameter variant of a value, kept to check it once the server
+/// has said which type each parameter has.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ParamKind {
+    Boolean,
+    Int8,
+    Int16,
+    Int32,
+    Int64,
+    Floating32,
+    Floating64,
+    Str,
+    Binary,
+    Date,
+    Time,
+    Datetime,
+    Timestamp,
+    Uuid,
+    Jsonb,
+    Decimal,
+    ArrayInt32,
+    ArrayInt64,
+    ArrayStr,
+    ArrayDecimal,
+    Interval,
+    Range,
+    Null,
+}
+
+impl ParamKind {
+    fn of(p: &ParameterValue) -> Self {
+        use ParameterValue as P;
+        match p {
+            P::Boolean(_) => Self::Boolean,
+            P::Int8(_) => Self::Int8,
+            P::Int16(_) => Self::Int16,
+            P::Int32(_) => Self::Int32,
+            P::Int64(_) => Self::Int64,
+            P::Floating32(_) => Self::Floating32,
+            P::Floating64(_) => Self::Floating64,
+            P::Str(_) => Self::Str,
+            P::Binary(_) => Self::Binary,
+            P::Date(_) => Self::Date,
+            P::Time(_) => Self::Time,
+            P::Datetime(_) => Self::Datetime,
+            P::Timestamp(_) => Self::Timestamp,
+            P::Uuid(_) => Self::Uuid,
+            P::Jsonb(_) => Self::Jsonb,
+            P::Decimal(_) => Self::Decimal,
+            P::ArrayInt32(_) => Self::ArrayInt32,
+            P::ArrayInt64(_) => Self::ArrayInt64,
+            P::ArrayStr(_) => Self::ArrayStr,
+            P::ArrayDecimal(_) => Self::ArrayDecimal,
+            P::Interval(_) => Self::Interval,
+            P::RangeInt32(_) | P::RangeInt64(_) | P::RangeDecimal(_) => Self::Range,
+            P::DbNull => Self::Null,
+        }
+    }
+}
+
+/// Whether Spin 4.0.2 (tokio-postgres' `ToSql::accepts`) sends a parameter
+/// of this kind to a parameter the server typed `pg_type` (sqlx's name).
+fn accepts(kind: ParamKind, pg_type: &str) -> bool {
+    use ParamKind as K;
+    let text = |t: &str| matches!(t, "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "UNKNOWN");
+    match kind {
+        K::Null | K::Range => true,
+        K::Boolean => pg_type == "BOOL",
+        K::Int8 => pg_type == "\"CHAR\"",
+        K::Int16 => pg_type == "INT2",
+        K::Int32 => pg_type == "INT4",
+        K::Int64 => pg_type == "INT8",
+        K::Floating32 => pg_type == "FLOAT4",
+        K::Floating64 => pg_type == "FLOAT8",
+        K::Str => text(pg_type) || matches!(pg_type, "citext" | "ltree" | "lquery" | "ltxtquery"),
+        K::Binary => pg_type == "BYTEA",
+        K::Date => pg_type == "DATE",
+        K::Time => pg_type == "TIME",
+        K::Datetime => pg_type == "TIMESTAMP",
+        K::Timestamp => pg_type == "TIMESTAMPTZ",
+        K::Uuid => pg_type == "UUID",
+        K::Jsonb => matches!(pg_type, "JSON" | "JSONB"),
+        K::Decimal => pg_type == "NUMERIC",
+        K::ArrayInt32 => pg_type == "INT4[]",
+        K::ArrayInt64 => pg_type == "INT8[]",
+        K::ArrayDecimal => pg_type == "NUMERIC[]",
+        K::ArrayStr => pg_type.strip_suffix("[]").is_some_and(text),
+        K::Interval => pg_type == "INTERVAL",
+    }
+}
+
+/// Refuses, as Spin does, a parameter whose kind does not match the type the
+/// server inferred for it.
+fn check_parameters(
+    statement: &sqlx::postgres::PgStatement<'_>,
+    kinds: &[ParamKind],
+) -> Result<(), Error> {
+    let Some(sqlx::Either::Left(types)) = statement.parameters() else {
+        return Ok(());
+    };
+    if types.len() != kinds.len() {
+        return Err(Error::QueryFailed(QueryError::Text(format!(
+            "the statement takes {} parameters but {} were given",
+            types.len(),
+            kinds.len()
+        ))));
+    }
+    for (i, (kind, ty)) in kinds.iter().zip(types).enumerate() {
+        if !accepts(*kind, ty.name()) {
+            return Err(Error::QueryFailed(QueryError::Text(format!(
+                "error serializing parameter {i}: cannot convert a `{kind:?}` parameter to the \
+                 Postgres type `{}` (Spin 4.0.2 refuses it too: pass the matching variant or cast)",
+                ty.name().to_ascii_lowercase()
+            ))));
+        }
+    }
+    Ok(())
 }
 
 fn decode(row: &PgRow, i: usize) -> Result<DbValue, Error> {
@@ -341,26 +490,29 @@ fn decode(row: &PgRow, i: usize) -> Result<DbValue, Error> {
     }
     let value = match name.as_str() {
         "BOOL" => get!(bool).map(DbValue::Boolean),
-        "\"CHAR\"" | "CHAR" => get!(i8).map(DbValue::Int8),
         "INT2" => get!(i16).map(DbValue::Int16),
         "INT4" => get!(i32).map(DbValue::Int32),
         "INT8" => get!(i64).map(DbValue::Int64),
         "FLOAT4" => get!(f32).map(DbValue::Floating32),
         "FLOAT8" => get!(f64).map(DbValue::Floating64),
-        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" => get!(String).map(DbValue::Str),
+        "TEXT" | "VARCHAR" | "BPCHAR" => get!(String).map(DbValue::Str),
         "BYTEA" => get!(Vec<u8>).map(DbValue::Binary),
         "DATE" => get!(NaiveDate).map(|d| DbValue::Date(ymd(d))),
         "TIME" => get!(NaiveTime).map(|t| DbValue::Time(hmsn(t))),
         "TIMESTAMP" => get!(NaiveDateTime).map(datetime),
-        "TIMESTAMPTZ" => get!(DateTime<Utc>).map(|d| datetime(d.naive_utc())),
-        "UUID" => get!(sqlx::types::Uuid).map(|u| DbValue::Uuid(u.to_string())),
-        "JSON" | "JSONB" => {
-            get!(serde_json::Value).map(|v| DbValue::Jsonb(v.to_string().into_bytes()))
+        "TIMESTAMPTZ" => {
+            return Err(Error::QueryFailed(QueryError::Text(format!(
+                "error deserializing column {i}: cannot convert between the Rust type \
+                 `NaiveDateTime` and the Postgres type `timestamptz` (Spin 4.0.2 cannot \
+                 return timestamptz: select `col AT TIME ZONE 'UTC'`)"
+            ))))
         }
+        "UUID" => get!(sqlx::types::Uuid).map(|u| DbValue::Uuid(u.to_string())),
+        "JSONB" => get!(serde_json::Value).map(|v| DbValue::Jsonb(v.to_string().into_bytes())),
         "NUMERIC" => get!(sqlx::types::Decimal).map(|d| DbValue::Decimal(d.to_string())),
         "INT4[]" => get!(Vec<Option<i32>>).map(DbValue::ArrayInt32),
         "INT8[]" => get!(Vec<Option<i64>>).map(DbValue::ArrayInt64),
-        "TEXT[]" | "VARCHAR[]" => get!(Vec<Option<String>>).map(DbValue::ArrayStr),
+        "TEXT[]" | "VARCHAR[]" | "BPCHAR[]" => get!(Vec<Option<String>>).map(DbValue::ArrayStr),
         "NUMERIC[]" => get!(Vec<Option<sqlx::types::Decimal>>).map(|v| {
             DbValue::ArrayDecimal(v.into_iter().map(|d| d.map(|d| d.to_string())).collect())
         }),
@@ -425,4 +577,29 @@ fn refused_address(address: &str, options: &PgConnectOptions) -> Option<String> 
             )
         })
         .map(|key| format!("the database address parameter `{key}` is not allowed"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{accepts, ParamKind as K};
+
+    #[test]
+    fn parameters_are_accepted_as_spin_accepts_them() {
+        assert!(accepts(K::Str, "TEXT"));
+        assert!(accepts(K::Str, "VARCHAR"));
+        assert!(
+            !accepts(K::Str, "UUID"),
+            "a string is not a uuid under Spin"
+        );
+        assert!(!accepts(K::Str, "TIMESTAMPTZ"));
+        assert!(accepts(K::Uuid, "UUID"));
+        assert!(accepts(K::Jsonb, "JSON") && accepts(K::Jsonb, "JSONB"));
+        assert!(accepts(K::Datetime, "TIMESTAMP"));
+        assert!(!accepts(K::Datetime, "TIMESTAMPTZ"));
+        assert!(accepts(K::Timestamp, "TIMESTAMPTZ"));
+        assert!(!accepts(K::Int32, "INT8"), "no widening");
+        assert!(accepts(K::Null, "UUID"));
+        assert!(accepts(K::ArrayStr, "TEXT[]"));
+        assert!(!accepts(K::ArrayStr, "UUID[]"));
+    }
 }

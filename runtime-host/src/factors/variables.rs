@@ -1,10 +1,12 @@
 //! `fermyon:spin/variables`: application variables resolved at start-up.
 //!
-//! Values come, in order of precedence, from `SPIN_VARIABLE_<NAME>`
-//! environment variables, the runtime config file's `[variables]` table,
-//! values the host provides itself (such as `database_url` for the embedded
-//! database) and the manifest default. A required variable without a value
-//! stops start-up with an error naming it.
+//! Values come, in Spin's order of precedence, from the runtime config
+//! file's `[[variables_provider]]` entries in the order written (`type =
+//! "static"` with `values`, or `type = "env"` with a `prefix`), then
+//! `SPIN_VARIABLE_<NAME>` environment variables, then values the host
+//! provides itself (such as `database_url` for the embedded database), then
+//! the manifest default. A required variable without a value stops start-up
+//! with an error naming it.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -13,6 +15,30 @@ use anyhow::{bail, Context, Result};
 use crate::bindings::fermyon::spin::variables::{Error, Host};
 use crate::instance::InstanceState;
 use crate::manifest::{check_variable_name, Manifest};
+
+/// One `[[variables_provider]]` of a Spin runtime config file.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum VariablesProvider {
+    /// Fixed values.
+    Static { values: BTreeMap<String, String> },
+    /// Environment variables `<PREFIX>_<NAME>` (`SPIN_VARIABLE` by default).
+    Env { prefix: Option<String> },
+}
+
+impl VariablesProvider {
+    fn get(&self, name: &str) -> Option<String> {
+        match self {
+            Self::Static { values } => values.get(name).cloned(),
+            Self::Env { prefix } => env_variable(prefix.as_deref(), name),
+        }
+    }
+}
+
+fn env_variable(prefix: Option<&str>, name: &str) -> Option<String> {
+    let prefix = prefix.unwrap_or("SPIN_VARIABLE");
+    std::env::var(format!("{prefix}_{}", name.to_ascii_uppercase())).ok()
+}
 
 /// Resolved application-level variables.
 #[derive(Debug, Clone, Default)]
@@ -24,18 +50,23 @@ impl AppVariables {
     /// Resolves every `[variables]` entry of the manifest.
     pub fn resolve(
         manifest: &Manifest,
-        runtime_config: &BTreeMap<String, String>,
+        providers: &[VariablesProvider],
         host_provided: &BTreeMap<String, String>,
     ) -> Result<Self> {
-        for name in runtime_config.keys() {
-            check_variable_name(name).context("runtime config [variables]")?;
+        for provider in providers {
+            if let VariablesProvider::Static { values } = provider {
+                for name in values.keys() {
+                    check_variable_name(name).context("runtime config [[variables_provider]]")?;
+                }
+            }
         }
         let mut values = HashMap::new();
         for (name, decl) in &manifest.variables {
             let env_name = format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase());
-            let value = std::env::var(&env_name)
-                .ok()
-                .or_else(|| runtime_config.get(name).cloned())
+            let value = providers
+                .iter()
+                .find_map(|p| p.get(name))
+                .or_else(|| env_variable(None, name))
                 .or_else(|| host_provided.get(name).cloned())
                 .or_else(|| decl.default.clone());
             match value {

@@ -13,4 +13,5 @@ pub mod llm_providers;
 pub mod members;
 pub mod orgs;
 pub mod threads;
+pub mod tick;
 pub mod tools;

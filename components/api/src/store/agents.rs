@@ -7,7 +7,7 @@ use crate::db::{jsonb, opt_text, opt_uuid, text, uuid, Db, Row};
 use crate::error::ApiResult;
 
 const SELECT: &str =
-    "SELECT a.id, a.slug, a.name, a.description, a.icon, a.created_at, a.updated_at,
+    "SELECT a.id, a.slug, a.name, a.description, a.icon, a.created_at AT TIME ZONE 'UTC' AS created_at, a.updated_at AT TIME ZONE 'UTC' AS updated_at,
         r.id AS release_id, r.version AS release_version
     FROM agents a LEFT JOIN agent_releases r ON r.id = a.current_release_id";
 
@@ -132,7 +132,7 @@ pub fn delete(db: &Db, id: &str) -> ApiResult<()> {
 /// The working copy and when it last changed.
 pub fn working_copy(db: &Db, id: &str) -> ApiResult<Value> {
     let r = db.query_one(
-        "SELECT working_copy, updated_at FROM agents WHERE id = $1",
+        "SELECT working_copy, updated_at AT TIME ZONE 'UTC' AS updated_at FROM agents WHERE id = $1",
         &[uuid(id)],
     )?;
     Ok(json!({ "config": r.json("working_copy"), "updated_at": r.time("updated_at") }))
@@ -182,7 +182,7 @@ pub fn publish(
     let r = db.query_one(
         "INSERT INTO agent_releases (agent_id, version, major, minor, patch, config, notes, created_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         RETURNING id, version, notes, config, created_at",
+         RETURNING id, version, notes, config, created_at AT TIME ZONE 'UTC' AS created_at",
         &[
             uuid(agent_id),
             text(&version.to_string()),
@@ -205,7 +205,7 @@ pub fn publish(
 pub fn releases(db: &Db, agent_id: &str) -> ApiResult<Vec<Value>> {
     Ok(db
         .query(
-            "SELECT id, version, notes, config, created_at FROM agent_releases WHERE agent_id = $1
+            "SELECT id, version, notes, config, created_at AT TIME ZONE 'UTC' AS created_at FROM agent_releases WHERE agent_id = $1
              ORDER BY major DESC, minor DESC, patch DESC",
             &[uuid(agent_id)],
         )?

@@ -7,7 +7,7 @@ use crate::auth::Principal;
 use crate::db::{opt_uuid, text, uuid, Db, Row};
 use crate::error::ApiResult;
 
-const COLUMNS: &str = "id, name, role, prefix, created_at, last_used_at";
+const COLUMNS: &str = "id, name, role, prefix, created_at AT TIME ZONE 'UTC' AS created_at, last_used_at AT TIME ZONE 'UTC' AS last_used_at";
 
 fn to_json(r: &Row) -> Value {
     json!({

@@ -17,7 +17,7 @@ pub fn create(
 ) -> ApiResult<Value> {
     let r = db.query_one(
         "INSERT INTO channels (org_id, slug, name) VALUES ($1, $2, $3)
-         RETURNING id, slug, name, is_default, created_at",
+         RETURNING id, slug, name, is_default, created_at AT TIME ZONE 'UTC' AS created_at",
         &[uuid(org_id), text(slug), text(name)],
     )?;
     if let Some(user) = owner {
@@ -33,7 +33,7 @@ pub fn create(
 pub fn members(db: &Db, channel_id: &str) -> ApiResult<Vec<Value>> {
     Ok(db
         .query(
-            "SELECT u.id, u.email, u.name, cm.role, cm.created_at FROM channel_members cm
+            "SELECT u.id, u.email, u.name, cm.role, cm.created_at AT TIME ZONE 'UTC' AS created_at FROM channel_members cm
              JOIN users u ON u.id = cm.user_id WHERE cm.channel_id = $1 ORDER BY u.email",
             &[uuid(channel_id)],
         )?

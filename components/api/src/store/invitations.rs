@@ -29,7 +29,7 @@ pub fn create(
         &format!(
             "INSERT INTO invitations (org_id, email, role, token_hash, invited_by, expires_at)
              VALUES ($1, $2, $3, $4, $5, now() + interval '{VALID_DAYS} days')
-             RETURNING id, email, role, created_at, expires_at"
+             RETURNING id, email, role, created_at AT TIME ZONE 'UTC' AS created_at, expires_at AT TIME ZONE 'UTC' AS expires_at"
         ),
         &[
             uuid(org_id),
@@ -46,7 +46,7 @@ pub fn create(
 pub fn pending(db: &Db, org_id: &str) -> ApiResult<Vec<Value>> {
     Ok(db
         .query(
-            "SELECT id, email, role, created_at, expires_at FROM invitations
+            "SELECT id, email, role, created_at AT TIME ZONE 'UTC' AS created_at, expires_at AT TIME ZONE 'UTC' AS expires_at FROM invitations
              WHERE org_id = $1 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > now()
              ORDER BY created_at",
             &[uuid(org_id)],

@@ -6,7 +6,8 @@ use synatra_authz::Role;
 use crate::db::{text, uuid, Db, Row};
 use crate::error::ApiResult;
 
-const SELECT: &str = "SELECT m.user_id, u.email, u.name, m.role, m.created_at
+const SELECT: &str =
+    "SELECT m.user_id, u.email, u.name, m.role, m.created_at AT TIME ZONE 'UTC' AS created_at
     FROM org_members m JOIN users u ON u.id = m.user_id";
 
 fn to_json(r: &Row) -> Value {

@@ -32,7 +32,7 @@ fn access(r: Row) -> OrgAccess {
 pub fn for_member(db: &Db, key: &str, user_id: &str) -> ApiResult<Option<OrgAccess>> {
     Ok(db
         .query_opt(
-            "SELECT o.id, o.name, o.slug, o.created_at, m.role
+            "SELECT o.id, o.name, o.slug, o.created_at AT TIME ZONE 'UTC' AS created_at, m.role
              FROM orgs o JOIN org_members m ON m.org_id = o.id AND m.user_id = $2
              WHERE o.slug = $1 OR o.id::text = $1",
             &[text(key), uuid(user_id)],
@@ -44,7 +44,7 @@ pub fn for_member(db: &Db, key: &str, user_id: &str) -> ApiResult<Option<OrgAcce
 pub fn for_api_key(db: &Db, key: &str, org_id: &str, role: Role) -> ApiResult<Option<OrgAccess>> {
     Ok(db
         .query_opt(
-            "SELECT o.id, o.name, o.slug, o.created_at, $3 AS role
+            "SELECT o.id, o.name, o.slug, o.created_at AT TIME ZONE 'UTC' AS created_at, $3 AS role
              FROM orgs o WHERE o.id = $2 AND (o.slug = $1 OR o.id::text = $1)",
             &[text(key), uuid(org_id), text(role.as_str())],
         )?
@@ -55,7 +55,7 @@ pub fn for_api_key(db: &Db, key: &str, org_id: &str, role: Role) -> ApiResult<Op
 pub fn list_for_user(db: &Db, user_id: &str) -> ApiResult<Vec<Value>> {
     Ok(db
         .query(
-            "SELECT o.id, o.name, o.slug, o.created_at, m.role
+            "SELECT o.id, o.name, o.slug, o.created_at AT TIME ZONE 'UTC' AS created_at, m.role
              FROM orgs o JOIN org_members m ON m.org_id = o.id
              WHERE m.user_id = $1 ORDER BY o.created_at, o.slug",
             &[uuid(user_id)],
@@ -71,7 +71,7 @@ pub fn list_for_user(db: &Db, user_id: &str) -> ApiResult<Vec<Value>> {
 pub fn create(db: &Db, name: &str, slug: &str, user_id: &str) -> ApiResult<Value> {
     let org = db.query_one(
         "INSERT INTO orgs (name, slug, created_by) VALUES ($1, $2, $3)
-         RETURNING id, name, slug, created_at, 'owner' AS role",
+         RETURNING id, name, slug, created_at AT TIME ZONE 'UTC' AS created_at, 'owner' AS role",
         &[text(name), text(slug), uuid(user_id)],
     )?;
     let org_id = org.str("id");
@@ -109,7 +109,7 @@ pub fn delete(db: &Db, org_id: &str) -> ApiResult<()> {
 pub fn environments(db: &Db, org_id: &str) -> ApiResult<Vec<Value>> {
     Ok(db
         .query(
-            "SELECT id, slug, name, protected, created_at FROM environments WHERE org_id = $1 ORDER BY slug",
+            "SELECT id, slug, name, protected, created_at AT TIME ZONE 'UTC' AS created_at FROM environments WHERE org_id = $1 ORDER BY slug",
             &[uuid(org_id)],
         )?
         .iter()
@@ -126,7 +126,7 @@ pub fn environments(db: &Db, org_id: &str) -> ApiResult<Vec<Value>> {
 pub fn channels(db: &Db, org_id: &str) -> ApiResult<Vec<Value>> {
     Ok(db
         .query(
-            "SELECT id, slug, name, is_default, created_at FROM channels WHERE org_id = $1 ORDER BY slug",
+            "SELECT id, slug, name, is_default, created_at AT TIME ZONE 'UTC' AS created_at FROM channels WHERE org_id = $1 ORDER BY slug",
             &[uuid(org_id)],
         )?
         .iter()

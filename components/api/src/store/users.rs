@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use crate::db::{text, uuid, Db, Row};
 use crate::error::ApiResult;
 
-const COLUMNS: &str = "id, email, name, created_at";
+const COLUMNS: &str = "id, email, name, created_at AT TIME ZONE 'UTC' AS created_at";
 
 /// The public JSON of a user row.
 pub fn to_json(r: &Row) -> Value {
