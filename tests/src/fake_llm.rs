@@ -31,6 +31,9 @@ pub enum Answer {
     Malformed,
     /// Waits, then gives the inner answer.
     Delayed(Duration, Box<Answer>),
+    /// A text answer streamed a word at a time, one word per interval
+    /// (OpenAI wire): a long call that keeps making progress.
+    Trickle(Duration, String),
 }
 
 /// A received request.
@@ -253,6 +256,17 @@ fn answer_with(out: &mut TcpStream, wire: Wire, answer: Answer) -> std::io::Resu
             status,
             retry_after,
         } => respond_status(out, status, retry_after, "scripted error"),
+        Answer::Trickle(every, text) => {
+            start_stream(out)?;
+            for piece in text.split_inclusive(' ') {
+                chunk(
+                    out,
+                    json!({ "choices": [{ "index": 0, "delta": { "content": piece } }] }),
+                )?;
+                std::thread::sleep(every);
+            }
+            openai_finish(out, "stop")
+        }
         Answer::Text(text) => {
             start_stream(out)?;
             let pieces: Vec<&str> = text.split_inclusive(' ').collect();

@@ -355,3 +355,45 @@ fn a_call_longer_than_the_lease_is_recorded_once() {
     );
     assert_eq!(kinds(&t), ["user", "assistant"]);
 }
+
+#[test]
+fn without_a_dispatcher_a_call_longer_than_the_lease_is_made_once_while_ticks_run() {
+    // As under `spin up`: the API advances the run inline with a 3 s lease
+    // while a scheduler calls the tick every 100 ms; the model streams for
+    // about 8 s. The agent step renews its lease as the model streams, so no
+    // tick takes the run over and repeats the call.
+    let fake = FakeLlm::start(vec![Answer::Trickle(
+        Duration::from_millis(800),
+        "one two three four five six seven eight nine ten".into(),
+    )]);
+    let config = config_for_fakes()
+        .env("SYNATRA_DISPATCHER_WORKERS", "0")
+        .env("RUN_DISPATCHER", "inline")
+        .env("INLINE_LEASE_SECS", "3");
+    let app = start_on(&config);
+    publish(&app, "slow", &agent_config(&fake, "slow", json!({})));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ticker = {
+        let stop = stop.clone();
+        let client = app
+            .host
+            .client()
+            .with_bearer(synatra_tests::TEST_TICK_SECRET);
+        std::thread::spawn(move || {
+            let mut ticks = 0;
+            while !stop.load(Ordering::Relaxed) {
+                assert_eq!(client.post("/api/v1/tick", json!({})).status, 200);
+                ticks += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            ticks
+        })
+    };
+    let id = start_thread(&app, "slow", "take your time", "normal");
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(40));
+    stop.store(true, Ordering::Relaxed);
+    assert!(ticker.join().unwrap() > 20, "the ticker ran throughout");
+    assert_eq!(t["status"], "completed", "{t:#}");
+    assert_eq!(fake.calls(), 1, "the call was not repeated by a tick");
+    assert_eq!(kinds(&t), ["user", "assistant"]);
+}

@@ -17,13 +17,21 @@ use synatra_db::Db;
 
 /// The agent step's route.
 const AGENT_STEP: &str = "http://agent-step.spin.internal/advance";
-/// Lease of an inline claim. Nothing renews it from outside while the agent
-/// step works (the step renews it as a model streams), so it outlasts the
-/// longest silence of a model call (the gateway's 120 s per-gap outbound
-/// timeout in `spin.toml`) and any tool's time limit (60 s): a call in
-/// flight is never taken over and repeated. After a crash the run is
-/// claimed again once this runs out.
+/// Lease of an inline claim unless the `inline_lease_secs` variable says
+/// otherwise. Nothing renews it from outside while the agent step works (the
+/// step renews it as a model streams), so it outlasts the longest silence of
+/// a model call (the gateway's 120 s per-gap outbound timeout in `spin.toml`)
+/// and any tool's time limit (60 s): a call in flight is never taken over and
+/// repeated. After a crash the run is claimed again once this runs out.
 const LEASE_SECS: i32 = 150;
+
+fn lease_secs() -> i32 {
+    variables::get("inline_lease_secs")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|s| *s >= 3)
+        .unwrap_or(LEASE_SECS)
+}
 /// Failed advances before a run fails (as the host's dispatcher counts).
 const MAX_CRASHES: i32 = 5;
 /// How long one API request may spend advancing runs.
@@ -55,6 +63,7 @@ pub fn advance(db: &Db, org_id: &str) {
 /// (`claim_next_run`), so concurrent callers never take the same run.
 pub fn advance_due(db: &Db, org_id: Option<&str>) -> usize {
     let started = Instant::now();
+    let lease_secs = lease_secs();
     let mut advanced = 0;
     while started.elapsed() < BUDGET {
         let mut nonce = [0u8; 16];
@@ -63,7 +72,7 @@ pub fn advance_due(db: &Db, org_id: Option<&str>) -> usize {
             "inline:{}",
             nonce.iter().map(|b| format!("{b:02x}")).collect::<String>()
         );
-        let run_id = match runs::claim_next(db, org_id, &lease, LEASE_SECS) {
+        let run_id = match runs::claim_next(db, org_id, &lease, lease_secs) {
             Ok(Some(id)) => id,
             Ok(None) => return advanced,
             Err(e) => {
@@ -72,7 +81,7 @@ pub fn advance_due(db: &Db, org_id: Option<&str>) -> usize {
             }
         };
         advanced += 1;
-        let body = json!({ "run_id": run_id, "lease": lease, "lease_secs": LEASE_SECS });
+        let body = json!({ "run_id": run_id, "lease": lease, "lease_secs": lease_secs });
         let request = synatra_internal::request(Method::Post, AGENT_STEP, body.to_string());
         let result = spin_sdk::http::run(async move {
             let response: IncomingResponse = spin_sdk::http::send(request).await?;
