@@ -82,6 +82,8 @@ impl SpinUp {
         env: &[(String, String)],
         args: &[&str],
     ) -> Result<Self, String> {
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(kill_orphaned_triggers);
         let port = free_port().unwrap();
         let log = manifest.with_extension(format!("spin-{port}.log"));
         let log_file = std::fs::File::create(&log).unwrap();
@@ -97,8 +99,11 @@ impl SpinUp {
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file);
-        // SAFETY: prctl in the forked child before exec; kills Spin if the
-        // test process dies.
+        // `spin up` runs the app in a child (`spin trigger http`): a process
+        // group of their own lets Drop kill both.
+        cmd.process_group(0);
+        // SAFETY: prctl in the forked child before exec; kills `spin up` if
+        // the test process dies (its trigger child is swept by the next run).
         unsafe {
             cmd.pre_exec(|| {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -154,7 +159,44 @@ impl Server for SpinUp {
 
 impl Drop for SpinUp {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SAFETY: signalling the process group this struct started.
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
         let _ = self.child.wait();
+    }
+}
+
+/// Kills `spin trigger` processes left by test processes that died before
+/// their Drop ran: orphans (parent 1) working in a test directory whose
+/// owning process is gone.
+fn kill_orphaned_triggers() {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let parent = stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<i32>().ok());
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
+        let owner = cwd
+            .to_string_lossy()
+            .split("synatra-test-")
+            .nth(1)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok());
+        let orphan = parent == Some(1) && cmdline.contains("trigger");
+        if let (true, Some(owner)) = (orphan, owner) {
+            if !Path::new(&format!("/proc/{owner}")).exists() {
+                // SAFETY: a leftover Spin process of a finished test run.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
     }
 }
