@@ -234,6 +234,12 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, mut shutdown: watch::Re
             },
             _ = shutdown.changed() => break,
         };
+        // A response's head and its streamed body go out as separate writes;
+        // with Nagle's algorithm the second waits for the client's delayed
+        // ACK, which showed up as a multi-millisecond p99.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
         let app = app.clone();
         let service = service_fn(move |req| handle(app.clone(), req, client));
         let conn = hyper::server::conn::http1::Builder::new()
