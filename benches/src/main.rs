@@ -215,6 +215,17 @@ fn write_manifest(work: &Path) -> Result<PathBuf> {
 }
 
 fn start_host(manifest: &Path, db: &str, port: u16, work: &Path) -> Result<Child> {
+    start_host_with(manifest, db, port, &work.join("data"), &[])
+}
+
+/// Starts `synatra up` on `manifest` with `env`, waiting until it listens.
+pub(crate) fn start_host_with(
+    manifest: &Path,
+    db: &str,
+    port: u16,
+    data_dir: &Path,
+    env: &[(&str, &str)],
+) -> Result<Child> {
     let bin = profile_dir()?.join("synatra");
     let mut child = Command::new(&bin)
         .arg("up")
@@ -223,9 +234,10 @@ fn start_host(manifest: &Path, db: &str, port: u16, work: &Path) -> Result<Child
         .arg("--manifest")
         .arg(manifest)
         .arg("--data-dir")
-        .arg(work.join("data"))
+        .arg(data_dir)
         .env("DATABASE_URL", db)
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()

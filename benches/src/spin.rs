@@ -3,17 +3,14 @@
 //! connections: the hello component, and `GET /api/v1/health` of the whole
 //! application (one database round trip per request).
 
+use anyhow::{Context, Result};
+use embedded_postgres::{free_port, EmbeddedPostgres};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use anyhow::{bail, Context, Result};
-use embedded_postgres::{free_port, EmbeddedPostgres};
 use synatra_tests::spin::{spin_bin, SpinUp};
 use synatra_tests::{app_manifest, Server, TEST_ENCRYPTION_KEY};
 
-use crate::{load_with, profile_dir, step, HttpResult};
+use crate::{load_with, start_host_with, step, HttpResult};
 
 /// Connections of the comparison (as `wrk -c16`).
 const CONNECTIONS: usize = 16;
@@ -56,7 +53,11 @@ pub fn compare(
     let manifest = app_manifest(&app_dir);
     let url = pg.url();
     let port = free_port()?;
-    let mut host = start_app_host(&manifest, &url, port, work)?;
+    let secrets = [
+        ("SERVICE_SECRET", "bench-service-secret"),
+        ("ENCRYPTION_KEY", TEST_ENCRYPTION_KEY),
+    ];
+    let mut host = start_host_with(&manifest, &url, port, &work.join("app-data"), &secrets)?;
     let vars: Vec<(String, String)> = [
         ("DATABASE_URL", url.clone()),
         ("DATABASE_HOST", format!("127.0.0.1:{}", pg.port())),
@@ -122,32 +123,4 @@ fn port_of(spin: &SpinUp) -> Result<SocketAddr> {
         .and_then(|p| p.parse().ok())
         .context("spin's port")?;
     Ok(addr(port))
-}
-
-fn start_app_host(manifest: &Path, db: &str, port: u16, work: &Path) -> Result<Child> {
-    let bin = profile_dir()?.join("synatra");
-    let mut child = Command::new(&bin)
-        .arg("up")
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--admin-listen", &format!("127.0.0.1:{}", free_port()?)])
-        .arg("--manifest")
-        .arg(manifest)
-        .arg("--data-dir")
-        .arg(work.join("app-data"))
-        .env("DATABASE_URL", db)
-        .env("SERVICE_SECRET", "bench-service-secret")
-        .env("ENCRYPTION_KEY", TEST_ENCRYPTION_KEY)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .with_context(|| format!("cannot start {}", bin.display()))?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if child.try_wait()?.is_some() || Instant::now() > deadline {
-            bail!("the application host did not start");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(child)
 }

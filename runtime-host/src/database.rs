@@ -65,3 +65,26 @@ pub fn host_port(url: &str) -> Result<String> {
         sqlx::postgres::PgConnectOptions::from_str(url).context("invalid DATABASE_URL")?;
     Ok(format!("{}:{}", options.get_host(), options.get_port()))
 }
+
+#[cfg(test)]
+mod tests {
+    /// The API applies migrations itself under Spin; what it records must be
+    /// what sqlx expects here, or `synatra up` would refuse that database.
+    #[test]
+    fn the_application_records_migrations_as_sqlx_does() {
+        let ours = synatra_migrations::all();
+        let sqlx = sqlx::migrate!("../migrations");
+        assert_eq!(ours.len(), sqlx.migrations.len());
+        for (mine, theirs) in ours.iter().zip(sqlx.migrations.iter()) {
+            assert_eq!(mine.version, theirs.version);
+            assert_eq!(mine.description, theirs.description);
+            assert_eq!(
+                mine.checksum(),
+                theirs.checksum.to_vec(),
+                "{}",
+                mine.version
+            );
+            assert!(!theirs.no_tx, "{} must run in a transaction", mine.version);
+        }
+    }
+}

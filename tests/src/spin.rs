@@ -15,6 +15,38 @@ use embedded_postgres::free_port;
 
 use crate::Server;
 
+/// Which host a case runs on: our `synatra up`, or the released Spin.
+pub enum Backend {
+    Synatra,
+    Spin(PathBuf),
+}
+
+/// Declares each listed case (a `fn(&Backend)` in scope) twice: as a test
+/// under `synatra up` (module `synatra`) and under the released Spin (module
+/// `spin`, skipped with a notice when there is no Spin; see
+/// [`spin_or_skip`]).
+#[macro_export]
+macro_rules! on_both_hosts {
+    ($($case:ident),* $(,)?) => {
+        mod synatra {
+            $(#[test] fn $case() { super::$case(&$crate::spin::Backend::Synatra) })*
+        }
+        mod spin {
+            $(#[test] fn $case() {
+                if let Some(bin) = $crate::spin::spin_or_skip() {
+                    super::$case(&$crate::spin::Backend::Spin(bin))
+                }
+            })*
+        }
+    };
+}
+
+/// `host:port` of a database URL (what `allowed_outbound_hosts` names).
+pub fn host_port(url: &str) -> String {
+    let after_at = url.rsplit_once('@').map(|(_, r)| r).unwrap_or(url);
+    after_at.split('/').next().unwrap_or_default().to_string()
+}
+
 /// The Spin CLI to test against, if this machine has one.
 pub fn spin_bin() -> Option<PathBuf> {
     if let Some(bin) = std::env::var_os("SPIN_BIN") {

@@ -8,10 +8,9 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
 
 use serde_json::Value;
-use synatra_tests::spin::{spin_or_skip, SpinUp};
+use synatra_tests::spin::{host_port, Backend, SpinUp};
 use synatra_tests::{fresh_database, temp_dir, wasm, write_file, Host, HostConfig, Server};
 
 /// A local HTTP server that waits `delay` before answering; returns its port.
@@ -124,18 +123,6 @@ variables = {{ component_name = "data", database_url = "{{{{ database_url }}}}" 
     )
 }
 
-/// Which host serves a conformance case.
-enum Backend {
-    Synatra,
-    Spin(PathBuf),
-}
-
-/// `host:port` of a database URL.
-fn host_port(url: &str) -> String {
-    let after_at = url.rsplit_once('@').map(|(_, r)| r).unwrap_or(url);
-    after_at.split('/').next().unwrap().to_string()
-}
-
 /// Starts `backend` on the conformance manifest with a fresh database, the
 /// extra environment and, if given, a runtime config file.
 fn start_on(
@@ -193,24 +180,7 @@ fn start(extra_env: &[(&str, &str)]) -> (Host, u16) {
     (Host::start(&config), port)
 }
 
-/// Runs each listed case under `synatra up` (module `synatra`) and under
-/// the released Spin (module `spin`).
-macro_rules! on_both_hosts {
-    ($($case:ident),* $(,)?) => {
-        mod synatra {
-            $(#[test] fn $case() { super::$case(&super::Backend::Synatra) })*
-        }
-        mod spin {
-            $(#[test] fn $case() {
-                if let Some(bin) = super::spin_or_skip() {
-                    super::$case(&super::Backend::Spin(bin))
-                }
-            })*
-        }
-    };
-}
-
-on_both_hosts!(
+synatra_tests::on_both_hosts!(
     exact_route_beats_wildcard_and_spin_headers_are_set,
     client_cannot_forge_spin_headers,
     named_segments_are_passed_as_path_match_headers,

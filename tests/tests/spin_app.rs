@@ -4,7 +4,6 @@
 //! inline, and a ticker calls `POST /api/v1/tick` as a CronJob would), and
 //! must end in the same state on both.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,17 +14,11 @@ use synatra_tests::runs::{
     agent_config, config_for_fakes, kinds, messages_of, publish, sse_events, start_thread,
     wait_for, App,
 };
-use synatra_tests::spin::{spin_or_skip, SpinUp};
+use synatra_tests::spin::{host_port, Backend, SpinUp};
 use synatra_tests::{
     app_manifest, fresh_database, psql, temp_dir, Client, Host, Server, TEST_ENCRYPTION_KEY,
     TEST_ORIGIN, TEST_TICK_SECRET,
 };
-
-/// Which host runs the application.
-enum Backend {
-    Synatra,
-    Spin(PathBuf),
-}
 
 /// The application with an owner and an org, a ticker calling the tick
 /// route every 200 ms, and the database it uses.
@@ -61,12 +54,6 @@ impl Drop for Ticker {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Relaxed);
     }
-}
-
-/// `host:port` of a database URL.
-fn host_port(url: &str) -> String {
-    let after_at = url.rsplit_once('@').map(|(_, r)| r).unwrap_or(url);
-    after_at.split('/').next().unwrap().to_string()
 }
 
 fn start(backend: &Backend) -> Running {
@@ -106,24 +93,7 @@ fn start(backend: &Backend) -> Running {
     }
 }
 
-/// Runs each flow under `synatra up` (module `synatra`) and under the
-/// released Spin (module `spin`).
-macro_rules! on_both_hosts {
-    ($($flow:ident),* $(,)?) => {
-        mod synatra {
-            $(#[test] fn $flow() { super::$flow(&super::Backend::Synatra) })*
-        }
-        mod spin {
-            $(#[test] fn $flow() {
-                if let Some(bin) = super::spin_or_skip() {
-                    super::$flow(&super::Backend::Spin(bin))
-                }
-            })*
-        }
-    };
-}
-
-on_both_hosts!(
+synatra_tests::on_both_hosts!(
     an_api_key_a_stored_credential_and_a_streamed_answer,
     a_javascript_tool_held_for_any_member_runs_once_approved,
     a_human_request_is_answered_and_the_run_goes_on,
@@ -239,6 +209,15 @@ fn approval_id(run: &Running, id: &str) -> String {
     let t = wait_for(&run.app, id, &["waiting_approval"], WAIT);
     let approvals = messages_of(&t, "approval");
     approvals[0]["content"]["id"].as_str().unwrap().to_string()
+}
+
+fn approval_status(run: &Running, approval: &str) -> String {
+    let app = &run.app;
+    let a = app
+        .owner
+        .client
+        .get(&format!("/api/v1/orgs/{}/approvals/{approval}", app.org));
+    a.body["status"].as_str().unwrap_or_default().to_string()
 }
 
 fn a_javascript_tool_held_for_any_member_runs_once_approved(backend: &Backend) {
@@ -362,11 +341,7 @@ fn an_undecided_approval_times_out(backend: &Backend) {
             .starts_with("timeout"),
         "{t:#}"
     );
-    let a = app
-        .owner
-        .client
-        .get(&format!("/api/v1/orgs/{}/approvals/{approval}", app.org));
-    assert_eq!(a.body["status"], "timed_out", "{:?}", a.body);
+    assert_eq!(approval_status(&run, &approval), "timed_out");
     assert_eq!(fake.calls(), 1, "the model is not called again");
 }
 
@@ -385,11 +360,7 @@ fn cancelling_a_waiting_thread_ends_it(backend: &Backend) {
     let t = wait_for(app, &id, &["cancelled", "completed", "failed"], WAIT);
     assert_eq!(t["status"], "cancelled", "{t:#}");
     assert_eq!(t["runs"][0]["status"], "cancelled");
-    let a = app
-        .owner
-        .client
-        .get(&format!("/api/v1/orgs/{}/approvals/{approval}", app.org));
-    assert_eq!(a.body["status"], "cancelled", "{:?}", a.body);
+    assert_eq!(approval_status(&run, &approval), "cancelled");
 }
 
 fn a_subagent_answers_its_parent(backend: &Backend) {

@@ -117,6 +117,10 @@ impl Invocation<'_> {
     /// Holds the lease for at least `secs` more before a call starts; false
     /// when it is gone.
     fn hold(&self, secs: i32) -> Result<bool, DbError> {
+        // The last fence (every recorded step) extended the lease already.
+        if self.last_fence.elapsed() < renew_interval(secs) {
+            return Ok(true);
+        }
         runs::hold_lease(self.db, &self.run.id, self.lease, secs)
     }
 
@@ -167,6 +171,11 @@ impl Invocation<'_> {
             _ => Outcome::Failed,
         })
     }
+}
+
+/// How often a lease of `lease_secs` is renewed while a call is in flight.
+fn renew_interval(lease_secs: i32) -> Duration {
+    Duration::from_secs(u64::from(lease_secs.max(3).unsigned_abs()) / 3)
 }
 
 /// Advances run `run_id` while `lease` holds it.
@@ -283,7 +292,7 @@ pub async fn advance(
                 if !inv.hold(hold)? {
                     return Ok(Outcome::NotLeased);
                 }
-                let renew_every = Duration::from_secs(u64::from(hold.max(3) as u32) / 3);
+                let renew_every = renew_interval(hold);
                 let mut held = Instant::now();
                 let result = provider::complete(&caller, &model, &messages, &tools, |text| {
                     if held.elapsed() >= renew_every {

@@ -7,7 +7,32 @@
 
 use sha2::{Digest, Sha384};
 
-include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+/// Embeds each named file of `migrations/`, in order.
+macro_rules! migrations {
+    ($($file:literal,)*) => {
+        &[$(($file, include_str!(concat!("../../../migrations/", $file))),)*]
+    };
+}
+
+/// `(file name, SQL)` of each migration, in order. A new file must be added
+/// here too; a test fails until it is.
+pub const MIGRATIONS: &[(&str, &str)] = migrations![
+    "0001_host.sql",
+    "0002_accounts.sql",
+    "0003_agents.sql",
+    "0004_threads_runs.sql",
+    "0005_llm_credentials.sql",
+    "0006_run_timers.sql",
+    "0007_subagents.sql",
+    "0008_human_requests.sql",
+    "0009_tools.sql",
+    "0010_approvals.sql",
+    "0011_tool_components.sql",
+    "0012_run_starters.sql",
+    "0013_run_endings.sql",
+    "0014_run_crashes.sql",
+    "0015_claim_next_run.sql",
+];
 
 /// One migration file.
 #[derive(Debug, Clone)]
@@ -187,6 +212,19 @@ mod tests {
         }
         assert_eq!(migrations[0].description, "host");
         assert_eq!(latest_version(), migrations.last().unwrap().version);
+    }
+
+    #[test]
+    fn every_file_of_the_migrations_directory_is_listed() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|f| f.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let listed: Vec<&str> = MIGRATIONS.iter().map(|(f, _)| *f).collect();
+        assert_eq!(files, listed, "list each new migration in MIGRATIONS");
     }
 
     #[test]
