@@ -6,7 +6,8 @@
 //!    allocator against on-demand allocation.
 //!
 //! 3. durable runs (see `runs.rs`);
-//! 4. JavaScript tool calls (see `tools.rs`).
+//! 4. JavaScript and WIT tool calls (see `tools.rs`);
+//! 5. our host against the released Spin 4.0.2 (see `spin.rs`).
 //!
 //! Figures are printed with their ratios; nothing here asserts a threshold.
 
