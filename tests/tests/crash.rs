@@ -359,7 +359,7 @@ fn a_call_longer_than_the_lease_is_recorded_once() {
 #[test]
 fn without_a_dispatcher_a_call_longer_than_the_lease_is_made_once_while_ticks_run() {
     // As under `spin up`: the API advances the run inline with a 3 s lease
-    // while a scheduler calls the tick every 100 ms; the model streams for
+    // while schedulers call the tick every 100 ms; the model streams for
     // about 8 s. The agent step renews its lease as the model streams, so no
     // tick takes the run over and repeats the call.
     let fake = FakeLlm::start(vec![Answer::Trickle(
@@ -372,27 +372,32 @@ fn without_a_dispatcher_a_call_longer_than_the_lease_is_made_once_while_ticks_ru
         .env("INLINE_LEASE_SECS", "3");
     let app = start_on(&config);
     publish(&app, "slow", &agent_config(&fake, "slow", json!({})));
+    // Three tickers, so that while one tick request is itself advancing the
+    // run (it may win the first claim), the others keep trying to claim it.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let ticker = {
-        let stop = stop.clone();
-        let client = app
-            .host
-            .client()
-            .with_bearer(synatra_tests::TEST_TICK_SECRET);
-        std::thread::spawn(move || {
-            let mut ticks = 0;
-            while !stop.load(Ordering::Relaxed) {
-                assert_eq!(client.post("/api/v1/tick", json!({})).status, 200);
-                ticks += 1;
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            ticks
+    let tickers: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = stop.clone();
+            let client = app
+                .host
+                .client()
+                .with_bearer(synatra_tests::TEST_TICK_SECRET);
+            std::thread::spawn(move || {
+                let mut ticks = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    assert_eq!(client.post("/api/v1/tick", json!({})).status, 200);
+                    ticks += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                ticks
+            })
         })
-    };
+        .collect();
     let id = start_thread(&app, "slow", "take your time", "normal");
     let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(40));
     stop.store(true, Ordering::Relaxed);
-    assert!(ticker.join().unwrap() > 20, "the ticker ran throughout");
+    let ticks: usize = tickers.into_iter().map(|t| t.join().unwrap()).sum();
+    assert!(ticks > 40, "the tickers ran throughout: {ticks} ticks");
     assert_eq!(t["status"], "completed", "{t:#}");
     assert_eq!(fake.calls(), 1, "the call was not repeated by a tick");
     assert_eq!(kinds(&t), ["user", "assistant"]);
