@@ -114,6 +114,14 @@ impl FakeLlm {
         self.state.lock().unwrap().received.clone()
     }
 
+    /// The `model` each request asked for, in order.
+    pub fn models(&self) -> Vec<String> {
+        self.received()
+            .iter()
+            .map(|r| r.body["model"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
     /// Number of requests received.
     pub fn calls(&self) -> usize {
         self.state.lock().unwrap().received.len()

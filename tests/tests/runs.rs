@@ -197,11 +197,7 @@ fn runs_stay_pinned_to_their_release_and_playground_uses_the_working_copy() {
     let play = start_thread(&app, "pinned", "try", "playground");
     wait_for(&app, &play, &["completed"], Duration::from_secs(30));
 
-    let models: Vec<String> = fake
-        .received()
-        .iter()
-        .map(|r| r.body["model"].as_str().unwrap().to_string())
-        .collect();
+    let models = fake.models();
     assert_eq!(
         models,
         vec!["model-v1", "model-v1", "model-v2", "model-draft"]
@@ -633,10 +629,7 @@ fn a_subagent_answers_a_delegated_call_as_its_own_durable_run() {
     assert_eq!(t["messages"][3]["content"]["text"], "My helper says 5.");
 
     let r = fake.received();
-    let models: Vec<String> = r
-        .iter()
-        .map(|x| x.body["model"].as_str().unwrap().to_string())
-        .collect();
+    let models = fake.models();
     assert_eq!(
         models,
         vec!["boss-model", "helper-model", "helper-model", "boss-model"]

@@ -396,11 +396,7 @@ fn a_subagent_answers_its_parent(backend: &Backend) {
         t["messages"][2]["content"]["result"],
         json!({ "answer": "It is 5." })
     );
-    let models: Vec<String> = fake
-        .received()
-        .iter()
-        .map(|r| r.body["model"].as_str().unwrap().to_string())
-        .collect();
+    let models = fake.models();
     assert_eq!(
         models,
         ["boss-model", "helper-model", "helper-model", "boss-model"]

@@ -91,7 +91,7 @@ impl From<DbError> for ApiError {
             DbError::UniqueViolation(_) => {
                 ApiError::conflict("conflict", "a record with these values already exists")
             }
-            DbError::Other(m) => {
+            DbError::UndefinedTable(m) | DbError::Other(m) => {
                 eprintln!("database error: {m}");
                 ApiError::internal("database error")
             }

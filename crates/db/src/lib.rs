@@ -20,6 +20,8 @@ pub enum DbError {
     Unavailable(String),
     /// A unique constraint was violated (SQLSTATE 23505).
     UniqueViolation(String),
+    /// The statement names a table that does not exist (SQLSTATE 42P01).
+    UndefinedTable(String),
     /// Anything else: a bug or a schema mismatch.
     Other(String),
 }
@@ -29,6 +31,7 @@ impl std::fmt::Display for DbError {
         match self {
             DbError::Unavailable(m) => write!(f, "database unavailable: {m}"),
             DbError::UniqueViolation(m) => write!(f, "unique violation: {m}"),
+            DbError::UndefinedTable(m) => write!(f, "undefined table: {m}"),
             DbError::Other(m) => write!(f, "database error: {m}"),
         }
     }
@@ -40,6 +43,9 @@ impl From<pg4::PgError> for DbError {
             pg4::PgError::ConnectionFailed(m) => DbError::Unavailable(m),
             pg4::PgError::QueryFailed(pg4::QueryError::DbError(db)) if db.code == "23505" => {
                 DbError::UniqueViolation(db.message)
+            }
+            pg4::PgError::QueryFailed(pg4::QueryError::DbError(db)) if db.code == "42P01" => {
+                DbError::UndefinedTable(db.message)
             }
             other => DbError::Other(format!("{other:?}")),
         }
