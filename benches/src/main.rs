@@ -39,6 +39,16 @@ const MEASURE: Duration = Duration::from_secs(5);
 const INSTANTIATIONS: usize = 3000;
 
 fn main() -> Result<()> {
+    // `SYNATRA_BENCH=runs make bench` measures durable runs alone (profiling).
+    if std::env::var("SYNATRA_BENCH").as_deref() != Ok("runs") {
+        http_and_spin()?;
+    }
+    durable_runs()?;
+    tool_calls()
+}
+
+/// Sections 1, 2 and 5.
+fn http_and_spin() -> Result<()> {
     let work = std::env::temp_dir().join(format!("synatra-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
     set_mode(&work)?;
@@ -122,7 +132,11 @@ fn main() -> Result<()> {
     }
     drop(pg);
     let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
 
+/// Section 3.
+fn durable_runs() -> Result<()> {
     let r = runs::measure()?;
     println!();
     println!("== durable runs (PostgreSQL with fsync off, as in tests) ==");
@@ -153,7 +167,14 @@ fn main() -> Result<()> {
         "approval → run resumed (approve POST until the provider sees the tool's result): p50 {:.1} ms, p99 {:.1} ms",
         r.approval_p50_ms, r.approval_p99_ms
     );
+    Ok(())
+}
 
+/// Section 4.
+fn tool_calls() -> Result<()> {
+    if std::env::var("SYNATRA_BENCH").as_deref() == Ok("runs") {
+        return Ok(());
+    }
     let t = tools::measure()?;
     for (label, run) in [("JavaScript", &t.javascript), ("WIT component", &t.wit)] {
         println!();

@@ -147,11 +147,16 @@ pub fn wasm(name: &str) -> PathBuf {
 }
 
 /// The repository root.
+///
+/// Read from `CARGO_MANIFEST_DIR` at run time (cargo sets it for tests and
+/// `cargo run`; the tests and bench packages both sit one level down), since
+/// a build cache shared by two checkouts may hold a binary compiled in the
+/// other one.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    dir.parent().unwrap().to_path_buf()
 }
 
 /// The application's own `spin.toml`, with component sources pointing at the

@@ -3,9 +3,15 @@
 //! Only the host's dispatcher (or another component of this app, with the
 //! service secret) can call it.
 
+mod delegation;
 mod engine;
+mod model;
+mod project;
 mod provider;
+mod recorder;
+mod tools;
 mod user_tools;
+mod waits;
 
 use serde::Deserialize;
 use serde_json::json;

@@ -91,8 +91,8 @@ impl From<DbError> for ApiError {
             DbError::UniqueViolation(_) => {
                 ApiError::conflict("conflict", "a record with these values already exists")
             }
-            DbError::UndefinedTable(m) | DbError::Other(m) => {
-                eprintln!("database error: {m}");
+            other => {
+                eprintln!("{other}");
                 ApiError::internal("database error")
             }
         }

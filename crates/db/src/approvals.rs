@@ -249,7 +249,7 @@ pub fn decide(
         &[uuid(&run_id)],
     )? == 1
     {
-        set_thread_status(db, &thread_id, "active")?;
+        set_thread_status(db, &thread_id, synatra_runs::ThreadStatus::Active)?;
     }
     add_event(
         db,

@@ -14,27 +14,24 @@ use spin_sdk::pg4::{self, DbValue, ParameterValue};
 use spin_sdk::variables;
 
 /// Why a database call failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// The database cannot be reached (or `database_url` is missing).
+    #[error("database unavailable: {0}")]
     Unavailable(String),
     /// A unique constraint was violated (SQLSTATE 23505).
+    #[error("unique violation: {0}")]
     UniqueViolation(String),
     /// The statement names a table that does not exist (SQLSTATE 42P01).
+    #[error("undefined table: {0}")]
     UndefinedTable(String),
+    /// The caller's lease on a run is gone (expired or taken): another
+    /// worker owns the run now, and this one must stop recording.
+    #[error("lease lost")]
+    LeaseLost,
     /// Anything else: a bug or a schema mismatch.
+    #[error("database error: {0}")]
     Other(String),
-}
-
-impl std::fmt::Display for DbError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DbError::Unavailable(m) => write!(f, "database unavailable: {m}"),
-            DbError::UniqueViolation(m) => write!(f, "unique violation: {m}"),
-            DbError::UndefinedTable(m) => write!(f, "undefined table: {m}"),
-            DbError::Other(m) => write!(f, "database error: {m}"),
-        }
-    }
 }
 
 impl From<pg4::PgError> for DbError {

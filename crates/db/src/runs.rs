@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 use spin_sdk::pg4::ParameterValue::{Boolean, DbNull, Int32, Int64};
+use synatra_runs::{RunStatus, ThreadStatus};
 
 use crate::{jsonb, opt_text, opt_uuid, text, uuid, Db, DbError, DbResult, Row};
 
@@ -118,7 +119,7 @@ pub fn create_run(db: &Db, r: &NewRun) -> DbResult<String> {
             ],
         )?
         .str("id");
-    set_thread_status(db, r.thread_id, "active")?;
+    set_thread_status(db, r.thread_id, ThreadStatus::Active)?;
     add_event(
         db,
         r.thread_id,
@@ -131,10 +132,10 @@ pub fn create_run(db: &Db, r: &NewRun) -> DbResult<String> {
 }
 
 /// Sets a thread's status.
-pub fn set_thread_status(db: &Db, thread_id: &str, status: &str) -> DbResult<()> {
+pub fn set_thread_status(db: &Db, thread_id: &str, status: ThreadStatus) -> DbResult<()> {
     db.execute(
         "UPDATE threads SET status = $2, updated_at = now() WHERE id = $1",
-        &[uuid(thread_id), text(status)],
+        &[uuid(thread_id), text(status.as_str())],
     )?;
     Ok(())
 }
@@ -206,7 +207,7 @@ pub fn request_cancel(db: &Db, thread_id: &str) -> DbResult<u64> {
         &[uuid(thread_id)],
     )?;
     if !stopped.is_empty() && !has_unfinished_run(db, thread_id)? {
-        set_thread_status(db, thread_id, "cancelled")?;
+        set_thread_status(db, thread_id, ThreadStatus::Cancelled)?;
     }
     for r in &stopped {
         add_event(
@@ -236,6 +237,16 @@ pub struct RunState {
     pub leased_by_caller: bool,
     pub active_ms: i64,
     pub retries: i32,
+}
+
+/// Whether someone asked the run to stop.
+pub fn cancel_requested(db: &Db, run_id: &str) -> DbResult<bool> {
+    Ok(db
+        .query_opt(
+            "SELECT cancel_requested FROM runs WHERE id = $1",
+            &[uuid(run_id)],
+        )?
+        .is_some_and(|r| r.bool("cancel_requested")))
 }
 
 /// Loads a run, telling whether `lease` currently holds it.
@@ -289,7 +300,7 @@ pub fn steps(db: &Db, run_id: &str) -> DbResult<Vec<Value>> {
 }
 
 /// The lease fence: extends the lease if `lease` still holds the run.
-/// `Err(DbError::Other("lease lost"))` when it does not: another worker owns
+/// `Err(DbError::LeaseLost)` when it does not: another worker owns
 /// the run now and this one must stop without recording anything.
 pub fn fence(db: &Db, run_id: &str, lease: &str, lease_secs: i32, spent_ms: i64) -> DbResult<()> {
     let n = db.execute(
@@ -306,7 +317,7 @@ pub fn fence(db: &Db, run_id: &str, lease: &str, lease_secs: i32, spent_ms: i64)
     if n == 1 {
         Ok(())
     } else {
-        Err(DbError::Other(LEASE_LOST.into()))
+        Err(DbError::LeaseLost)
     }
 }
 
@@ -321,9 +332,6 @@ pub fn hold_lease(db: &Db, run_id: &str, lease: &str, secs: i32) -> DbResult<boo
     )?;
     Ok(n == 1)
 }
-
-/// The message of the error [`fence`] returns when the lease is gone.
-pub const LEASE_LOST: &str = "lease lost";
 
 /// Inserts step `seq`; a duplicate `(run_id, seq)` is a unique violation.
 pub fn insert_step(
@@ -352,12 +360,12 @@ pub fn add_usage(db: &Db, run_id: &str, tokens_in: i64, tokens_out: i64) -> DbRe
 }
 
 /// Ends a run (`completed`, `failed`, `cancelled`) and releases its lease.
-pub fn finish_run(db: &Db, run_id: &str, status: &str, error: Option<&str>) -> DbResult<()> {
+pub fn finish_run(db: &Db, run_id: &str, status: RunStatus, error: Option<&str>) -> DbResult<()> {
     db.execute(
         "UPDATE runs SET status = $2, error = $3, finished_at = now(), updated_at = now(),
                 lease_owner = NULL, lease_expires_at = NULL
          WHERE id = $1",
-        &[uuid(run_id), text(status), opt_text(error)],
+        &[uuid(run_id), text(status.as_str()), opt_text(error)],
     )?;
     Ok(())
 }
@@ -727,7 +735,7 @@ pub fn answer_request(
         &[uuid(&run_id)],
     )?;
     if resumed == 1 {
-        set_thread_status(db, &thread_id, "active")?;
+        set_thread_status(db, &thread_id, ThreadStatus::Active)?;
     }
     add_event(
         db,
@@ -751,7 +759,7 @@ pub fn park(
     run_id: &str,
     lease: &str,
     thread_id: &str,
-    thread_status: &str,
+    thread_status: ThreadStatus,
 ) -> DbResult<()> {
     db.execute(
         // A cancellation asked for meanwhile keeps the run ready, so it ends now.

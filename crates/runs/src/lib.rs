@@ -13,324 +13,34 @@
 //! - A tool call carries the idempotency key `run_id:seq` so a side effect
 //!   retried after a crash can be deduplicated by the target.
 
+pub mod builtins;
+pub mod calls;
+pub mod conversation;
+pub mod history;
+pub mod plan;
+pub mod retry;
+pub mod status;
+pub mod step;
 pub mod widgets;
 
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use synatra_agents::Limits;
-use synatra_llm::{Completion, Message, ToolCall, ToolSpec};
-
-/// A recorded step's output.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Step {
-    /// The model answered (text and/or tool calls).
-    Llm { completion: Completion },
-    /// A tool call finished (its result, or the error the model will see).
-    Tool {
-        call_id: String,
-        name: String,
-        output: Value,
-        is_error: bool,
-    },
-    /// A durable timer started by the `wait` tool call `call_id`: the run
-    /// sleeps (without a process) until `until_ms` (Unix ms), then the call
-    /// completes with a `Tool` step.
-    Wait { call_id: String, until_ms: i64 },
-    /// The tool call `call_id` was delegated to a sub-agent's run; the
-    /// parent waits until that run finishes, then completes the call.
-    Delegate {
-        call_id: String,
-        child_run_id: String,
-    },
-    /// The `human_request` call `call_id` waits for a person's answer to
-    /// request `request_id`; the answer completes the call.
-    HumanRequest { call_id: String, request_id: String },
-    /// A person must approve the call before it runs.
-    Approval {
-        call_id: String,
-        approval_id: String,
-    },
-}
-
-impl Step {
-    /// The recorded result of `call`.
-    pub fn tool_result(call: &ToolCall, output: Value, is_error: bool) -> Step {
-        Step::Tool {
-            call_id: call.id.clone(),
-            name: call.name.clone(),
-            output,
-            is_error,
-        }
-    }
-
-    /// The `kind` column value.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Step::Llm { .. } => "llm",
-            Step::Tool { .. } => "tool",
-            Step::Wait { .. } => "wait",
-            Step::Delegate { .. } => "delegate",
-            Step::HumanRequest { .. } => "human_request",
-            Step::Approval { .. } => "approval",
-        }
-    }
-}
-
-/// What the run must do next.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Action {
-    /// Ask the model (the `iteration`-th model turn, from 0).
-    CallModel { iteration: u32 },
-    /// Execute one tool call the model asked for.
-    CallTool(ToolCall),
-    /// A durable timer is running for this call: sleep until `until_ms`, then complete it.
-    Wake { call: ToolCall, until_ms: i64 },
-    /// A sub-agent run answers this call: collect its answer (or keep waiting).
-    AwaitChild {
-        call: ToolCall,
-        child_run_id: String,
-    },
-    /// A person is asked: collect the answer (or keep waiting).
-    AwaitHuman { call: ToolCall, request_id: String },
-    /// The call's approval was opened: run it once approved.
-    AwaitApproval { call: ToolCall, approval_id: String },
-    /// The model answered without tool calls: the run is done.
-    Complete { text: String },
-    /// A limit was reached.
-    Fail { error: String },
-}
-
-/// Decides the next action from the recorded steps alone.
-pub fn next_action(limits: &Limits, steps: &[Step]) -> Action {
-    let iterations = steps
-        .iter()
-        .filter(|s| matches!(s, Step::Llm { .. }))
-        .count() as u32;
-    let Some(last_llm) = steps.iter().rposition(|s| matches!(s, Step::Llm { .. })) else {
-        return Action::CallModel { iteration: 0 };
-    };
-    let Step::Llm { completion } = &steps[last_llm] else {
-        unreachable!("rposition found an Llm step");
-    };
-    if completion.tool_calls.is_empty() {
-        return Action::Complete {
-            text: completion.text.clone(),
-        };
-    }
-    let max_calls = limits.max_tool_calls_per_iteration as usize;
-    if completion.tool_calls.len() > max_calls {
-        return Action::Fail {
-            error: format!(
-                "the model requested {} tool calls in one turn; the limit is {max_calls}",
-                completion.tool_calls.len()
-            ),
-        };
-    }
-    let after = &steps[last_llm + 1..];
-    let done = after
-        .iter()
-        .filter(|s| matches!(s, Step::Tool { .. }))
-        .count();
-    if let Some(call) = completion.tool_calls.get(done) {
-        // Approvals of one turn are opened together, so look past the last step.
-        let approval = after.iter().find_map(|s| match s {
-            Step::Approval {
-                call_id,
-                approval_id,
-            } if *call_id == call.id => Some(approval_id.clone()),
-            _ => None,
-        });
-        if let Some(approval_id) = approval {
-            return Action::AwaitApproval {
-                call: call.clone(),
-                approval_id,
-            };
-        }
-        match after.last() {
-            Some(Step::Wait { call_id, until_ms }) if *call_id == call.id => {
-                return Action::Wake {
-                    call: call.clone(),
-                    until_ms: *until_ms,
-                };
-            }
-            Some(Step::HumanRequest {
-                call_id,
-                request_id,
-            }) if *call_id == call.id => {
-                return Action::AwaitHuman {
-                    call: call.clone(),
-                    request_id: request_id.clone(),
-                };
-            }
-            Some(Step::Delegate {
-                call_id,
-                child_run_id,
-            }) if *call_id == call.id => {
-                return Action::AwaitChild {
-                    call: call.clone(),
-                    child_run_id: child_run_id.clone(),
-                };
-            }
-            _ => {}
-        }
-        return Action::CallTool(call.clone());
-    }
-    if iterations >= limits.max_iterations {
-        return Action::Fail {
-            error: format!("the run reached max_iterations ({})", limits.max_iterations),
-        };
-    }
-    Action::CallModel {
-        iteration: iterations,
-    }
-}
-
-/// What the model sees: the system prompt, the thread so far, then this run's steps.
-pub fn conversation(system_prompt: &str, history: &[Message], steps: &[Step]) -> Vec<Message> {
-    let mut out = Vec::with_capacity(history.len() + steps.len() + 1);
-    if !system_prompt.trim().is_empty() {
-        out.push(Message::System {
-            text: system_prompt.to_string(),
-        });
-    }
-    out.extend_from_slice(history);
-    for step in steps {
-        out.push(match step {
-            Step::Llm { completion } => Message::Assistant {
-                text: completion.text.clone(),
-                tool_calls: completion.tool_calls.clone(),
-            },
-            Step::Tool {
-                call_id,
-                name,
-                output,
-                ..
-            } => Message::Tool {
-                call_id: call_id.clone(),
-                name: name.clone(),
-                content: tool_content(output),
-            },
-            // The model sees the finished call (the Tool step), not the wait.
-            Step::Wait { .. }
-            | Step::Delegate { .. }
-            | Step::HumanRequest { .. }
-            | Step::Approval { .. } => continue,
-        });
-    }
-    out
-}
-
-/// Most bytes of one tool result the model is sent (the full result stays
-/// on the thread): a large result would crowd out the conversation.
-pub const MAX_TOOL_CONTENT: usize = 64 << 10;
-
-/// A tool result as the model sees it: JSON text, cut at
-/// [`MAX_TOOL_CONTENT`] with a note saying so.
-pub fn tool_content(output: &Value) -> String {
-    let mut text = output.to_string();
-    if text.len() > MAX_TOOL_CONTENT {
-        let mut end = MAX_TOOL_CONTENT;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        let total = text.len();
-        text.truncate(end);
-        text.push_str(&format!(
-            "… [result truncated: {total} bytes, the first {end} shown]"
-        ));
-    }
-    text
-}
-
-/// The idempotency key of step `seq` of `run_id`.
-pub fn idempotency_key(run_id: &str, seq: usize) -> String {
-    format!("{run_id}:{seq}")
-}
-
-/// The built-in tool that starts a durable timer.
-pub const WAIT_TOOL: &str = "wait";
-
-/// Longest `wait` (one year), in seconds.
-pub const MAX_WAIT_SECONDS: f64 = 31_536_000.0;
-
-/// Built-in tools available to agents that list them in `tools` (until user
-/// tools exist): `add_numbers`, and `wait` (a durable timer).
-pub fn builtin_tools(enabled: &[String]) -> Vec<ToolSpec> {
-    let all = [
-        ToolSpec {
-            name: "add_numbers".into(),
-            description: "Adds a list of numbers and returns their sum.".into(),
-            parameters: json!({
-                "type": "object",
-                "properties": { "numbers": { "type": "array", "items": { "type": "number" } } },
-                "required": ["numbers"],
-            }),
-        },
-        ToolSpec {
-            name: WAIT_TOOL.into(),
-            description: "Pauses the run for a number of seconds (survives restarts).".into(),
-            parameters: json!({
-                "type": "object",
-                "properties": { "seconds": { "type": "number", "minimum": 0, "maximum": MAX_WAIT_SECONDS } },
-                "required": ["seconds"],
-            }),
-        },
-    ];
-    all.into_iter()
-        .filter(|t| enabled.contains(&t.name))
-        .collect()
-}
-
-/// Prefix of the tools that delegate to sub-agents: `delegate_to_<slug>`.
-pub const DELEGATE_PREFIX: &str = "delegate_to_";
-
-/// The delegation tool for a sub-agent (its slug with `-` as `_`).
-pub fn delegate_tool(slug: &str, name: &str, description: &str) -> ToolSpec {
-    ToolSpec {
-        name: format!("{DELEGATE_PREFIX}{}", slug.replace('-', "_")),
-        description: format!("Delegate a task to the agent \"{name}\": {description}"),
-        parameters: json!({
-            "type": "object",
-            "properties": { "message": { "type": "string", "description": "What the agent should do" } },
-            "required": ["message"],
-        }),
-    }
-}
-
-/// The validated duration of a `wait` call, in milliseconds.
-pub fn wait_millis(arguments: &Value) -> Result<i64, String> {
-    match arguments["seconds"].as_f64() {
-        Some(s) if (0.0..=MAX_WAIT_SECONDS).contains(&s) => Ok((s * 1000.0) as i64),
-        _ => Err(format!(
-            "`seconds` must be a number from 0 to {MAX_WAIT_SECONDS}"
-        )),
-    }
-}
-
-/// Runs a built-in tool; `Err` is a tool error the model sees.
-pub fn run_builtin(name: &str, arguments: &Value) -> Result<Value, String> {
-    match name {
-        "add_numbers" => {
-            let numbers = arguments["numbers"]
-                .as_array()
-                .ok_or("`numbers` must be an array of numbers")?;
-            let mut sum = 0.0;
-            for n in numbers {
-                sum += n.as_f64().ok_or("`numbers` must contain only numbers")?;
-            }
-            Ok(json!({ "sum": sum }))
-        }
-        other => Err(format!(
-            "no tool named `{other}` is available to this agent"
-        )),
-    }
-}
+pub use builtins::{
+    builtin_tools, delegate_tool, run_builtin, wait_millis, DELEGATE_PREFIX, MAX_WAIT_SECONDS,
+    WAIT_TOOL,
+};
+pub use calls::{classify, CallKind};
+pub use conversation::{conversation, tool_content, MAX_TOOL_CONTENT};
+pub use history::history;
+pub use plan::{next_action, Action};
+pub use retry::{after_model_error, Retry, MAX_MODEL_RETRIES};
+pub use status::{Ending, Outcome, RunStatus, ThreadStatus, WaitingFor};
+pub use step::{idempotency_key, Step};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use synatra_llm::Usage;
+    use serde_json::json;
+    use synatra_agents::Limits;
+    use synatra_llm::{Completion, Message, ToolCall, Usage};
 
     fn llm(text: &str, calls: &[(&str, &str)]) -> Step {
         Step::Llm {

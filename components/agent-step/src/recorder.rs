@@ -1,0 +1,202 @@
+//! The one way a step's effects reach the database. Every write of an
+//! invocation goes through [`Recorder::transact`]: one transaction that first
+//! proves the caller's lease still holds (the fence), then writes; steps
+//! added there join the in-memory step list only once committed. A lost
+//! lease, or another worker's recording of the same `seq`, is
+//! [`DbError::LeaseLost`], which ends the invocation with nothing recorded.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use synatra_db::runs::{self, RunState};
+use synatra_db::{Db, DbError};
+use synatra_runs::{Ending, Outcome, Step, WaitingFor};
+
+use crate::project;
+
+/// An invocation's hold on one run: its lease, its recorded steps, and
+/// the time spent so far.
+pub struct Recorder<'a> {
+    pub db: &'a Db,
+    pub run: RunState,
+    pub lease: &'a str,
+    pub lease_secs: i32,
+    pub started: Instant,
+    last_fence: Instant,
+    steps: Vec<Step>,
+}
+
+/// Writes inside a fenced transaction; see [`Recorder::transact`].
+pub struct Tx<'t> {
+    pub db: &'t Db,
+    pub run: &'t RunState,
+    pub lease: &'t str,
+    seq: usize,
+    recorded: Vec<Step>,
+}
+
+impl Tx<'_> {
+    /// Records `step` at the next `seq`, with the thread messages and events
+    /// it produces; returns its `seq`.
+    pub fn step(&mut self, step: Step, input: &Value) -> Result<usize, DbError> {
+        let seq = self.seq + self.recorded.len();
+        project::record_step(self.db, self.run, seq, &step, input)?;
+        self.recorded.push(step);
+        Ok(seq)
+    }
+
+    /// Parks the run until what it waits for answers it.
+    pub fn park(&self, waiting: WaitingFor) -> Result<(), DbError> {
+        runs::park(
+            self.db,
+            &self.run.id,
+            self.lease,
+            &self.run.thread_id,
+            waiting.thread_status(),
+        )
+    }
+}
+
+impl<'a> Recorder<'a> {
+    pub fn new(
+        db: &'a Db,
+        run: RunState,
+        lease: &'a str,
+        lease_secs: i32,
+        steps: Vec<Step>,
+    ) -> Self {
+        Recorder {
+            db,
+            run,
+            lease,
+            lease_secs,
+            started: Instant::now(),
+            last_fence: Instant::now(),
+            steps,
+        }
+    }
+
+    /// The steps recorded so far, in order.
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// The `seq` of the next step.
+    pub fn next_seq(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Runs `f` in a transaction that first fences on the lease. Steps `f`
+    /// records join [`Self::steps`] when the transaction commits.
+    pub fn transact<T>(
+        &mut self,
+        f: impl FnOnce(&mut Tx) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        match self.transact_unless(|_| Ok(false), f)? {
+            Some(value) => Ok(value),
+            None => unreachable!("nothing settles"),
+        }
+    }
+
+    /// Like [`Self::transact`], but first checks `settled` in the same
+    /// transaction (before the fence, so rows are locked in the order the
+    /// API answering a wait locks them); when it holds, writes nothing and
+    /// returns `None`.
+    pub fn transact_unless<T>(
+        &mut self,
+        settled: impl FnOnce(&Db) -> Result<bool, DbError>,
+        f: impl FnOnce(&mut Tx) -> Result<T, DbError>,
+    ) -> Result<Option<T>, DbError> {
+        let spent = self.last_fence.elapsed().as_millis() as i64;
+        let (run, lease, seq) = (&self.run, self.lease, self.steps.len());
+        let lease_secs = self.lease_secs;
+        let result = self.db.transaction(|db| {
+            if settled(db)? {
+                return Ok(None);
+            }
+            runs::fence(db, &run.id, lease, lease_secs, spent)?;
+            let mut tx = Tx {
+                db,
+                run,
+                lease,
+                seq,
+                recorded: Vec::new(),
+            };
+            let value = f(&mut tx)?;
+            Ok(Some((value, tx.recorded)))
+        });
+        self.last_fence = Instant::now();
+        match result {
+            Ok(Some((value, recorded))) => {
+                self.steps.extend(recorded);
+                Ok(Some(value))
+            }
+            Ok(None) => Ok(None),
+            // Another worker recorded this seq first.
+            Err(DbError::UniqueViolation(_)) => Err(DbError::LeaseLost),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records one step.
+    pub fn record(&mut self, step: Step, input: &Value) -> Result<(), DbError> {
+        self.transact(|tx| tx.step(step, input).map(drop))
+    }
+
+    /// Parks the run (waiting for `waiting`) if `still_waiting`, checked in
+    /// the same transaction under a lock the answering side also takes, so
+    /// an answer that lands meanwhile is never missed. `None`: it was
+    /// answered; look again.
+    pub fn park_while(
+        &mut self,
+        waiting: WaitingFor,
+        still_waiting: impl FnOnce(&Db) -> Result<bool, DbError>,
+    ) -> Result<Option<Outcome>, DbError> {
+        let parked = self.transact_unless(|db| Ok(!still_waiting(db)?), |tx| tx.park(waiting))?;
+        Ok(parked.map(|()| waiting.outcome()))
+    }
+
+    /// Holds the lease for at least `secs` more before a call starts.
+    pub fn hold(&self, secs: i32) -> Result<(), DbError> {
+        // The last fence (every recorded step) extended the lease already.
+        if self.last_fence.elapsed() < renew_interval(secs) {
+            return Ok(());
+        }
+        match runs::hold_lease(self.db, &self.run.id, self.lease, secs)? {
+            true => Ok(()),
+            false => Err(DbError::LeaseLost),
+        }
+    }
+
+    /// Releases the run for the next invocation, not before `delay_ms` when
+    /// given (a durable timer), counting a retry when `retry`.
+    pub fn hand_back(&self, delay_ms: Option<i64>, retry: bool) -> Result<(), DbError> {
+        runs::hand_back(self.db, &self.run.id, self.lease, delay_ms, retry)
+    }
+
+    /// An event on the run's thread, outside any step.
+    pub fn event(&self, kind: &str, data: &Value) -> Result<(), DbError> {
+        runs::add_event(self.db, &self.run.thread_id, Some(&self.run.id), kind, data)
+    }
+
+    /// Ends the run, recording the error message if any.
+    pub fn finish(&mut self, ending: Ending) -> Result<Outcome, DbError> {
+        let status = ending.run_status().as_str();
+        self.transact(|tx| {
+            let (run, thread) = (&tx.run.id, &tx.run.thread_id);
+            if let Some(e) = ending.error() {
+                project::message(tx.db, tx.run, "error", &json!({ "message": e }))?;
+            }
+            runs::finish_run(tx.db, run, ending.run_status(), ending.error())?;
+            runs::set_thread_status(tx.db, thread, ending.thread_status())?;
+            let data = json!({ "run_id": run, "status": status, "error": ending.error() });
+            runs::add_event(tx.db, thread, Some(run), "run", &data)
+        })?;
+        Ok(ending.outcome())
+    }
+}
+
+/// How often a lease of `lease_secs` is renewed while a call is in flight.
+pub fn renew_interval(lease_secs: i32) -> Duration {
+    Duration::from_secs(u64::from(lease_secs.max(3).unsigned_abs()) / 3)
+}
