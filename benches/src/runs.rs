@@ -24,6 +24,7 @@ use crate::{percentile, step};
 pub struct RunFigures {
     pub record_us: f64,
     pub bare_insert_us: f64,
+    pub single_insert_us: f64,
     pub steps_per_s: Vec<(usize, f64)>,
     pub rss_idle_kib: u64,
     pub rss_waiting_kib: u64,
@@ -45,7 +46,7 @@ fn rss_kib(pid: u32) -> Result<u64> {
 /// Runs every durable-run benchmark.
 pub fn measure() -> Result<RunFigures> {
     // Each run: one tool call, then an answer: three recorded steps.
-    let fake = FakeLlm::start_with(|body| {
+    let fake = FakeLlm::start_instant(|body| {
         if tool_results(body) == 0 {
             // The agent's first tool: `add_numbers`, or the held `approve_me`.
             let name = body["tools"][0]["function"]["name"].as_str().unwrap_or("");
@@ -72,15 +73,33 @@ pub fn measure() -> Result<RunFigures> {
     let db = app.host.database_url.clone();
     let mut steps_per_s = Vec::new();
     for concurrency in [1usize, 8, 64] {
+        step(&format!("{concurrency} concurrent runs"));
         // Busy time per round comes from the runs' own timestamps, so the
         // client's polling does not count.
         let (mut steps, mut busy) = (0.0, 0.0);
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(3) {
             let round = psql(&db, "SELECT now()");
-            let ids: Vec<String> = (0..concurrency)
-                .map(|_| start_thread(&app, "bench", "add", "normal"))
-                .collect();
+            // Started from up to 8 client threads, so the runs overlap
+            // rather than queue behind one client's requests.
+            let clients = concurrency.min(8);
+            let ids: Vec<String> = std::thread::scope(|s| {
+                let started: Vec<_> = (0..clients)
+                    .map(|c| {
+                        let app = &app;
+                        s.spawn(move || {
+                            (c..concurrency)
+                                .step_by(clients)
+                                .map(|_| start_thread(app, "bench", "add", "normal"))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                started
+                    .into_iter()
+                    .flat_map(|h| h.join().expect("client thread"))
+                    .collect()
+            });
             for id in &ids {
                 wait_for(&app, id, &["completed"], Duration::from_secs(120));
             }
@@ -110,9 +129,7 @@ pub fn measure() -> Result<RunFigures> {
             json!({ "message": "again" }),
         );
         anyhow::ensure!(r.status == 201, "reply failed: {:?}", r.body);
-        while fake.calls() == before {
-            std::thread::sleep(Duration::from_micros(200));
-        }
+        fake.wait_for_calls(before + 1);
         latencies.push(fake.received()[before].at.duration_since(sent));
         wait_for(&app, &id, &["completed"], Duration::from_secs(30));
     }
@@ -148,9 +165,7 @@ pub fn measure() -> Result<RunFigures> {
             json!({}),
         );
         anyhow::ensure!(r.status == 200, "approve failed: {:?}", r.body);
-        while fake.calls() == before {
-            std::thread::sleep(Duration::from_micros(200));
-        }
+        fake.wait_for_calls(before + 1);
         approvals.push(fake.received()[before].at.duration_since(sent));
         wait_for(&app, &id, &["completed"], Duration::from_secs(30));
     }
@@ -175,11 +190,12 @@ pub fn measure() -> Result<RunFigures> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (record_us, bare_insert_us) = rt.block_on(record_cost(&db, &id))?;
+    let (record_us, bare_insert_us, single_insert_us) = rt.block_on(record_cost(&db, &id))?;
 
     Ok(RunFigures {
         record_us,
         bare_insert_us,
+        single_insert_us,
         steps_per_s,
         rss_idle_kib,
         rss_waiting_kib,
@@ -190,8 +206,9 @@ pub fn measure() -> Result<RunFigures> {
     })
 }
 
-/// Mean µs per recorded step and per bare insert, same connection and database.
-async fn record_cost(db: &str, thread_id: &str) -> Result<(f64, f64)> {
+/// Mean µs per recorded step, per bare INSERT + COMMIT and per single
+/// autocommitted INSERT statement, on the same connection and database.
+async fn record_cost(db: &str, thread_id: &str) -> Result<(f64, f64, f64)> {
     const N: usize = 2000;
     let mut conn = PgConnection::connect(db).await?;
     let run_id: (String,) =
@@ -212,40 +229,19 @@ async fn record_cost(db: &str, thread_id: &str) -> Result<(f64, f64)> {
     let output = json!({ "kind": "tool", "call_id": "c", "name": "add_numbers", "output": { "sum": 3 }, "is_error": false });
     let started = Instant::now();
     for i in 0..N {
-        let mut tx = conn.begin().await?;
-        // The statements of runs::fence, insert_step, add_message, add_event.
+        // What the agent step sends for a tool step: one statement.
+        let messages = json!([{ "kind": "tool_result", "content": &output }]);
         sqlx::query(
-            "UPDATE runs SET lease_expires_at = now() + 30 * interval '1 second', active_ms = active_ms + 1, updated_at = now()
-             WHERE id = $1::uuid AND lease_owner = 'bench' AND lease_expires_at > now() AND status = 'ready'",
+            "SELECT record_step($1::uuid, 'bench', 30, 1, $2, 'tool', $3, $4, $5, $6, '[]', 0, 0)",
         )
         .bind(&run_id)
-        .execute(&mut *tx)
+        .bind(10_000 + i as i32)
+        .bind(format!("{run_id}:{i}"))
+        .bind(sqlx::types::Json(json!({})))
+        .bind(sqlx::types::Json(&output))
+        .bind(sqlx::types::Json(&messages))
+        .execute(&mut conn)
         .await?;
-        sqlx::query("INSERT INTO run_steps (run_id, seq, kind, idempotency_key, input, output) VALUES ($1::uuid, $2, 'tool', $3, $4, $5)")
-            .bind(&run_id)
-            .bind(10_000 + i as i32)
-            .bind(format!("{run_id}:{i}"))
-            .bind(sqlx::types::Json(json!({})))
-            .bind(sqlx::types::Json(&output))
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO thread_messages (thread_id, run_id, kind, content) VALUES ($1::uuid, $2::uuid, 'tool_result', $3)")
-            .bind(thread_id)
-            .bind(&run_id)
-            .bind(sqlx::types::Json(&output))
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO run_events (thread_id, run_id, kind, data) VALUES ($1::uuid, $2::uuid, 'message', $3)")
-            .bind(thread_id)
-            .bind(&run_id)
-            .bind(sqlx::types::Json(&output))
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("SELECT pg_notify('synatra_events', $1)")
-            .bind(thread_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
     }
     let record = started.elapsed().as_secs_f64() * 1e6 / N as f64;
     let started = Instant::now();
@@ -258,5 +254,13 @@ async fn record_cost(db: &str, thread_id: &str) -> Result<(f64, f64)> {
         tx.commit().await?;
     }
     let bare = started.elapsed().as_secs_f64() * 1e6 / N as f64;
-    Ok((record, bare))
+    let started = Instant::now();
+    for i in 0..N {
+        sqlx::query("INSERT INTO bench_bare (v) VALUES ($1)")
+            .bind(i.to_string())
+            .execute(&mut conn)
+            .await?;
+    }
+    let single = started.elapsed().as_secs_f64() * 1e6 / N as f64;
+    Ok((record, bare, single))
 }

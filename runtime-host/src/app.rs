@@ -27,7 +27,7 @@ use crate::wit_tools::WitTools;
 
 /// Header with which a component calling another in-process (service
 /// chaining) shortens the callee's time budget, in milliseconds.
-pub const DEADLINE_HEADER: &str = "x-synatra-deadline-ms";
+pub use synatra_names::headers::DEADLINE_MS as DEADLINE_HEADER;
 
 /// Everything one component is granted, plus its pre-linked instance.
 pub struct ComponentRuntime {

@@ -17,17 +17,13 @@ use tokio::sync::{watch, Notify};
 
 use crate::app::{App, DispatchError};
 
-/// The component that advances runs.
-pub const AGENT_STEP: &str = "agent-step";
-/// Channel the API and the agent step notify when a run becomes ready.
-const RUNS_CHANNEL: &str = "synatra_runs";
-/// Channel the API notifies (payload: run id) to interrupt a running step.
-const CANCEL_CHANNEL: &str = "synatra_cancel";
+use synatra_names::channels::{CANCEL as CANCEL_CHANNEL, RUNS as RUNS_CHANNEL};
+use synatra_names::limits::MAX_CRASHES;
+use synatra_names::services::{AGENT_STEP, AGENT_STEP_ADVANCE};
+use synatra_names::{headers, variables};
 
 /// Runs being advanced on this host, with the switch that interrupts them.
 type InFlight = Arc<Mutex<HashMap<String, watch::Sender<bool>>>>;
-/// Failed advances (traps, timeouts) before a run is failed for good.
-const MAX_CRASHES: i32 = 5;
 
 /// Dispatcher settings.
 #[derive(Debug, Clone, Copy)]
@@ -51,7 +47,11 @@ pub async fn run(
         tracing::info!("run dispatcher disabled");
         return;
     }
-    let Some(secret) = app.variables.get("service_secret").map(str::to_string) else {
+    let Some(secret) = app
+        .variables
+        .get(variables::SERVICE_SECRET)
+        .map(str::to_string)
+    else {
         tracing::error!("run dispatcher disabled: the service_secret variable has no value");
         return;
     };
@@ -188,9 +188,9 @@ impl Worker {
     /// Calls the agent step for one claimed run.
     async fn advance(&self, run_id: &str, lease: &str) {
         let body = serde_json::json!({ "run_id": run_id, "lease": lease, "lease_secs": self.config.lease_secs });
-        let request = http::Request::post(format!("http://{AGENT_STEP}.spin.internal/advance"))
+        let request = http::Request::post(AGENT_STEP_ADVANCE)
             .header("content-type", "application/json")
-            .header("x-synatra-service-secret", &self.secret)
+            .header(headers::SERVICE_SECRET, &self.secret)
             .body(Full::new(Bytes::from(body.to_string())))
             .expect("valid request");
         let (switch, cancel) = watch::channel(false);
@@ -259,41 +259,15 @@ impl Worker {
         }
     }
 
-    /// Records a run whose step was interrupted by cancellation.
+    /// Records a run whose step was interrupted by cancellation (SQL
+    /// `end_run`, as the agent step ends runs).
     async fn finish_cancelled(&self, run_id: &str, lease: &str) -> sqlx::Result<()> {
-        let mut tx = self.db.begin().await?;
-        let thread: Option<(String,)> = sqlx::query_as(
-            "UPDATE runs SET status = 'cancelled', finished_at = now(), updated_at = now(),
-                    lease_owner = NULL, lease_expires_at = NULL
-             WHERE id = $1::uuid AND lease_owner = $2 AND status = 'ready'
-             RETURNING thread_id::text",
-        )
-        .bind(run_id)
-        .bind(lease)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some((thread_id,)) = thread {
-            sqlx::query(
-                "UPDATE threads SET status = 'cancelled', updated_at = now() WHERE id = $1::uuid
-                 AND NOT EXISTS (SELECT 1 FROM runs WHERE thread_id = $1::uuid AND status IN ('ready', 'waiting'))",
-            )
-            .bind(&thread_id)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO run_events (thread_id, run_id, kind, data) VALUES ($1::uuid, $2::uuid, 'run', $3)",
-            )
-            .bind(&thread_id)
+        sqlx::query("SELECT end_run($1::uuid, $2, 'cancelled', NULL, 0)")
             .bind(run_id)
-            .bind(sqlx::types::Json(serde_json::json!({ "run_id": run_id, "status": "cancelled" })))
-            .execute(&mut *tx)
+            .bind(lease)
+            .execute(&self.db)
             .await?;
-            sqlx::query("SELECT pg_notify('synatra_events', $1)")
-                .bind(&thread_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await
+        Ok(())
     }
 
     /// Releases the lease after a failed advance, with backoff; fails the

@@ -69,7 +69,7 @@ struct UpArgs {
     #[arg(long, env = "SYNATRA_RUNTIME_CONFIG")]
     runtime_config_file: Option<PathBuf>,
     /// Connections per Postgres pool opened by components.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, env = "SYNATRA_PG_MAX_CONNECTIONS", default_value_t = 20)]
     pg_max_connections: u32,
     /// Allocate instances on demand instead of from wasmtime's pooling allocator.
     #[arg(long)]

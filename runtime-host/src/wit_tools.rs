@@ -34,27 +34,22 @@ wasmtime::component::bindgen!({
 
 use synatra::tool::log::Level;
 
+use synatra_names::headers;
 /// The service's name: `http://wasm-tools.spin.internal`.
-pub const SERVICE: &str = "wasm-tools";
+pub use synatra_names::services::WIT_TOOLS as SERVICE;
+use synatra_tools::sandbox::{push_log, truncated, ToolAnswer, MAX_RESULT};
 /// Memory of one tool instance.
 const MEMORY_LIMIT: usize = 128 << 20;
 /// Most time a call may take, whatever the tool asks.
 const MAX_TIMEOUT_MS: u64 = 60_000;
 /// Fuel per millisecond of the time limit (roughly instructions).
 const FUEL_PER_MS: u64 = 5_000_000;
-/// Largest result, in bytes of JSON.
-const MAX_RESULT: usize = 1 << 20;
-/// Most log lines kept, and longest line.
-const MAX_LOG_LINES: usize = 200;
-const MAX_LOG_LINE: usize = 2000;
 /// Compiled components kept in memory.
 const MEMORY_CACHE: usize = 64;
 /// Tool calls running at once on this host; more wait their turn.
 const MAX_CONCURRENT: usize = 16;
 /// Console output kept per stream (more ends the call, as a full pipe).
 const MAX_OUTPUT: usize = 256 << 10;
-/// Longest `tool-error` message passed on.
-const MAX_ERROR: usize = 4 << 10;
 
 /// Bounds a tool instance's memory in total (all its memories and tables
 /// together) and how many instances, memories and tables it may create.
@@ -131,7 +126,7 @@ impl synatra::tool::log::Host for ToolState {
             Level::Warn => "warn",
             Level::Error => "error",
         };
-        push_log(&mut self.logs, format!("{level}: {message}"));
+        push_log(&mut self.logs, &format!("{level}: {message}"));
     }
 }
 
@@ -154,19 +149,6 @@ impl synatra::tool::context::Host for ToolState {
 }
 
 impl synatra::tool::types::Host for ToolState {}
-
-fn push_log(logs: &mut Vec<String>, mut line: String) {
-    if logs.len() < MAX_LOG_LINES {
-        if line.len() > MAX_LOG_LINE {
-            let mut end = MAX_LOG_LINE;
-            while !line.is_char_boundary(end) {
-                end -= 1;
-            }
-            line.truncate(end);
-        }
-        logs.push(line);
-    }
-}
 
 /// The engine, linker and caches for WIT tools.
 pub struct WitTools {
@@ -243,7 +225,7 @@ impl WitTools {
         params: &str,
         idempotency_key: Option<String>,
         timeout_ms: u64,
-    ) -> Value {
+    ) -> ToolAnswer {
         let stdout = MemoryOutputPipe::new(MAX_OUTPUT);
         let stderr = MemoryOutputPipe::new(MAX_OUTPUT);
         let mut wasi = WasiCtx::builder();
@@ -265,7 +247,7 @@ impl WitTools {
         let deadline = std::time::Instant::now() + budget;
         crate::instance::yield_until(&mut store, deadline);
         if let Err(e) = store.set_fuel(timeout_ms.saturating_mul(FUEL_PER_MS)) {
-            return json!({ "ok": false, "error": e.to_string(), "logs": [] });
+            return ToolAnswer::failure(&e.to_string(), Vec::new());
         }
         let call = async {
             let tool = pre.instantiate_async(&mut store).await?;
@@ -278,39 +260,25 @@ impl WitTools {
         let mut logs = std::mem::take(&mut store.data_mut().logs);
         for pipe in [&stdout, &stderr] {
             for line in String::from_utf8_lossy(&pipe.contents()).lines() {
-                push_log(&mut logs, line.to_string());
+                push_log(&mut logs, line);
             }
         }
-        let (ok, payload) = match outcome {
-            Ok(Ok(text)) if text.len() > MAX_RESULT => (
-                false,
-                json!(format!(
-                    "the tool's result is larger than {} KiB",
-                    MAX_RESULT >> 10
-                )),
-            ),
+        let failed = |error: String| ToolAnswer::failure(&error, logs.clone());
+        match outcome {
+            Ok(Ok(text)) if text.len() > MAX_RESULT => failed(format!(
+                "the tool's result is larger than {} KiB",
+                MAX_RESULT >> 10
+            )),
             Ok(Ok(text)) => match serde_json::from_str::<Value>(&text) {
-                Ok(v) => (true, v),
-                Err(_) => (
-                    false,
-                    json!(format!(
-                        "the tool returned text that is not JSON: {}",
-                        text.chars().take(80).collect::<String>()
-                    )),
-                ),
-            },
-            Ok(Err(e)) => (
-                false,
-                json!(format!(
-                    "{}: {}",
-                    truncate(&e.code, 100),
-                    truncate(&e.message, MAX_ERROR)
+                Ok(v) => ToolAnswer::success(v, logs),
+                Err(_) => failed(format!(
+                    "the tool returned text that is not JSON: {}",
+                    text.chars().take(80).collect::<String>()
                 )),
-            ),
-            Err(e) => (false, json!(describe(&e, timeout_ms))),
-        };
-        let key = if ok { "result" } else { "error" };
-        json!({ "ok": ok, key: payload, "logs": logs })
+            },
+            Ok(Err(e)) => failed(format!("{}: {}", truncated(&e.code, 100), e.message)),
+            Err(e) => failed(describe(&e, timeout_ms)),
+        }
     }
 
     /// Serves `POST /run {org_id, sha256, params, timeout_ms}` for the app's
@@ -327,9 +295,15 @@ impl WitTools {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        let given = header(request.headers(), "x-synatra-service-secret");
-        let idempotency_key = header(request.headers(), "idempotency-key");
-        if secret.is_none() || given.as_deref() != secret {
+        let given = header(request.headers(), headers::SERVICE_SECRET);
+        let idempotency_key = header(request.headers(), headers::IDEMPOTENCY_KEY);
+        let authorized = match (secret, given) {
+            (Some(expected), Some(given)) if !expected.is_empty() => {
+                synatra_secrets::secrets_match(expected.as_bytes(), given.as_bytes())
+            }
+            _ => false,
+        };
+        if !authorized {
             return reply(
                 401,
                 json!({ "error": { "code": "unauthenticated", "message": "internal route" } }),
@@ -365,8 +339,8 @@ impl WitTools {
             None => match load(db, org, sha).await {
                 Ok(Some(w)) => Some(w),
                 Ok(None) => {
-                    let answer = json!({ "ok": false, "error": "the tool's component is missing", "logs": [] });
-                    return reply(200, answer);
+                    let answer = ToolAnswer::failure("the tool's component is missing", Vec::new());
+                    return reply(200, json!(answer));
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot load a tool component");
@@ -393,10 +367,10 @@ impl WitTools {
         };
         let answer = match pre {
             Ok(pre) => self.run(&pre, &params, idempotency_key, timeout_ms).await,
-            Err(e) => json!({ "ok": false, "error": e, "logs": [] }),
+            Err(e) => ToolAnswer::failure(&e, Vec::new()),
         };
         tracing::info!(ms = started.elapsed().as_millis() as u64, "wit tool call");
-        reply(200, answer)
+        reply(200, json!(answer))
     }
 }
 
@@ -420,15 +394,6 @@ fn describe(error: &wasmtime::Error, timeout_ms: u64) -> String {
         Some(trap) => format!("the tool crashed: {trap}"),
         None => format!("the tool failed: {error}"),
     }
-}
-
-/// At most `max` bytes of `s`, cut at a character boundary.
-fn truncate(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 async fn load(db: &PgPool, org: &str, sha256: &str) -> Result<Option<Vec<u8>>> {

@@ -53,11 +53,39 @@ pub struct Received {
 /// Computes an answer from the request body (instead of a script).
 pub type Responder = Box<dyn Fn(&Value) -> Answer + Send>;
 
-#[derive(Default)]
 struct State {
     script: VecDeque<Answer>,
     responder: Option<Responder>,
     received: Vec<Received>,
+    /// Pause after each streamed chunk, so streaming is observable.
+    chunk_gap: Duration,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            script: VecDeque::new(),
+            responder: None,
+            received: Vec::new(),
+            chunk_gap: Duration::from_millis(2),
+        }
+    }
+}
+
+/// A response being written, with the pause after each streamed chunk.
+struct Out {
+    stream: TcpStream,
+    gap: Duration,
+}
+
+impl Write for Out {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.stream.flush()
+    }
 }
 
 /// The running fake.
@@ -79,6 +107,16 @@ impl FakeLlm {
     pub fn start_with(responder: impl Fn(&Value) -> Answer + Send + 'static) -> Self {
         Self::launch(State {
             responder: Some(Box::new(responder)),
+            ..State::default()
+        })
+    }
+
+    /// Like [`Self::start_with`], streaming without pauses (as fast as a
+    /// provider could answer), for benchmarks of the platform's own time.
+    pub fn start_instant(responder: impl Fn(&Value) -> Answer + Send + 'static) -> Self {
+        Self::launch(State {
+            responder: Some(Box::new(responder)),
+            chunk_gap: Duration::ZERO,
             ..State::default()
         })
     }
@@ -127,6 +165,20 @@ impl FakeLlm {
         self.state.lock().unwrap().received.len()
     }
 
+    /// Waits until at least `n` requests arrived; panics after 30 s, so a
+    /// regression fails the test instead of hanging the suite.
+    pub fn wait_for_calls(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.calls() < n {
+            assert!(
+                Instant::now() < deadline,
+                "the fake received {} requests, not {n}, in 30 s",
+                self.calls()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Adds answers to the end of the script.
     pub fn push(&self, answers: impl IntoIterator<Item = Answer>) {
         self.state.lock().unwrap().script.extend(answers);
@@ -134,6 +186,7 @@ impl FakeLlm {
 }
 
 fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
+    let gap = state.lock().unwrap().chunk_gap;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut length = 0usize;
     let mut chunked = false;
@@ -182,7 +235,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         });
         answer
     };
-    let mut out = stream;
+    let mut out = Out { stream, gap };
     let wire = if request_line.starts_with("POST /v1/chat/completions") {
         Wire::OpenAi
     } else if request_line.starts_with("POST /v1/messages") {
@@ -254,7 +307,7 @@ pub fn tool_results(body: &Value) -> usize {
     openai_or_anthropic.chain(google).sum()
 }
 
-fn answer_with(out: &mut TcpStream, wire: Wire, answer: Answer) -> std::io::Result<()> {
+fn answer_with(out: &mut Out, wire: Wire, answer: Answer) -> std::io::Result<()> {
     match answer {
         Answer::Delayed(d, inner) => {
             std::thread::sleep(d);
@@ -396,7 +449,7 @@ fn answer_with(out: &mut TcpStream, wire: Wire, answer: Answer) -> std::io::Resu
     }
 }
 
-fn anthropic_start(out: &mut TcpStream) -> std::io::Result<()> {
+fn anthropic_start(out: &mut Out) -> std::io::Result<()> {
     chunk(
         out,
         json!({ "type": "message_start", "message": { "id": "msg_fake", "type": "message", "role": "assistant", "content": [], "usage": { "input_tokens": 21, "output_tokens": 1 } } }),
@@ -404,7 +457,7 @@ fn anthropic_start(out: &mut TcpStream) -> std::io::Result<()> {
     chunk(out, json!({ "type": "ping" }))
 }
 
-fn anthropic_finish(out: &mut TcpStream, reason: &str) -> std::io::Result<()> {
+fn anthropic_finish(out: &mut Out, reason: &str) -> std::io::Result<()> {
     chunk(
         out,
         json!({ "type": "message_delta", "delta": { "stop_reason": reason }, "usage": { "output_tokens": 9 } }),
@@ -413,7 +466,7 @@ fn anthropic_finish(out: &mut TcpStream, reason: &str) -> std::io::Result<()> {
 }
 
 fn respond_status(
-    out: &mut TcpStream,
+    out: &mut Out,
     status: u16,
     retry_after: Option<u64>,
     message: &str,
@@ -430,18 +483,20 @@ fn respond_status(
     )
 }
 
-fn start_stream(out: &mut TcpStream) -> std::io::Result<()> {
+fn start_stream(out: &mut Out) -> std::io::Result<()> {
     out.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n")
 }
 
-fn chunk(out: &mut TcpStream, value: Value) -> std::io::Result<()> {
+fn chunk(out: &mut Out, value: Value) -> std::io::Result<()> {
     write!(out, "data: {value}\n\n")?;
     out.flush()?;
-    std::thread::sleep(Duration::from_millis(2));
+    if !out.gap.is_zero() {
+        std::thread::sleep(out.gap);
+    }
     Ok(())
 }
 
-fn openai_finish(out: &mut TcpStream, reason: &str) -> std::io::Result<()> {
+fn openai_finish(out: &mut Out, reason: &str) -> std::io::Result<()> {
     chunk(
         out,
         json!({ "choices": [{ "index": 0, "delta": {}, "finish_reason": reason }] }),

@@ -64,6 +64,20 @@ pub fn agent_config(fake: &FakeLlm, model: &str, limits: Value) -> Value {
     })
 }
 
+/// An agent on the fake provider offering `tools`.
+pub fn agent_with_tools(fake: &FakeLlm, tools: &[&str]) -> Value {
+    json!({ "model": { "provider": "openai", "model": "m", "base_url": fake.base_url() }, "tools": tools })
+}
+
+/// Creates the org's tool `def` (a JSON tool definition).
+pub fn create_tool<S: Server>(app: &App<S>, def: &Value) {
+    let r = app
+        .owner
+        .client
+        .post(&format!("/api/v1/orgs/{}/tools", app.org), def.clone());
+    assert_eq!(r.status, 201, "{:?}", r.body);
+}
+
 /// Creates agent `slug` with `config` as working copy and publishes it.
 pub fn publish<S: Server>(app: &App<S>, slug: &str, config: &Value) {
     let c = &app.owner.client;

@@ -146,6 +146,32 @@ fn failed_logins_are_rate_limited_per_email() {
     assert_eq!(ok.status, 200);
 }
 
+/// 20 failed sign-ins per client address per 15 minutes, across emails:
+/// four wrong passwords for each of five accounts stay under the per-email
+/// limit, and then the address itself is refused, even with a right password.
+#[test]
+fn failed_logins_are_rate_limited_per_client_address() {
+    let host = start_app();
+    let users: Vec<_> = (0..6)
+        .map(|i| sign_up(&host, &format!("spray{i}")))
+        .collect();
+    let c = host.client();
+    for user in &users[..5] {
+        for _ in 0..4 {
+            let r = c.post(
+                "/api/v1/auth/login",
+                json!({ "email": user.email, "password": "wrong password!" }),
+            );
+            assert_eq!(r.status, 401, "{:?}", r.body);
+        }
+    }
+    let blocked = c.post(
+        "/api/v1/auth/login",
+        json!({ "email": users[5].email, "password": "correct horse battery" }),
+    );
+    assert_eq!((blocked.status, blocked.code()), (429, "rate_limited"));
+}
+
 #[test]
 fn parallel_failed_logins_cannot_slip_under_the_limit() {
     let host = start_app();

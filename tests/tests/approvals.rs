@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use synatra_tests::fake_llm::{tool_results, Answer, FakeLlm};
 use synatra_tests::runs::{
-    config_for_fakes, kinds, messages_of, publish, start_on, thread, wait_for, App,
+    agent_with_tools, config_for_fakes, create_tool, kinds, messages_of, publish, start_on, thread,
+    wait_for, App,
 };
 use synatra_tests::{add_member, psql, sign_up, User};
 
@@ -23,18 +24,6 @@ fn refund_tool(policy: &str, self_approval: bool, review: bool) -> Value {
         "code": "console.log('refunding', params.order_id); return { refunded: params.order_id, amount: params.amount };",
         "approval": { "policy": policy, "self_approval": self_approval, "review": review }
     })
-}
-
-fn create_tool(app: &App, def: &Value) {
-    let r = app
-        .owner
-        .client
-        .post(&format!("/api/v1/orgs/{}/tools", app.org), def.clone());
-    assert_eq!(r.status, 201, "{:?}", r.body);
-}
-
-fn agent(fake: &FakeLlm, tools: &[&str]) -> Value {
-    json!({ "model": { "provider": "openai", "model": "m", "base_url": fake.base_url() }, "tools": tools })
 }
 
 fn refund_call(order: &str, amount: f64) -> (String, Value) {
@@ -96,7 +85,7 @@ fn an_edited_approval_is_revalidated_then_the_tool_runs_with_the_edit() {
     ]);
     let app = start_on(&config_for_fakes());
     create_tool(&app, &refund_tool("any-member", true, true));
-    publish(&app, "support", &agent(&fake, &["refund"]));
+    publish(&app, "support", &agent_with_tools(&fake, &["refund"]));
     // The release froze the tool's version.
     let releases = app
         .owner
@@ -187,7 +176,7 @@ fn a_rejection_ends_the_thread_and_cancels_the_other_calls_of_the_turn() {
     ])]);
     let app = start_on(&config_for_fakes());
     create_tool(&app, &refund_tool("owner-only", true, false));
-    publish(&app, "support", &agent(&fake, &["refund"]));
+    publish(&app, "support", &agent_with_tools(&fake, &["refund"]));
     let id = start_as(&app, &app.owner, "support");
     // The original kept only the first held call; each gets its own approval here.
     let ids = approval_ids(&app, &id);
@@ -312,7 +301,7 @@ fn every_policy_role_and_self_combination() {
             def["name"] = json!(tool);
             create_tool(&app, &def);
             let slug = tool.replace('_', "-");
-            publish(&app, &slug, &agent(&fake, &[&tool]));
+            publish(&app, &slug, &agent_with_tools(&fake, &[&tool]));
             // Every channel member authors one thread (the stranger cannot).
             for author in 0..5 {
                 let id = start_as(&app, user(author), &slug);
@@ -422,7 +411,7 @@ fn an_undecided_approval_times_out_on_its_timer_even_across_a_crash() {
     let mut def = refund_tool("any-member", true, false);
     def["approval"]["timeout_secs"] = json!(60);
     create_tool(&app, &def);
-    publish(&app, "support", &agent(&fake, &["refund"]));
+    publish(&app, "support", &agent_with_tools(&fake, &["refund"]));
     let id = start_as(&app, &app.owner, "support");
     let ids = approval_ids(&app, &id);
     let wake = psql(
@@ -463,7 +452,7 @@ fn kill_9_right_after_an_approval_runs_the_call_exactly_once() {
     let config = config_for_fakes();
     let mut app = start_on(&config);
     create_tool(&app, &refund_tool("any-member", true, false));
-    publish(&app, "support", &agent(&fake, &["refund"]));
+    publish(&app, "support", &agent_with_tools(&fake, &["refund"]));
     let id = start_as(&app, &app.owner, "support");
     let ids = approval_ids(&app, &id);
     // A crash while waiting loses nothing.
@@ -499,7 +488,7 @@ fn self_approval_covers_whoever_continued_the_thread_and_api_keys() {
     ]);
     let app = start_on(&config_for_fakes());
     create_tool(&app, &refund_tool("any-member", false, false));
-    publish(&app, "support", &agent(&fake, &["refund"]));
+    publish(&app, "support", &agent_with_tools(&fake, &["refund"]));
     let member = sign_up(&app.host, "continuer");
     add_member(&app.owner, &app.org, &member, "member");
     let admin = sign_up(&app.host, "approver");
@@ -575,7 +564,7 @@ fn open_event_streams_do_not_starve_the_app() {
     ]);
     let app = start_on(&config_for_fakes());
     create_tool(&app, &refund_tool("any-member", true, false));
-    publish(&app, "support", &agent(&fake, &["refund"]));
+    publish(&app, "support", &agent_with_tools(&fake, &["refund"]));
     let id = start_as(&app, &app.owner, "support");
     let ids = approval_ids(&app, &id);
     let key = app.owner.client.post(

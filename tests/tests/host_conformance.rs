@@ -517,23 +517,44 @@ fn concurrent_loops_do_not_starve_other_requests() {
     let looping: Vec<_> = (0..4)
         .map(|_| {
             let c = host.client();
-            std::thread::spawn(move || c.get("/limited/loop").status)
+            std::thread::spawn(move || {
+                let status = c.get("/limited/loop").status;
+                (status, std::time::Instant::now())
+            })
         })
         .collect();
     std::thread::sleep(std::time::Duration::from_millis(100));
     assert_eq!(host.client().get("/api/exact").status, 200);
+    let answered = std::time::Instant::now();
+    // Answered while the loops still spin (each runs to its 500 ms limit):
+    // a starved request would only be answered once they were stopped.
     for t in looping {
-        assert_eq!(t.join().unwrap(), 504);
+        let (status, ended) = t.join().unwrap();
+        assert_eq!(status, 504);
+        assert!(answered < ended, "the request waited for a loop to end");
     }
 }
 
 #[test]
 fn sigterm_shuts_down_gracefully() {
-    let (mut host, _) = start(&[]);
+    // The root component may reach a server that answers after 1 s.
+    let slow = slow_server(std::time::Duration::from_secs(1));
+    let dir = temp_dir("host");
+    let path = write_file(&dir, "spin.toml", &manifest("", slow));
+    let mut host = Host::start(&HostConfig::new(path));
     assert_eq!(host.client().get("/api/exact").status, 200);
+    let c = host.client();
+    let in_flight = std::thread::spawn(move || {
+        c.get(&format!("/fetch?url=http%3A%2F%2F127.0.0.1%3A{slow}%2F"))
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
     let status = host.stop();
     assert!(status.success(), "{status:?}\n{}", host.log());
     assert!(host.log().contains("stopped"));
+    // The request that was in flight when SIGTERM came was finished.
+    let reply = in_flight.join().unwrap();
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.body["body"], "late");
 }
 
 #[test]

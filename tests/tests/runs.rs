@@ -2,7 +2,7 @@
 //! component, a real PostgreSQL, and a fake OpenAI server speaking the wire
 //! format (streaming, tool calls, errors).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use synatra_tests::fake_llm::{Answer, FakeLlm};
@@ -80,7 +80,7 @@ fn rate_limits_server_errors_and_broken_streams_are_retried() {
     let fake = FakeLlm::start(vec![
         Answer::Status {
             status: 429,
-            retry_after: Some(1),
+            retry_after: Some(2),
         },
         Answer::Status {
             status: 503,
@@ -92,14 +92,17 @@ fn rate_limits_server_errors_and_broken_streams_are_retried() {
     ]);
     let app = start();
     publish(&app, "patient", &agent_config(&fake, "m", json!({})));
-    let started = Instant::now();
     let id = start_thread(&app, "patient", "hi", "normal");
     let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
     assert_eq!(t["status"], "completed", "{t:#}");
     assert_eq!(fake.calls(), 5);
+    // The 429 said `Retry-After: 2`. Ignoring it, the 50 ms backoff and the
+    // 1 s sweep would call again within about 1.05 s.
+    let received = fake.received();
+    let gap = received[1].at.duration_since(received[0].at);
     assert!(
-        started.elapsed() >= Duration::from_secs(1),
-        "Retry-After was honoured"
+        gap >= Duration::from_secs(2),
+        "the call after a 429 with Retry-After: 2 came {gap:?} later"
     );
     assert_eq!(kinds(&t), vec!["user", "assistant"]);
     assert_eq!(t["runs"][0]["steps"], 1, "failed attempts record no step");
@@ -221,9 +224,7 @@ fn cancelling_a_run_stops_it_and_the_thread_can_continue() {
     let app = start();
     publish(&app, "slow", &agent_config(&fake, "m", json!({})));
     let id = start_thread(&app, "slow", "take your time", "normal");
-    while fake.calls() == 0 {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    fake.wait_for_calls(1);
     let r = app.owner.client.post(
         &format!("/api/v1/orgs/{}/threads/{id}/cancel", app.org),
         json!({}),
@@ -499,6 +500,25 @@ fn events_stream_over_sse_and_resume_from_an_event_id() {
         .iter()
         .any(|(_, e, d)| e == "run" && d["status"] == "completed"));
     assert!(!resumed.iter().any(|(_, e, _)| e == "token"));
+
+    // An EventSource reconnecting sends `Last-Event-ID` instead: the same.
+    let key = app.owner.client.post(
+        &format!("/api/v1/orgs/{}/api-keys", app.org),
+        json!({ "name": "sse", "role": "member" }),
+    );
+    let token = key.body["token"].as_str().unwrap();
+    let reconnected = ureq::get(&format!("{}{path}", app.host.base))
+        .set("authorization", &format!("Bearer {token}"))
+        .set("last-event-id", &after.to_string())
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let reconnected = sse_events(&reconnected);
+    let ids: Vec<i64> = reconnected.iter().filter_map(|(id, _, _)| *id).collect();
+    let expected: Vec<i64> = resumed.iter().filter_map(|(id, _, _)| *id).collect();
+    assert_eq!(ids, expected, "Last-Event-ID resumes where ?after= does");
+    assert!(!ids.is_empty());
     let bad = app.owner.client.get(&format!("{path}?after=yesterday"));
     assert_eq!(bad.status, 400);
 }
@@ -513,9 +533,7 @@ fn cancelling_interrupts_a_model_call_in_progress() {
     let app = start();
     publish(&app, "stuck", &agent_config(&fake, "m", json!({})));
     let id = start_thread(&app, "stuck", "think hard", "normal");
-    while fake.calls() == 0 {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    fake.wait_for_calls(1);
     let r = app.owner.client.post(
         &format!("/api/v1/orgs/{}/threads/{id}/cancel", app.org),
         json!({}),
@@ -731,9 +749,7 @@ fn cancelling_a_parent_cancels_its_working_subagent() {
     publish(&app, "boss", &boss);
     let id = start_thread(&app, "boss", "delegate", "normal");
     wait_for(&app, &id, &["waiting_subagent"], Duration::from_secs(20));
-    while fake.calls() < 2 {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    fake.wait_for_calls(2);
     let r = app.owner.client.post(
         &format!("/api/v1/orgs/{}/threads/{id}/cancel", app.org),
         json!({}),
@@ -787,9 +803,7 @@ fn cancelling_a_subagents_thread_resumes_its_parent_with_the_outcome() {
     publish(&app, "boss", &boss);
     let id = start_thread(&app, "boss", "delegate", "normal");
     wait_for(&app, &id, &["waiting_subagent"], Duration::from_secs(20));
-    while fake.calls() < 2 {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    fake.wait_for_calls(2);
     let threads = app.owner.client.get(&format!(
         "/api/v1/orgs/{}/threads?agent=slow-helper",
         app.org

@@ -244,3 +244,37 @@ fn a_raw_wasm_upload_turns_a_tool_into_a_wit_tool() {
     );
     assert_eq!(out["logs"], json!(["info: greeting Ada"]));
 }
+
+/// At most 16 WIT tool calls run at once per host; more wait their turn.
+/// Twenty calls that each sleep until their 1 s deadline: sixteen end after
+/// about 1 s, the four that waited for a turn after about 2 s.
+#[test]
+fn at_most_sixteen_wit_calls_run_at_once_and_the_rest_wait_their_turn() {
+    let app = start_on(&config_for_fakes());
+    let r = upload(&app, tool("sleepy", &component("tool_wit_component"), 1000));
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let c = app.owner.client.clone();
+            let path = format!("/api/v1/orgs/{}/tools/sleepy/test", app.org);
+            std::thread::spawn(move || c.post(&path, json!({ "params": { "mode": "sleep" } })))
+        })
+        .collect();
+    let mut durations = Vec::new();
+    for call in calls {
+        let r = call.join().unwrap();
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(r.body["ok"], false);
+        assert!(
+            r.body["error"].as_str().unwrap().contains("time limit"),
+            "{:?}",
+            r.body
+        );
+        durations.push(r.body["duration_ms"].as_f64().unwrap());
+    }
+    let waited = durations.iter().filter(|ms| **ms >= 2000.0).count();
+    assert!(
+        (4..=8).contains(&waited),
+        "{waited} of 20 calls waited for a turn (16 at once leaves 4): {durations:?}"
+    );
+}

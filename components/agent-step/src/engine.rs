@@ -93,13 +93,15 @@ pub async fn advance(
 }
 
 async fn run(db: &Db, run_id: &str, lease: &str, lease_secs: i32) -> Result<Outcome, DbError> {
-    let Some(run) = runs::load_run(db, run_id, lease)? else {
+    let Some(loaded) = runs::load_run(db, run_id, lease)? else {
         return Ok(Outcome::NotLeased);
     };
+    let run = loaded.run;
     if !run.leased_by_caller || run.status != "ready" {
         return Ok(Outcome::NotLeased);
     }
-    let steps: Vec<Step> = runs::steps(db, run_id)?
+    let steps: Vec<Step> = loaded
+        .steps
         .into_iter()
         .map(serde_json::from_value)
         .collect::<Result<_, _>>()
@@ -116,13 +118,12 @@ async fn run(db: &Db, run_id: &str, lease: &str, lease_secs: i32) -> Result<Outc
     let Some(model) = config.model.clone() else {
         return rec.finish(Ending::Failed("the agent has no model configured".into()));
     };
-    let history =
-        synatra_runs::history(&runs::history(db, &rec.run.thread_id, rec.run.input_upto)?);
+    let history = synatra_runs::history(&loaded.history);
     let toolbox = Toolbox::load(db, &rec.run, config)?;
     let max_active_ms = i64::from(toolbox.config.limits.max_active_time) * 1000;
 
     loop {
-        if runs::cancel_requested(db, run_id)? {
+        if rec.cancel_requested() {
             return rec.finish(Ending::Cancelled);
         }
         let active = rec.run.active_ms + rec.started.elapsed().as_millis() as i64;

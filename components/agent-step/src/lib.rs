@@ -6,7 +6,6 @@
 mod delegation;
 mod engine;
 mod model;
-mod project;
 mod provider;
 mod recorder;
 mod tools;
@@ -15,9 +14,9 @@ mod waits;
 
 use serde::Deserialize;
 use serde_json::json;
-use spin_sdk::http::{IntoResponse, Request, Response};
+use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
-use synatra_db::Db;
+use synatra_internal::{error_response, json_response};
 
 #[derive(Deserialize)]
 struct Advance {
@@ -26,52 +25,27 @@ struct Advance {
     lease_secs: i32,
 }
 
-fn json(status: u16, value: serde_json::Value) -> Response {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(value.to_string())
-        .build()
+#[http_component]
+async fn handle(req: Request) -> Response {
+    synatra_internal::serve_private(req, advance).await
 }
 
-#[http_component]
-async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
-    if !synatra_internal::is_authorized(&req) {
-        return Ok(json(
-            401,
-            json!({ "error": { "code": "unauthenticated", "message": "internal route" } }),
-        ));
-    }
+async fn advance(req: Request) -> Response {
     if req.path().trim_end_matches('/') != "/advance" {
-        return Ok(json(
-            404,
-            json!({ "error": { "code": "not_found", "message": "try POST /advance" } }),
-        ));
+        return error_response(404, "not_found", "try POST /advance");
     }
     let Ok(body) = serde_json::from_slice::<Advance>(req.body()) else {
-        return Ok(json(
-            400,
-            json!({ "error": { "code": "invalid_json", "message": "expected {run_id, lease, lease_secs}" } }),
-        ));
+        return error_response(400, "invalid_json", "expected {run_id, lease, lease_secs}");
     };
-    let db = match Db::open() {
+    let db = match synatra_internal::database() {
         Ok(db) => db,
-        Err(e) => {
-            return Ok(json(
-                503,
-                json!({ "error": { "code": "database_unavailable", "message": e.to_string() } }),
-            ))
-        }
+        Err(unavailable) => return unavailable,
     };
-    let outcome = engine::advance(&db, &body.run_id, &body.lease, body.lease_secs).await;
-    Ok(match outcome {
-        Ok(o) => json(200, json!({ "outcome": o.as_str() })),
+    match engine::advance(&db, &body.run_id, &body.lease, body.lease_secs).await {
+        Ok(o) => json_response(200, &json!({ "outcome": o.as_str() })),
         Err(e) => {
             eprintln!("agent-step {}: {e}", body.run_id);
-            json(
-                500,
-                json!({ "error": { "code": "step_failed", "message": e.to_string() } }),
-            )
+            error_response(500, "step_failed", e)
         }
-    })
+    }
 }

@@ -9,8 +9,7 @@ use synatra_agents::ModelConfig;
 use synatra_llm::sse::SseParser;
 use synatra_llm::{Completion, Delta, LlmError, Message, Stream, ToolSpec};
 
-/// The gateway's model-call route.
-const GATEWAY: &str = "http://gateway.spin.internal/llm/complete";
+use synatra_names::services::GATEWAY_LLM as GATEWAY;
 
 /// Whose credentials a call uses.
 pub struct Caller<'a> {

@@ -7,12 +7,10 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
-use synatra_db::runs::{self, RunState};
+use serde_json::Value;
+use synatra_db::runs::{self, Recorded, RunState, StepRecord};
 use synatra_db::{Db, DbError};
-use synatra_runs::{Ending, Outcome, Step, WaitingFor};
-
-use crate::project;
+use synatra_runs::{idempotency_key, project, Ending, Outcome, Step, WaitingFor};
 
 /// An invocation's hold on one run: its lease, its recorded steps, and
 /// the time spent so far.
@@ -24,6 +22,7 @@ pub struct Recorder<'a> {
     pub started: Instant,
     last_fence: Instant,
     steps: Vec<Step>,
+    cancel_requested: bool,
 }
 
 /// Writes inside a fenced transaction; see [`Recorder::transact`].
@@ -31,6 +30,7 @@ pub struct Tx<'t> {
     pub db: &'t Db,
     pub run: &'t RunState,
     pub lease: &'t str,
+    lease_secs: i32,
     seq: usize,
     recorded: Vec<Step>,
 }
@@ -40,9 +40,27 @@ impl Tx<'_> {
     /// it produces; returns its `seq`.
     pub fn step(&mut self, step: Step, input: &Value) -> Result<usize, DbError> {
         let seq = self.seq + self.recorded.len();
-        project::record_step(self.db, self.run, seq, &step, input)?;
+        // Fenced already: no active time to add.
+        write_step(
+            self.db,
+            self.run,
+            self.lease,
+            self.lease_secs,
+            0,
+            seq,
+            &step,
+            input,
+        )?;
         self.recorded.push(step);
         Ok(seq)
+    }
+
+    /// Adds a thread message of the run, with the event announcing it.
+    pub fn message(&self, kind: &str, content: &Value) -> Result<(), DbError> {
+        let (thread, run) = (&self.run.thread_id, Some(self.run.id.as_str()));
+        let id = runs::add_message(self.db, thread, run, kind, content)?;
+        let data = serde_json::json!({ "id": id, "kind": kind, "content": content });
+        runs::add_event(self.db, thread, run, "message", &data)
     }
 
     /// Parks the run until what it waits for answers it.
@@ -66,6 +84,7 @@ impl<'a> Recorder<'a> {
         steps: Vec<Step>,
     ) -> Self {
         Recorder {
+            cancel_requested: run.cancel_requested,
             db,
             run,
             lease,
@@ -79,6 +98,11 @@ impl<'a> Recorder<'a> {
     /// The steps recorded so far, in order.
     pub fn steps(&self) -> &[Step] {
         &self.steps
+    }
+
+    /// Whether someone asked the run to stop (as of the last recording).
+    pub fn cancel_requested(&self) -> bool {
+        self.cancel_requested
     }
 
     /// The `seq` of the next step.
@@ -107,9 +131,9 @@ impl<'a> Recorder<'a> {
         settled: impl FnOnce(&Db) -> Result<bool, DbError>,
         f: impl FnOnce(&mut Tx) -> Result<T, DbError>,
     ) -> Result<Option<T>, DbError> {
-        let spent = self.last_fence.elapsed().as_millis() as i64;
         let (run, lease, seq) = (&self.run, self.lease, self.steps.len());
         let lease_secs = self.lease_secs;
+        let spent = self.spent_ms();
         let result = self.db.transaction(|db| {
             if settled(db)? {
                 return Ok(None);
@@ -119,6 +143,7 @@ impl<'a> Recorder<'a> {
                 db,
                 run,
                 lease,
+                lease_secs,
                 seq,
                 recorded: Vec::new(),
             };
@@ -132,15 +157,32 @@ impl<'a> Recorder<'a> {
                 Ok(Some(value))
             }
             Ok(None) => Ok(None),
-            // Another worker recorded this seq first.
-            Err(DbError::UniqueViolation(_)) => Err(DbError::LeaseLost),
-            Err(e) => Err(e),
+            Err(e) => Err(taken(e)),
         }
     }
 
-    /// Records one step.
+    /// Records one step: one statement, one commit.
     pub fn record(&mut self, step: Step, input: &Value) -> Result<(), DbError> {
-        self.transact(|tx| tx.step(step, input).map(drop))
+        let (seq, spent) = (self.steps.len(), self.spent_ms());
+        let recorded = write_step(
+            self.db,
+            &self.run,
+            self.lease,
+            self.lease_secs,
+            spent,
+            seq,
+            &step,
+            input,
+        );
+        self.last_fence = Instant::now();
+        self.cancel_requested = recorded.map_err(taken)? == Recorded::CancelRequested;
+        self.steps.push(step);
+        Ok(())
+    }
+
+    /// Active time since the last fence.
+    fn spent_ms(&self) -> i64 {
+        self.last_fence.elapsed().as_millis() as i64
     }
 
     /// Parks the run (waiting for `waiting`) if `still_waiting`, checked in
@@ -181,19 +223,47 @@ impl<'a> Recorder<'a> {
 
     /// Ends the run, recording the error message if any.
     pub fn finish(&mut self, ending: Ending) -> Result<Outcome, DbError> {
-        let status = ending.run_status().as_str();
-        self.transact(|tx| {
-            let (run, thread) = (&tx.run.id, &tx.run.thread_id);
-            if let Some(e) = ending.error() {
-                project::message(tx.db, tx.run, "error", &json!({ "message": e }))?;
-            }
-            runs::finish_run(tx.db, run, ending.run_status(), ending.error())?;
-            runs::set_thread_status(tx.db, thread, ending.thread_status())?;
-            let data = json!({ "run_id": run, "status": status, "error": ending.error() });
-            runs::add_event(tx.db, thread, Some(run), "run", &data)
-        })?;
+        runs::end_run(self.db, &self.run.id, self.lease, &ending, self.spent_ms())?;
         Ok(ending.outcome())
     }
+}
+
+/// Another worker recording the same seq first means the run is its now.
+fn taken(e: DbError) -> DbError {
+    match e {
+        DbError::UniqueViolation(_) => DbError::LeaseLost,
+        other => other,
+    }
+}
+
+/// Records step `seq` with its projection (SQL `record_step`).
+#[allow(clippy::too_many_arguments)]
+fn write_step(
+    db: &Db,
+    run: &RunState,
+    lease: &str,
+    lease_secs: i32,
+    spent_ms: i64,
+    seq: usize,
+    step: &Step,
+    input: &Value,
+) -> Result<Recorded, DbError> {
+    let output = serde_json::to_value(step).map_err(|e| DbError::Other(e.to_string()))?;
+    runs::record_step(
+        db,
+        &StepRecord {
+            run_id: &run.id,
+            lease,
+            lease_secs,
+            spent_ms,
+            seq: seq as i32,
+            kind: step.kind(),
+            idempotency_key: &idempotency_key(&run.id, seq),
+            input,
+            output: &output,
+            projection: &project(step, input),
+        },
+    )
 }
 
 /// How often a lease of `lease_secs` is renewed while a call is in flight.

@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 use synatra_db::{Db, DbError};
+use synatra_internal::ToolCode;
 use synatra_llm::ToolSpec;
 use synatra_tools::{is_builtin, split_ref, ToolDef};
 
@@ -86,23 +87,18 @@ impl UserTool {
 
     /// Runs the tool once: `(output for the model, is_error, console lines)`.
     pub async fn run(&self, params: &Value, idempotency_key: &str) -> (Value, bool, Value) {
+        let code = ToolCode::of(
+            &self.org_id,
+            self.def.code.as_deref(),
+            self.def.component_sha256.as_deref(),
+        );
         let timeout = self.def.timeout_ms.into();
-        let key = Some(idempotency_key);
-        let answer = match (&self.def.code, &self.def.component_sha256) {
-            (_, Some(sha)) => {
-                synatra_internal::run_component(&self.org_id, sha, params, timeout, key).await
-            }
-            (code, None) => {
-                let code = code.as_deref().unwrap_or_default();
-                synatra_internal::run_javascript(code, params, timeout, key).await
-            }
-        };
-        match answer {
-            Ok(a) if a["ok"] == true => match self.returns_error(&a["result"]) {
-                None => (a["result"].clone(), false, a["logs"].clone()),
-                Some(e) => (json!({ "error": e }), true, a["logs"].clone()),
+        match synatra_internal::run_tool(code, params, timeout, Some(idempotency_key)).await {
+            Ok(a) if a.ok => match self.returns_error(&a.result) {
+                None => (a.result, false, json!(a.logs)),
+                Some(e) => (json!({ "error": e }), true, json!(a.logs)),
             },
-            Ok(a) => (json!({ "error": a["error"] }), true, a["logs"].clone()),
+            Ok(a) => (json!({ "error": a.error }), true, json!(a.logs)),
             Err(e) => (json!({ "error": e }), true, Value::Null),
         }
     }

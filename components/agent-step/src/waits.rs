@@ -9,7 +9,6 @@ use synatra_llm::ToolCall;
 use synatra_runs::{idempotency_key, wait_millis, widgets, Outcome, Step, WaitingFor};
 
 use crate::engine::Next;
-use crate::project;
 use crate::recorder::Recorder;
 
 /// A `human_request` call: opens the request, shows it on the thread and
@@ -32,7 +31,7 @@ pub fn ask(rec: &mut Recorder, call: &ToolCall) -> Result<Next, DbError> {
         tx.step(step, &input)?;
         let content =
             json!({ "request_id": request_id, "call_id": call.id, "request": call.arguments });
-        project::message(tx.db, tx.run, "human_request", &content)?;
+        tx.message("human_request", &content)?;
         tx.park(WaitingFor::User)
     })?;
     Ok(Next::Stop(WaitingFor::User.outcome()))

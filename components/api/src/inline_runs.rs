@@ -15,8 +15,8 @@ use spin_sdk::variables;
 use synatra_db::runs;
 use synatra_db::Db;
 
-/// The agent step's route.
-const AGENT_STEP: &str = "http://agent-step.spin.internal/advance";
+use synatra_names::limits::MAX_CRASHES;
+use synatra_names::services::AGENT_STEP_ADVANCE as AGENT_STEP;
 /// Lease of an inline claim unless the `inline_lease_secs` variable says
 /// otherwise. Nothing renews it from outside while the agent step works (the
 /// step renews it as a model streams), so it outlasts the longest silence of
@@ -32,8 +32,6 @@ fn lease_secs() -> i32 {
         .filter(|s| *s >= 3)
         .unwrap_or(LEASE_SECS)
 }
-/// Failed advances before a run fails (as the host's dispatcher counts).
-const MAX_CRASHES: i32 = 5;
 /// How long one API request may spend advancing runs.
 const BUDGET: Duration = Duration::from_secs(20);
 

@@ -10,10 +10,12 @@ use boa_engine::property::Attribute;
 use boa_engine::{js_string, Context, JsResult, JsValue, NativeFunction, Source};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use spin_sdk::http::{IntoResponse, Request, Response};
+use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
 use std::cell::RefCell;
 use std::rc::Rc;
+use synatra_internal::{error_response, json_response};
+use synatra_tools::sandbox::{push_log, ToolAnswer, MAX_RESULT};
 
 #[derive(Deserialize)]
 struct Run {
@@ -21,68 +23,32 @@ struct Run {
     params: Value,
 }
 
-/// Largest result, in bytes of JSON.
-const MAX_RESULT: usize = 1 << 20;
 /// Most iterations of any one loop.
 const LOOP_ITERATION_LIMIT: u64 = 1_000_000_000;
-/// Most console lines kept, and the longest line.
-const MAX_LOGS: usize = 200;
-const MAX_LOG_LINE: usize = 2000;
-/// Longest error message passed on.
-const MAX_ERROR: usize = 4 << 10;
-
-/// At most `max` bytes of `s`, cut at a character boundary.
-fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-    }
-    s
-}
-
-fn json(status: u16, body: Value) -> Response {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .build()
-}
 
 #[http_component]
-fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
-    if !synatra_internal::is_authorized(&req) {
-        return Ok(json(
-            401,
-            json!({ "error": { "code": "unauthenticated", "message": "internal route" } }),
-        ));
-    }
+async fn handle(req: Request) -> Response {
+    synatra_internal::serve_private(req, |req| async move { run(&req) }).await
+}
+
+fn run(req: &Request) -> Response {
     let Ok(run) = serde_json::from_slice::<Run>(req.body()) else {
-        return Ok(json(
-            400,
-            json!({ "error": { "code": "invalid_json", "message": "expected {code, params}" } }),
-        ));
+        return error_response(400, "invalid_json", "expected {code, params}");
     };
     let logs = Rc::new(RefCell::new(Vec::<String>::new()));
     // `run_id:seq` in a run (None for a test call): lets a tool make its side
     // effect idempotent, so a call retried after a crash is not repeated.
     let key = req
-        .header("idempotency-key")
+        .header(synatra_names::headers::IDEMPOTENCY_KEY)
         .and_then(|v| v.as_str())
         .map(str::to_string);
     let outcome = execute(&run.code, &run.params, key.as_deref(), logs.clone());
     let logs = logs.borrow().clone();
-    Ok(json(
-        200,
-        match outcome {
-            Ok(result) => json!({ "ok": true, "result": result, "logs": logs }),
-            Err(error) => {
-                json!({ "ok": false, "error": truncate(error, MAX_ERROR), "logs": logs })
-            }
-        },
-    ))
+    let answer = match outcome {
+        Ok(result) => ToolAnswer::success(result, logs),
+        Err(error) => ToolAnswer::failure(&error, logs),
+    };
+    json_response(200, &json!(answer))
 }
 
 /// Runs the tool body; the error is a message for the model.
@@ -190,10 +156,7 @@ fn install_console(ctx: &mut Context, logs: Rc<RefCell<Vec<String>>>) -> JsResul
                     })
                     .collect::<Vec<_>>()
                     .join(" ");
-                let mut logs = logs.borrow_mut();
-                if logs.len() < MAX_LOGS {
-                    logs.push(truncate(line, MAX_LOG_LINE));
-                }
+                push_log(&mut logs.borrow_mut(), &line);
                 Ok(JsValue::undefined())
             })
         };

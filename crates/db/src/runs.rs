@@ -4,16 +4,14 @@
 
 use serde_json::Value;
 use spin_sdk::pg4::ParameterValue::{Boolean, DbNull, Int32, Int64};
-use synatra_runs::{RunStatus, ThreadStatus};
+use synatra_runs::projection::Projection;
+use synatra_runs::{Ending, ThreadStatus};
 
 use crate::{jsonb, opt_text, opt_uuid, text, uuid, Db, DbError, DbResult, Row};
 
-/// Notification channel the host's dispatcher listens on for ready runs.
-pub const RUNS_CHANNEL: &str = "synatra_runs";
-/// Notification channel for new run events (SSE).
-pub const EVENTS_CHANNEL: &str = "synatra_events";
-/// Notification channel (payload: run id) that interrupts a running step.
-pub const CANCEL_CHANNEL: &str = "synatra_cancel";
+pub use synatra_names::channels::{
+    CANCEL as CANCEL_CHANNEL, EVENTS as EVENTS_CHANNEL, RUNS as RUNS_CHANNEL,
+};
 
 /// Fields of a new thread.
 pub struct NewThread<'a> {
@@ -70,12 +68,9 @@ pub fn add_event(
     data: &Value,
 ) -> DbResult<()> {
     db.execute(
-        "INSERT INTO run_events (thread_id, run_id, kind, data) VALUES ($1, $2, $3, $4)",
-        &[uuid(thread_id), opt_uuid(run_id), text(kind), jsonb(data)],
-    )?;
-    db.execute(
-        "SELECT pg_notify($1, $2)",
-        &[text(EVENTS_CHANNEL), text(thread_id)],
+        "WITH e AS (INSERT INTO run_events (thread_id, run_id, kind, data) VALUES ($1, $2, $3, $4) RETURNING thread_id)
+         SELECT pg_notify($5, thread_id::text) FROM e",
+        &[uuid(thread_id), opt_uuid(run_id), text(kind), jsonb(data), text(EVENTS_CHANNEL)],
     )?;
     Ok(())
 }
@@ -239,64 +234,68 @@ pub struct RunState {
     pub retries: i32,
 }
 
-/// Whether someone asked the run to stop.
-pub fn cancel_requested(db: &Db, run_id: &str) -> DbResult<bool> {
-    Ok(db
-        .query_opt(
-            "SELECT cancel_requested FROM runs WHERE id = $1",
-            &[uuid(run_id)],
-        )?
-        .is_some_and(|r| r.bool("cancel_requested")))
+/// A run loaded to be advanced: its state, its recorded step outputs in
+/// order, and the thread messages it answers (`(kind, content)` up to its
+/// input), read in one query.
+pub struct LoadedRun {
+    pub run: RunState,
+    pub steps: Vec<Value>,
+    pub history: Vec<(String, Value)>,
 }
 
-/// Loads a run, telling whether `lease` currently holds it.
-pub fn load_run(db: &Db, run_id: &str, lease: &str) -> DbResult<Option<RunState>> {
-    Ok(db
-        .query_opt(
-            "SELECT r.id, r.org_id, r.thread_id, t.environment_id, t.channel_id, r.config, r.input_upto, r.status,
-                    r.cancel_requested, r.active_ms, r.retries,
-                    (r.lease_owner = $2 AND r.lease_expires_at > now()) AS leased
-             FROM runs r JOIN threads t ON t.id = r.thread_id WHERE r.id = $1",
-            &[uuid(run_id), text(lease)],
-        )?
-        .map(|r| RunState {
-            id: r.str("id"),
-            org_id: r.str("org_id"),
-            thread_id: r.str("thread_id"),
-            environment_id: r.opt_str("environment_id"),
-            channel_id: r.opt_str("channel_id"),
-            config: r.json("config"),
-            input_upto: r.i64("input_upto"),
-            status: r.str("status"),
-            cancel_requested: r.bool("cancel_requested"),
-            leased_by_caller: r.bool("leased"),
-            active_ms: r.i64("active_ms"),
-            retries: r.i64("retries") as i32,
-        }))
-}
-
-/// Thread messages a run answers: `(kind, content)` up to `input_upto`.
-pub fn history(db: &Db, thread_id: &str, input_upto: i64) -> DbResult<Vec<(String, Value)>> {
-    Ok(db
-        .query(
-            "SELECT kind, content FROM thread_messages WHERE thread_id = $1 AND id <= $2 ORDER BY id",
-            &[uuid(thread_id), Int64(input_upto)],
-        )?
-        .iter()
-        .map(|r| (r.str("kind"), r.json("content")))
-        .collect())
-}
-
-/// Recorded step outputs of a run, in order.
-pub fn steps(db: &Db, run_id: &str) -> DbResult<Vec<Value>> {
-    Ok(db
-        .query(
-            "SELECT output FROM run_steps WHERE run_id = $1 ORDER BY seq",
-            &[uuid(run_id)],
-        )?
-        .iter()
-        .map(|r| r.json("output"))
-        .collect())
+/// Loads a run to advance, telling whether `lease` currently holds it.
+pub fn load_run(db: &Db, run_id: &str, lease: &str) -> DbResult<Option<LoadedRun>> {
+    let Some(r) = db.query_opt(
+        "SELECT r.id, r.org_id, r.thread_id, t.environment_id, t.channel_id, r.config, r.input_upto, r.status,
+                r.cancel_requested, r.active_ms, r.retries,
+                (r.lease_owner = $2 AND r.lease_expires_at > now()) AS leased,
+                coalesce((SELECT jsonb_agg(s.output ORDER BY s.seq) FROM run_steps s WHERE s.run_id = r.id),
+                         '[]') AS steps,
+                coalesce((SELECT jsonb_agg(jsonb_build_array(m.kind, m.content) ORDER BY m.id)
+                          FROM thread_messages m WHERE m.thread_id = r.thread_id AND m.id <= r.input_upto),
+                         '[]') AS history
+         FROM runs r JOIN threads t ON t.id = r.thread_id WHERE r.id = $1",
+        &[uuid(run_id), text(lease)],
+    )?
+    else {
+        return Ok(None);
+    };
+    let history = match r.json("history") {
+        Value::Array(items) => items
+            .into_iter()
+            .filter_map(|pair| match pair {
+                Value::Array(mut kc) if kc.len() == 2 => {
+                    let content = kc.pop()?;
+                    Some((kc.pop()?.as_str()?.to_string(), content))
+                }
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let steps = match r.json("steps") {
+        Value::Array(items) => items,
+        _ => Vec::new(),
+    };
+    let run = RunState {
+        id: r.str("id"),
+        org_id: r.str("org_id"),
+        thread_id: r.str("thread_id"),
+        environment_id: r.opt_str("environment_id"),
+        channel_id: r.opt_str("channel_id"),
+        config: r.json("config"),
+        input_upto: r.i64("input_upto"),
+        status: r.str("status"),
+        cancel_requested: r.bool("cancel_requested"),
+        leased_by_caller: r.bool("leased"),
+        active_ms: r.i64("active_ms"),
+        retries: r.i64("retries") as i32,
+    };
+    Ok(Some(LoadedRun {
+        run,
+        steps,
+        history,
+    }))
 }
 
 /// The lease fence: extends the lease if `lease` still holds the run.
@@ -333,41 +332,81 @@ pub fn hold_lease(db: &Db, run_id: &str, lease: &str, secs: i32) -> DbResult<boo
     Ok(n == 1)
 }
 
-/// Inserts step `seq`; a duplicate `(run_id, seq)` is a unique violation.
-pub fn insert_step(
-    db: &Db,
-    run_id: &str,
-    seq: i32,
-    kind: &str,
-    key: &str,
-    input: &Value,
-    output: &Value,
-) -> DbResult<()> {
-    db.execute(
-        "INSERT INTO run_steps (run_id, seq, kind, idempotency_key, input, output) VALUES ($1, $2, $3, $4, $5, $6)",
-        &[uuid(run_id), Int32(seq), text(kind), text(key), jsonb(input), jsonb(output)],
-    )?;
-    Ok(())
+/// A step to record, with what the thread shows of it.
+pub struct StepRecord<'a> {
+    pub run_id: &'a str,
+    pub lease: &'a str,
+    pub lease_secs: i32,
+    /// Active time since the last fence, added to the run's.
+    pub spent_ms: i64,
+    pub seq: i32,
+    pub kind: &'a str,
+    pub idempotency_key: &'a str,
+    pub input: &'a Value,
+    pub output: &'a Value,
+    pub projection: &'a Projection,
 }
 
-/// Adds token usage and clears the retry counter after a successful step.
-pub fn add_usage(db: &Db, run_id: &str, tokens_in: i64, tokens_out: i64) -> DbResult<()> {
-    db.execute(
-        "UPDATE runs SET tokens_in = tokens_in + $2, tokens_out = tokens_out + $3, retries = 0 WHERE id = $1",
-        &[uuid(run_id), Int64(tokens_in), Int64(tokens_out)],
-    )?;
-    Ok(())
+/// What recording a step found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    Recorded,
+    /// Recorded, and someone asked the run to stop.
+    CancelRequested,
 }
 
-/// Ends a run (`completed`, `failed`, `cancelled`) and releases its lease.
-pub fn finish_run(db: &Db, run_id: &str, status: RunStatus, error: Option<&str>) -> DbResult<()> {
-    db.execute(
-        "UPDATE runs SET status = $2, error = $3, finished_at = now(), updated_at = now(),
-                lease_owner = NULL, lease_expires_at = NULL
-         WHERE id = $1",
-        &[uuid(run_id), text(status.as_str()), opt_text(error)],
-    )?;
-    Ok(())
+/// Records a step in one statement (SQL `record_step`: fence, step,
+/// messages, events, usage, notification). [`DbError::LeaseLost`] when the
+/// lease is gone; a duplicate `(run_id, seq)` is a unique violation.
+pub fn record_step(db: &Db, s: &StepRecord) -> DbResult<Recorded> {
+    let p = s.projection;
+    let answer = db
+        .query_one(
+            "SELECT record_step($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) AS answer",
+            &[
+                uuid(s.run_id),
+                text(s.lease),
+                Int32(s.lease_secs),
+                Int64(s.spent_ms),
+                Int32(s.seq),
+                text(s.kind),
+                text(s.idempotency_key),
+                jsonb(s.input),
+                jsonb(s.output),
+                jsonb(&Value::from(p.messages.clone())),
+                jsonb(&Value::from(p.events.clone())),
+                Int64(p.tokens_in),
+                Int64(p.tokens_out),
+            ],
+        )?
+        .str("answer");
+    match answer.as_str() {
+        "recorded" => Ok(Recorded::Recorded),
+        "cancel_requested" => Ok(Recorded::CancelRequested),
+        _ => Err(DbError::LeaseLost),
+    }
+}
+
+/// Ends the run `lease` holds (SQL `end_run`: status, error message, thread
+/// status, event). [`DbError::LeaseLost`] when the lease is gone.
+pub fn end_run(db: &Db, run_id: &str, lease: &str, ending: &Ending, spent_ms: i64) -> DbResult<()> {
+    let ended = db
+        .query_one(
+            "SELECT end_run($1, $2, $3, $4, $5) AS ended",
+            &[
+                uuid(run_id),
+                text(lease),
+                text(ending.run_status().as_str()),
+                opt_text(ending.error()),
+                Int64(spent_ms),
+            ],
+        )?
+        .bool("ended");
+    if ended {
+        Ok(())
+    } else {
+        Err(DbError::LeaseLost)
+    }
 }
 
 /// Releases the lease so the run is picked up again, optionally not before

@@ -32,6 +32,7 @@ pub const MIGRATIONS: &[(&str, &str)] = migrations![
     "0013_run_endings.sql",
     "0014_run_crashes.sql",
     "0015_claim_next_run.sql",
+    "0016_step_recording.sql",
 ];
 
 /// One migration file.

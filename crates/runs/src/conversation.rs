@@ -50,10 +50,7 @@ pub const MAX_TOOL_CONTENT: usize = 64 << 10;
 pub fn tool_content(output: &Value) -> String {
     let mut text = output.to_string();
     if text.len() > MAX_TOOL_CONTENT {
-        let mut end = MAX_TOOL_CONTENT;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
+        let end = synatra_tools::sandbox::truncated(&text, MAX_TOOL_CONTENT).len();
         let total = text.len();
         text.truncate(end);
         text.push_str(&format!(

@@ -101,9 +101,25 @@ pub fn hint(secret: &str) -> String {
     format!("{head}…{tail}")
 }
 
+/// Whether a given secret (a header, a token) equals the expected one,
+/// compared in constant time so the answer's timing does not tell where
+/// they differ.
+pub fn secrets_match(expected: &[u8], given: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    expected.len() == given.len() && bool::from(expected.ct_eq(given))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_match_only_when_equal() {
+        assert!(secrets_match(b"s3cret", b"s3cret"));
+        assert!(!secrets_match(b"s3cret", b"s3cres"));
+        assert!(!secrets_match(b"s3cret", b"s3cre"));
+        assert!(!secrets_match(b"", b"x"));
+    }
 
     const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 

@@ -3,6 +3,7 @@
 //! release can freeze the exact tool it was published with).
 
 pub mod component;
+pub mod sandbox;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

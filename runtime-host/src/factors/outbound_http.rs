@@ -120,7 +120,7 @@ impl WasiHttpHooks for OutboundHttp {
                 internal(app.dispatch(&route.component, request, depth).await)
             }),
             Destination::Component(id) if id == crate::wit_tools::SERVICE => Box::new(async move {
-                let secret = app.variables.get("service_secret");
+                let secret = app.variables.get(synatra_names::variables::SERVICE_SECRET);
                 let response = app.wit_tools.serve(&app.db, secret, request).await;
                 Ok(internal_response(response))
             }),

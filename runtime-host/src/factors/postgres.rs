@@ -92,6 +92,13 @@ impl PgConnection {
         let upper = statement.trim_start().to_ascii_uppercase();
         if upper.starts_with("BEGIN") || upper.starts_with("START") {
             self.maybe_in_transaction = true;
+        } else if upper.starts_with("COMMIT")
+            || upper.starts_with("END")
+            || (upper.starts_with("ROLLBACK") && !upper.contains(" TO "))
+        {
+            // Ended, or (if the statement fails) aborted: a ROLLBACK on
+            // drop would only warn that no transaction is in progress.
+            self.maybe_in_transaction = false;
         }
         self.conn.as_mut().expect("connection present until drop")
     }

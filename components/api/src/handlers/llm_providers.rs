@@ -12,8 +12,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::Reply;
 use crate::store::orgs;
 
-/// The gateway's credential route.
-const GATEWAY: &str = "http://gateway.spin.internal/llm-credentials";
+use synatra_names::services::GATEWAY_CREDENTIALS as GATEWAY;
 
 fn environment(ctx: &Ctx) -> ApiResult<String> {
     orgs::environment_id(ctx.db, &ctx.org().id, Some(ctx.param("env")))?

@@ -3,6 +3,7 @@
 
 use base64::Engine as _;
 use serde_json::json;
+use synatra_internal::ToolCode;
 use synatra_tools::ToolDef;
 
 use crate::ctx::Ctx;
@@ -199,19 +200,15 @@ pub fn test(ctx: &Ctx) -> ApiResult<Reply> {
     }
     let timeout_ms = tool["timeout_ms"].as_u64().unwrap_or(30_000);
     let started = std::time::Instant::now();
-    let run = async {
-        match tool["component_sha256"].as_str() {
-            Some(sha) => {
-                synatra_internal::run_component(&ctx.org().id, sha, &params, timeout_ms, None).await
-            }
-            None => {
-                let code = tool["code"].as_str().unwrap_or_default();
-                synatra_internal::run_javascript(code, &params, timeout_ms, None).await
-            }
-        }
-    };
-    let mut outcome =
+    let code = ToolCode::of(
+        &ctx.org().id,
+        tool["code"].as_str(),
+        tool["component_sha256"].as_str(),
+    );
+    let run = synatra_internal::run_tool(code, &params, timeout_ms, None);
+    let answer =
         spin_sdk::http::run(run).map_err(|e| ApiError::new(502, "sandbox_unreachable", e))?;
+    let mut outcome = json!(answer);
     let duration_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
     outcome["duration_ms"] = duration_ms.into();
     outcome["version"] = tool["version"].clone();

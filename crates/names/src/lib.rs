@@ -1,0 +1,83 @@
+//! Names and limits the host and the components agree on, written once.
+//! Plain constants, no dependencies: the native host and every Wasm
+//! component use this crate. The SQL functions in `migrations/` notify the
+//! same channels (a test below checks they name no other).
+
+/// PostgreSQL `NOTIFY` channels.
+pub mod channels {
+    /// A run became ready (payload: the run's id): dispatchers claim it.
+    pub const RUNS: &str = "synatra_runs";
+    /// A thread has new events (payload: the thread's id): SSE streams read them.
+    pub const EVENTS: &str = "synatra_events";
+    /// Someone asked a run to stop (payload: the run's id): the host
+    /// executing it interrupts the step.
+    pub const CANCEL: &str = "synatra_cancel";
+    /// Every channel.
+    pub const ALL: [&str; 3] = [RUNS, EVENTS, CANCEL];
+}
+
+/// HTTP headers on calls between components and the host.
+pub mod headers {
+    /// Carries the `service_secret` variable on calls to private routes.
+    pub const SERVICE_SECRET: &str = "x-synatra-service-secret";
+    /// How long the callee may take, in milliseconds (a sandboxed tool call).
+    pub const DEADLINE_MS: &str = "x-synatra-deadline-ms";
+    /// The `run_id:seq` of the step a side effect belongs to.
+    pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+}
+
+/// Private services: components (and one host service) reached in-process
+/// through `http://<name>.spin.internal`.
+pub mod services {
+    /// The component that advances runs.
+    pub const AGENT_STEP: &str = "agent-step";
+    /// Its route: `POST {run_id, lease, lease_secs}`.
+    pub const AGENT_STEP_ADVANCE: &str = "http://agent-step.spin.internal/advance";
+    /// The gateway's model-call route (it adds the org's credential).
+    pub const GATEWAY_LLM: &str = "http://gateway.spin.internal/llm/complete";
+    /// The gateway's route storing provider credentials.
+    pub const GATEWAY_CREDENTIALS: &str = "http://gateway.spin.internal/llm-credentials";
+    /// The JavaScript tool sandbox.
+    pub const TOOL_JS_RUN: &str = "http://tool-js.spin.internal/run";
+    /// The host's runner of users' WIT tool components (served by
+    /// `synatra up`, not a manifest component).
+    pub const WIT_TOOLS: &str = "wasm-tools";
+    /// Its route.
+    pub const WIT_TOOLS_RUN: &str = "http://wasm-tools.spin.internal/run";
+}
+
+/// Application variables (`[variables]` in `spin.toml`) read by more than
+/// one party.
+pub mod variables {
+    /// The secret private routes require.
+    pub const SERVICE_SECRET: &str = "service_secret";
+}
+
+/// Scheduling limits shared by every party that advances runs.
+pub mod limits {
+    /// Failed advances (traps, timeouts, unreachable step) before a run is
+    /// failed for good (SQL `record_run_crash` applies it).
+    pub const MAX_CRASHES: i32 = 5;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_notify_only_known_channels() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).expect("migrations/") {
+            let sql = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for (i, _) in sql.match_indices("pg_notify('") {
+                let name = sql[i + 11..].split('\'').next().unwrap();
+                assert!(channels::ALL.contains(&name), "unknown channel {name}");
+                seen += 1;
+            }
+        }
+        assert!(seen > 0, "the migrations notify no channel by name");
+        assert!(services::AGENT_STEP_ADVANCE.contains(services::AGENT_STEP));
+        assert!(services::WIT_TOOLS_RUN.contains(services::WIT_TOOLS));
+    }
+}
