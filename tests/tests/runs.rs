@@ -1,13 +1,15 @@
 //! Durable runs end to end: the real host's dispatcher, the agent-step
-//! component, a real PostgreSQL, and a fake OpenAI server speaking the wire
-//! format (streaming, tool calls, errors).
+//! component, a real PostgreSQL, and a fake OpenAI server: tool calls and
+//! streamed answers, limits, releases, thread listing, event streams,
+//! inline advancing without a dispatcher, and replaying a continued thread.
+//! Providers, cancellation and sub-agents have files of their own.
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use synatra_tests::fake_llm::{Answer, FakeLlm};
 use synatra_tests::runs::{
-    agent_config, kinds, messages_of, publish, sse_events, start, start_thread, wait_for,
+    agent_config, kinds, publish, sse_events, start, start_thread, wait_for,
 };
 
 #[test]
@@ -73,73 +75,6 @@ fn agent_calls_a_tool_then_answers_and_tokens_stream() {
         tokens, "The sum of 2 and 3 is 5.",
         "streamed text arrives as token events"
     );
-}
-
-#[test]
-fn rate_limits_server_errors_and_broken_streams_are_retried() {
-    let fake = FakeLlm::start(vec![
-        Answer::Status {
-            status: 429,
-            retry_after: Some(2),
-        },
-        Answer::Status {
-            status: 503,
-            retry_after: None,
-        },
-        Answer::Truncated,
-        Answer::Malformed,
-        Answer::Text("Finally.".into()),
-    ]);
-    let app = start();
-    publish(&app, "patient", &agent_config(&fake, "m", json!({})));
-    let id = start_thread(&app, "patient", "hi", "normal");
-    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
-    assert_eq!(t["status"], "completed", "{t:#}");
-    assert_eq!(fake.calls(), 5);
-    // The 429 said `Retry-After: 2`. Ignoring it, the 50 ms backoff and the
-    // 1 s sweep would call again within about 1.05 s.
-    let received = fake.received();
-    let gap = received[1].at.duration_since(received[0].at);
-    assert!(
-        gap >= Duration::from_secs(2),
-        "the call after a 429 with Retry-After: 2 came {gap:?} later"
-    );
-    assert_eq!(kinds(&t), vec!["user", "assistant"]);
-    assert_eq!(t["runs"][0]["steps"], 1, "failed attempts record no step");
-}
-
-#[test]
-fn a_persistent_failure_fails_the_run_with_a_clear_error() {
-    let fake = FakeLlm::start(vec![
-        Answer::Status {
-            status: 500,
-            retry_after: None
-        };
-        6
-    ]);
-    let app = start();
-    publish(&app, "doomed", &agent_config(&fake, "m", json!({})));
-    let id = start_thread(&app, "doomed", "hi", "normal");
-    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
-    assert_eq!(t["status"], "failed");
-    assert_eq!(fake.calls(), 6, "the first call and five retries");
-    let error = t["runs"][0]["error"].as_str().unwrap();
-    assert!(
-        error.contains("after 5 retries") && error.contains("500"),
-        "{error}"
-    );
-    assert_eq!(kinds(&t).last().unwrap(), "error");
-
-    let fake = FakeLlm::start(vec![Answer::Status {
-        status: 401,
-        retry_after: None,
-    }]);
-    let app = start();
-    publish(&app, "rejected", &agent_config(&fake, "m", json!({})));
-    let id = start_thread(&app, "rejected", "hi", "normal");
-    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
-    assert_eq!(t["status"], "failed");
-    assert_eq!(fake.calls(), 1, "a rejected request is not retried");
 }
 
 #[test]
@@ -213,43 +148,6 @@ fn runs_stay_pinned_to_their_release_and_playground_uses_the_working_copy() {
 }
 
 #[test]
-fn cancelling_a_run_stops_it_and_the_thread_can_continue() {
-    let fake = FakeLlm::start(vec![Answer::Delayed(
-        Duration::from_millis(1500),
-        Box::new(Answer::ToolCall {
-            name: "add_numbers".into(),
-            arguments: json!({ "numbers": [1, 1] }),
-        }),
-    )]);
-    let app = start();
-    publish(&app, "slow", &agent_config(&fake, "m", json!({})));
-    let id = start_thread(&app, "slow", "take your time", "normal");
-    fake.wait_for_calls(1);
-    let r = app.owner.client.post(
-        &format!("/api/v1/orgs/{}/threads/{id}/cancel", app.org),
-        json!({}),
-    );
-    assert_eq!(r.status, 202, "{:?}", r.body);
-    let t = wait_for(
-        &app,
-        &id,
-        &["cancelled", "completed", "failed"],
-        Duration::from_secs(30),
-    );
-    assert_eq!(t["status"], "cancelled", "{t:#}");
-    assert_eq!(t["runs"][0]["status"], "cancelled");
-    assert_eq!(fake.calls(), 1, "no model call after the cancellation");
-    // A message to a cancelled thread starts a new run.
-    fake.push([Answer::Text("back".into())]);
-    let more = app.owner.client.post(
-        &format!("/api/v1/orgs/{}/threads/{id}/messages", app.org),
-        json!({ "message": "again" }),
-    );
-    assert_eq!(more.status, 201);
-    wait_for(&app, &id, &["completed"], Duration::from_secs(30));
-}
-
-#[test]
 fn threads_need_a_release_and_list_with_filters_and_pages() {
     let fake = FakeLlm::start(vec![
         Answer::Text("a".into()),
@@ -317,134 +215,6 @@ fn threads_need_a_release_and_list_with_filters_and_pages() {
         c.get(&format!("/api/v1/orgs/{}/threads?status=failed", app.org))
             .body["threads"],
         json!([])
-    );
-}
-
-/// Runs the tool-then-answer conversation against `provider`'s wire format.
-fn tool_then_answer(provider: &str) -> (FakeLlm, Value, String) {
-    let fake = FakeLlm::start(vec![
-        Answer::ToolCall {
-            name: "add_numbers".into(),
-            arguments: json!({ "numbers": [4, 5] }),
-        },
-        Answer::Text("Four plus five is nine.".into()),
-    ]);
-    let app = start();
-    let config = json!({
-        "model": { "provider": provider, "model": format!("{provider}-model"), "base_url": fake.root_url(), "max_output_tokens": 256 },
-        "system_prompt": "You add numbers.",
-        "tools": ["add_numbers"],
-    });
-    publish(&app, "adder", &config);
-    let id = start_thread(&app, "adder", "What is 4 + 5?", "normal");
-    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
-    // The streamed text, as a client sees it over Server-Sent Events.
-    let events = app
-        .owner
-        .client
-        .get(&format!("/api/v1/orgs/{}/threads/{id}/events", app.org));
-    let tokens = sse_events(events.body.as_str().unwrap_or(""))
-        .iter()
-        .filter(|(_, e, _)| e == "token")
-        .map(|(_, _, d)| d["text"].as_str().unwrap_or("").to_string())
-        .collect();
-    (fake, t, tokens)
-}
-
-fn header<'a>(r: &'a synatra_tests::fake_llm::Received, name: &str) -> Option<&'a str> {
-    r.headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-#[test]
-fn anthropic_messages_with_tool_use_end_to_end() {
-    let (fake, t, tokens) = tool_then_answer("anthropic");
-    assert_eq!(t["status"], "completed", "{t:#}");
-    assert_eq!(
-        kinds(&t),
-        vec!["user", "tool_call", "tool_result", "assistant"]
-    );
-    assert_eq!(t["messages"][2]["content"]["result"], json!({ "sum": 9.0 }));
-    assert_eq!(tokens, "Four plus five is nine.");
-    assert_eq!(t["runs"][0]["tokens_in"], 42);
-    let r = fake.received();
-    assert_eq!(r.len(), 2);
-    assert_eq!(r[0].path, "/v1/messages");
-    assert_eq!(header(&r[0], "x-api-key"), Some("sk-ant-test"));
-    assert_eq!(header(&r[0], "anthropic-version"), Some("2023-06-01"));
-    assert_eq!(r[0].body["system"], "You add numbers.");
-    assert_eq!(r[0].body["max_tokens"], 256);
-    let second = &r[1].body["messages"];
-    assert_eq!(second[1]["content"][0]["type"], "tool_use");
-    assert_eq!(second[2]["content"][0]["type"], "tool_result");
-}
-
-#[test]
-fn google_gemini_with_function_calls_end_to_end() {
-    let (fake, t, tokens) = tool_then_answer("google");
-    assert_eq!(t["status"], "completed", "{t:#}");
-    assert_eq!(
-        kinds(&t),
-        vec!["user", "tool_call", "tool_result", "assistant"]
-    );
-    assert_eq!(tokens, "Four plus five is nine.");
-    let r = fake.received();
-    assert_eq!(r.len(), 2);
-    assert_eq!(
-        r[0].path,
-        "/v1beta/models/google-model:streamGenerateContent?alt=sse"
-    );
-    assert_eq!(header(&r[0], "x-goog-api-key"), Some("goog-test"));
-    assert_eq!(
-        r[0].body["systemInstruction"]["parts"][0]["text"],
-        "You add numbers."
-    );
-    assert_eq!(r[0].body["generationConfig"]["maxOutputTokens"], 256);
-    let second = &r[1].body["contents"];
-    assert_eq!(second[1]["parts"][0]["functionCall"]["name"], "add_numbers");
-    assert_eq!(
-        second[2]["parts"][0]["functionResponse"]["response"],
-        json!({ "sum": 9.0 })
-    );
-}
-
-#[test]
-fn openai_compatible_server_needs_no_key() {
-    let fake = FakeLlm::start(vec![Answer::Text("Local answer.".into())]);
-    let app = synatra_tests::runs::start_on(
-        &synatra_tests::runs::config_for_fakes().env("OPENAI_API_KEY", ""),
-    );
-    let config = json!({ "model": { "provider": "openai-compatible", "model": "llama3", "base_url": fake.base_url(), "max_output_tokens": 64 } });
-    publish(&app, "local", &config);
-    let id = start_thread(&app, "local", "hi", "normal");
-    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
-    assert_eq!(t["status"], "completed", "{t:#}");
-    let r = fake.received();
-    assert_eq!(r[0].authorization, None);
-    assert_eq!(r[0].body["max_tokens"], 64);
-}
-
-#[test]
-fn a_missing_provider_key_fails_the_run_naming_the_variable() {
-    let app = synatra_tests::runs::start_on(
-        &synatra_tests::runs::config_for_fakes().env("ANTHROPIC_API_KEY", ""),
-    );
-    publish(
-        &app,
-        "keyless",
-        &json!({ "model": { "provider": "anthropic", "model": "claude" } }),
-    );
-    let id = start_thread(&app, "keyless", "hi", "normal");
-    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
-    assert_eq!(t["status"], "failed");
-    assert!(
-        t["runs"][0]["error"]
-            .as_str()
-            .unwrap()
-            .contains("ANTHROPIC_API_KEY"),
-        "{t:#}"
     );
 }
 
@@ -524,37 +294,6 @@ fn events_stream_over_sse_and_resume_from_an_event_id() {
 }
 
 #[test]
-fn cancelling_interrupts_a_model_call_in_progress() {
-    // The model would answer after 60 s; the test waits at most 15 s.
-    let fake = FakeLlm::start(vec![Answer::Delayed(
-        Duration::from_secs(60),
-        Box::new(Answer::Text("too late".into())),
-    )]);
-    let app = start();
-    publish(&app, "stuck", &agent_config(&fake, "m", json!({})));
-    let id = start_thread(&app, "stuck", "think hard", "normal");
-    fake.wait_for_calls(1);
-    let r = app.owner.client.post(
-        &format!("/api/v1/orgs/{}/threads/{id}/cancel", app.org),
-        json!({}),
-    );
-    assert_eq!(r.status, 202);
-    let t = wait_for(
-        &app,
-        &id,
-        &["cancelled", "completed", "failed"],
-        Duration::from_secs(15),
-    );
-    assert_eq!(t["status"], "cancelled", "{t:#}");
-    assert_eq!(
-        t["runs"][0]["steps"], 0,
-        "the interrupted call recorded nothing"
-    );
-    assert_eq!(kinds(&t), vec!["user"]);
-    assert!(app.host.log().contains("interrupting the running step"));
-}
-
-#[test]
 fn max_active_time_fails_a_busy_run_but_excludes_waiting() {
     let slow = |a: Answer| Answer::Delayed(Duration::from_millis(700), Box::new(a));
     let fake = FakeLlm::start(vec![
@@ -599,81 +338,6 @@ fn max_active_time_fails_a_busy_run_but_excludes_waiting() {
     );
     assert_eq!(t["status"], "completed", "{t:#}");
     assert!(t["runs"][0]["active_ms"].as_i64().unwrap() < 1000);
-}
-
-#[test]
-fn a_subagent_answers_a_delegated_call_as_its_own_durable_run() {
-    let fake = FakeLlm::start(vec![
-        // Parent: delegate.
-        Answer::ToolCall {
-            name: "delegate_to_math_helper".into(),
-            arguments: json!({ "message": "Add 2 and 3." }),
-        },
-        // Child: use its tool, then answer (slowly, so the parent is seen waiting).
-        Answer::Delayed(
-            Duration::from_millis(800),
-            Box::new(Answer::ToolCall {
-                name: "add_numbers".into(),
-                arguments: json!({ "numbers": [2, 3] }),
-            }),
-        ),
-        Answer::Text("It is 5.".into()),
-        // Parent: final answer.
-        Answer::Text("My helper says 5.".into()),
-    ]);
-    let app = start();
-    publish(
-        &app,
-        "math-helper",
-        &agent_config(&fake, "helper-model", json!({})),
-    );
-    let boss = json!({
-        "model": { "provider": "openai", "model": "boss-model", "base_url": fake.base_url() },
-        "subagents": ["math-helper"],
-    });
-    publish(&app, "boss", &boss);
-    let id = start_thread(&app, "boss", "What is 2 + 3? Ask your helper.", "normal");
-    wait_for(&app, &id, &["waiting_subagent"], Duration::from_secs(20));
-    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
-    assert_eq!(t["status"], "completed", "{t:#}");
-    assert_eq!(
-        kinds(&t),
-        vec!["user", "tool_call", "tool_result", "assistant"]
-    );
-    assert_eq!(
-        t["messages"][2]["content"]["result"],
-        json!({ "answer": "It is 5." })
-    );
-    assert_eq!(t["messages"][3]["content"]["text"], "My helper says 5.");
-
-    let r = fake.received();
-    let models = fake.models();
-    assert_eq!(
-        models,
-        vec!["boss-model", "helper-model", "helper-model", "boss-model"]
-    );
-    assert_eq!(
-        r[0].body["tools"][0]["function"]["name"],
-        "delegate_to_math_helper"
-    );
-    assert_eq!(
-        r[1].body["messages"][1],
-        json!({ "role": "user", "content": "Add 2 and 3." })
-    );
-
-    // The child is its own thread and run, linked to the parent run.
-    let threads = app.owner.client.get(&format!(
-        "/api/v1/orgs/{}/threads?agent=math-helper",
-        app.org
-    ));
-    let child_id = threads.body["threads"][0]["id"].as_str().unwrap();
-    let child = synatra_tests::runs::thread(&app, child_id);
-    assert_eq!(child["status"], "completed");
-    assert_eq!(child["runs"][0]["parent_run_id"], t["runs"][0]["id"]);
-    assert_eq!(
-        kinds(&child),
-        vec!["user", "tool_call", "tool_result", "assistant"]
-    );
 }
 
 #[test]
@@ -724,108 +388,6 @@ fn without_a_dispatcher_the_api_advances_runs_inline() {
         t["messages"].as_array().unwrap().last().unwrap()["content"]["text"],
         "awake"
     );
-}
-
-#[test]
-fn cancelling_a_parent_cancels_its_working_subagent() {
-    let fake = FakeLlm::start(vec![
-        Answer::ToolCall {
-            name: "delegate_to_slow_helper".into(),
-            arguments: json!({ "message": "Think for a minute." }),
-        },
-        // The child's model call would take a minute.
-        Answer::Delayed(
-            Duration::from_secs(60),
-            Box::new(Answer::Text("late".into())),
-        ),
-    ]);
-    let app = start();
-    publish(
-        &app,
-        "slow-helper",
-        &agent_config(&fake, "helper", json!({})),
-    );
-    let boss = json!({ "model": { "provider": "openai", "model": "boss", "base_url": fake.base_url() }, "subagents": ["slow-helper"] });
-    publish(&app, "boss", &boss);
-    let id = start_thread(&app, "boss", "delegate", "normal");
-    wait_for(&app, &id, &["waiting_subagent"], Duration::from_secs(20));
-    fake.wait_for_calls(2);
-    let r = app.owner.client.post(
-        &format!("/api/v1/orgs/{}/threads/{id}/cancel", app.org),
-        json!({}),
-    );
-    assert_eq!(r.status, 202);
-    let t = wait_for(
-        &app,
-        &id,
-        &["cancelled", "completed", "failed"],
-        Duration::from_secs(15),
-    );
-    assert_eq!(t["status"], "cancelled", "{t:#}");
-    let threads = app.owner.client.get(&format!(
-        "/api/v1/orgs/{}/threads?agent=slow-helper",
-        app.org
-    ));
-    let child = threads.body["threads"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let c = wait_for(
-        &app,
-        &child,
-        &["cancelled", "completed", "failed"],
-        Duration::from_secs(15),
-    );
-    assert_eq!(c["status"], "cancelled", "{c:#}");
-    assert_eq!(fake.calls(), 2);
-}
-
-#[test]
-fn cancelling_a_subagents_thread_resumes_its_parent_with_the_outcome() {
-    let fake = FakeLlm::start(vec![
-        Answer::ToolCall {
-            name: "delegate_to_slow_helper".into(),
-            arguments: json!({ "message": "Think for a minute." }),
-        },
-        Answer::Delayed(
-            Duration::from_secs(60),
-            Box::new(Answer::Text("late".into())),
-        ),
-        Answer::Text("The helper was stopped.".into()),
-    ]);
-    let app = start();
-    publish(
-        &app,
-        "slow-helper",
-        &agent_config(&fake, "helper", json!({})),
-    );
-    let boss = json!({ "model": { "provider": "openai", "model": "boss", "base_url": fake.base_url() }, "subagents": ["slow-helper"] });
-    publish(&app, "boss", &boss);
-    let id = start_thread(&app, "boss", "delegate", "normal");
-    wait_for(&app, &id, &["waiting_subagent"], Duration::from_secs(20));
-    fake.wait_for_calls(2);
-    let threads = app.owner.client.get(&format!(
-        "/api/v1/orgs/{}/threads?agent=slow-helper",
-        app.org
-    ));
-    let child = threads.body["threads"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let r = app.owner.client.post(
-        &format!("/api/v1/orgs/{}/threads/{child}/cancel", app.org),
-        json!({}),
-    );
-    assert_eq!(r.status, 202);
-    // The parent is not left waiting: the delegated call fails, the model answers.
-    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(20));
-    assert_eq!(t["status"], "completed", "{t:#}");
-    let result = messages_of(&t, "tool_result")[0];
-    assert_eq!(result["content"]["is_error"], true);
-    assert!(result["content"]["result"]["error"]
-        .as_str()
-        .unwrap()
-        .contains("cancelled"));
 }
 
 #[test]

@@ -1,0 +1,206 @@
+//! Model providers end to end: the OpenAI, Anthropic and Gemini wire
+//! formats through the gateway, provider keys, and what a provider's errors
+//! (429 with Retry-After, 5xx, broken or malformed streams, 4xx) do to a run.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use synatra_tests::fake_llm::{Answer, FakeLlm};
+use synatra_tests::runs::{
+    agent_config, kinds, publish, sse_events, start, start_thread, wait_for,
+};
+
+#[test]
+fn rate_limits_server_errors_and_broken_streams_are_retried() {
+    let fake = FakeLlm::start(vec![
+        Answer::Status {
+            status: 429,
+            retry_after: Some(2),
+        },
+        Answer::Status {
+            status: 503,
+            retry_after: None,
+        },
+        Answer::Truncated,
+        Answer::Malformed,
+        Answer::Text("Finally.".into()),
+    ]);
+    let app = start();
+    publish(&app, "patient", &agent_config(&fake, "m", json!({})));
+    let id = start_thread(&app, "patient", "hi", "normal");
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "completed", "{t:#}");
+    assert_eq!(fake.calls(), 5);
+    // The 429 said `Retry-After: 2`. Ignoring it, the 50 ms backoff and the
+    // 1 s sweep would call again within about 1.05 s.
+    let received = fake.received();
+    let gap = received[1].at.duration_since(received[0].at);
+    assert!(
+        gap >= Duration::from_secs(2),
+        "the call after a 429 with Retry-After: 2 came {gap:?} later"
+    );
+    assert_eq!(kinds(&t), vec!["user", "assistant"]);
+    assert_eq!(t["runs"][0]["steps"], 1, "failed attempts record no step");
+}
+
+#[test]
+fn a_persistent_failure_fails_the_run_with_a_clear_error() {
+    let fake = FakeLlm::start(vec![
+        Answer::Status {
+            status: 500,
+            retry_after: None
+        };
+        6
+    ]);
+    let app = start();
+    publish(&app, "doomed", &agent_config(&fake, "m", json!({})));
+    let id = start_thread(&app, "doomed", "hi", "normal");
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "failed");
+    assert_eq!(fake.calls(), 6, "the first call and five retries");
+    let error = t["runs"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("after 5 retries") && error.contains("500"),
+        "{error}"
+    );
+    assert_eq!(kinds(&t).last().unwrap(), "error");
+
+    let fake = FakeLlm::start(vec![Answer::Status {
+        status: 401,
+        retry_after: None,
+    }]);
+    let app = start();
+    publish(&app, "rejected", &agent_config(&fake, "m", json!({})));
+    let id = start_thread(&app, "rejected", "hi", "normal");
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "failed");
+    assert_eq!(fake.calls(), 1, "a rejected request is not retried");
+}
+
+/// Runs the tool-then-answer conversation against `provider`'s wire format.
+fn tool_then_answer(provider: &str) -> (FakeLlm, Value, String) {
+    let fake = FakeLlm::start(vec![
+        Answer::ToolCall {
+            name: "add_numbers".into(),
+            arguments: json!({ "numbers": [4, 5] }),
+        },
+        Answer::Text("Four plus five is nine.".into()),
+    ]);
+    let app = start();
+    let config = json!({
+        "model": { "provider": provider, "model": format!("{provider}-model"), "base_url": fake.root_url(), "max_output_tokens": 256 },
+        "system_prompt": "You add numbers.",
+        "tools": ["add_numbers"],
+    });
+    publish(&app, "adder", &config);
+    let id = start_thread(&app, "adder", "What is 4 + 5?", "normal");
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    // The streamed text, as a client sees it over Server-Sent Events.
+    let events = app
+        .owner
+        .client
+        .get(&format!("/api/v1/orgs/{}/threads/{id}/events", app.org));
+    let tokens = sse_events(events.body.as_str().unwrap_or(""))
+        .iter()
+        .filter(|(_, e, _)| e == "token")
+        .map(|(_, _, d)| d["text"].as_str().unwrap_or("").to_string())
+        .collect();
+    (fake, t, tokens)
+}
+
+fn header<'a>(r: &'a synatra_tests::fake_llm::Received, name: &str) -> Option<&'a str> {
+    r.headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn anthropic_messages_with_tool_use_end_to_end() {
+    let (fake, t, tokens) = tool_then_answer("anthropic");
+    assert_eq!(t["status"], "completed", "{t:#}");
+    assert_eq!(
+        kinds(&t),
+        vec!["user", "tool_call", "tool_result", "assistant"]
+    );
+    assert_eq!(t["messages"][2]["content"]["result"], json!({ "sum": 9.0 }));
+    assert_eq!(tokens, "Four plus five is nine.");
+    assert_eq!(t["runs"][0]["tokens_in"], 42);
+    let r = fake.received();
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[0].path, "/v1/messages");
+    assert_eq!(header(&r[0], "x-api-key"), Some("sk-ant-test"));
+    assert_eq!(header(&r[0], "anthropic-version"), Some("2023-06-01"));
+    assert_eq!(r[0].body["system"], "You add numbers.");
+    assert_eq!(r[0].body["max_tokens"], 256);
+    let second = &r[1].body["messages"];
+    assert_eq!(second[1]["content"][0]["type"], "tool_use");
+    assert_eq!(second[2]["content"][0]["type"], "tool_result");
+}
+
+#[test]
+fn google_gemini_with_function_calls_end_to_end() {
+    let (fake, t, tokens) = tool_then_answer("google");
+    assert_eq!(t["status"], "completed", "{t:#}");
+    assert_eq!(
+        kinds(&t),
+        vec!["user", "tool_call", "tool_result", "assistant"]
+    );
+    assert_eq!(tokens, "Four plus five is nine.");
+    let r = fake.received();
+    assert_eq!(r.len(), 2);
+    assert_eq!(
+        r[0].path,
+        "/v1beta/models/google-model:streamGenerateContent?alt=sse"
+    );
+    assert_eq!(header(&r[0], "x-goog-api-key"), Some("goog-test"));
+    assert_eq!(
+        r[0].body["systemInstruction"]["parts"][0]["text"],
+        "You add numbers."
+    );
+    assert_eq!(r[0].body["generationConfig"]["maxOutputTokens"], 256);
+    let second = &r[1].body["contents"];
+    assert_eq!(second[1]["parts"][0]["functionCall"]["name"], "add_numbers");
+    assert_eq!(
+        second[2]["parts"][0]["functionResponse"]["response"],
+        json!({ "sum": 9.0 })
+    );
+}
+
+#[test]
+fn openai_compatible_server_needs_no_key() {
+    let fake = FakeLlm::start(vec![Answer::Text("Local answer.".into())]);
+    let app = synatra_tests::runs::start_on(
+        &synatra_tests::runs::config_for_fakes().env("OPENAI_API_KEY", ""),
+    );
+    let config = json!({ "model": { "provider": "openai-compatible", "model": "llama3", "base_url": fake.base_url(), "max_output_tokens": 64 } });
+    publish(&app, "local", &config);
+    let id = start_thread(&app, "local", "hi", "normal");
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "completed", "{t:#}");
+    let r = fake.received();
+    assert_eq!(r[0].authorization, None);
+    assert_eq!(r[0].body["max_tokens"], 64);
+}
+
+#[test]
+fn a_missing_provider_key_fails_the_run_naming_the_variable() {
+    let app = synatra_tests::runs::start_on(
+        &synatra_tests::runs::config_for_fakes().env("ANTHROPIC_API_KEY", ""),
+    );
+    publish(
+        &app,
+        "keyless",
+        &json!({ "model": { "provider": "anthropic", "model": "claude" } }),
+    );
+    let id = start_thread(&app, "keyless", "hi", "normal");
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "failed");
+    assert!(
+        t["runs"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("ANTHROPIC_API_KEY"),
+        "{t:#}"
+    );
+}

@@ -1,0 +1,187 @@
+//! Sub-agents: a delegated call runs as the sub-agent's own durable run on
+//! its own thread; cancelling either side settles the other.
+
+use std::time::Duration;
+
+use serde_json::json;
+use synatra_tests::fake_llm::{Answer, FakeLlm};
+use synatra_tests::runs::{
+    agent_config, kinds, messages_of, publish, start, start_thread, wait_for,
+};
+
+#[test]
+fn a_subagent_answers_a_delegated_call_as_its_own_durable_run() {
+    let fake = FakeLlm::start(vec![
+        // Parent: delegate.
+        Answer::ToolCall {
+            name: "delegate_to_math_helper".into(),
+            arguments: json!({ "message": "Add 2 and 3." }),
+        },
+        // Child: use its tool, then answer (slowly, so the parent is seen waiting).
+        Answer::Delayed(
+            Duration::from_millis(800),
+            Box::new(Answer::ToolCall {
+                name: "add_numbers".into(),
+                arguments: json!({ "numbers": [2, 3] }),
+            }),
+        ),
+        Answer::Text("It is 5.".into()),
+        // Parent: final answer.
+        Answer::Text("My helper says 5.".into()),
+    ]);
+    let app = start();
+    publish(
+        &app,
+        "math-helper",
+        &agent_config(&fake, "helper-model", json!({})),
+    );
+    let boss = json!({
+        "model": { "provider": "openai", "model": "boss-model", "base_url": fake.base_url() },
+        "subagents": ["math-helper"],
+    });
+    publish(&app, "boss", &boss);
+    let id = start_thread(&app, "boss", "What is 2 + 3? Ask your helper.", "normal");
+    wait_for(&app, &id, &["waiting_subagent"], Duration::from_secs(20));
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "completed", "{t:#}");
+    assert_eq!(
+        kinds(&t),
+        vec!["user", "tool_call", "tool_result", "assistant"]
+    );
+    assert_eq!(
+        t["messages"][2]["content"]["result"],
+        json!({ "answer": "It is 5." })
+    );
+    assert_eq!(t["messages"][3]["content"]["text"], "My helper says 5.");
+
+    let r = fake.received();
+    let models = fake.models();
+    assert_eq!(
+        models,
+        vec!["boss-model", "helper-model", "helper-model", "boss-model"]
+    );
+    assert_eq!(
+        r[0].body["tools"][0]["function"]["name"],
+        "delegate_to_math_helper"
+    );
+    assert_eq!(
+        r[1].body["messages"][1],
+        json!({ "role": "user", "content": "Add 2 and 3." })
+    );
+
+    // The child is its own thread and run, linked to the parent run.
+    let threads = app.owner.client.get(&format!(
+        "/api/v1/orgs/{}/threads?agent=math-helper",
+        app.org
+    ));
+    let child_id = threads.body["threads"][0]["id"].as_str().unwrap();
+    let child = synatra_tests::runs::thread(&app, child_id);
+    assert_eq!(child["status"], "completed");
+    assert_eq!(child["runs"][0]["parent_run_id"], t["runs"][0]["id"]);
+    assert_eq!(
+        kinds(&child),
+        vec!["user", "tool_call", "tool_result", "assistant"]
+    );
+}
+
+#[test]
+fn cancelling_a_parent_cancels_its_working_subagent() {
+    let fake = FakeLlm::start(vec![
+        Answer::ToolCall {
+            name: "delegate_to_slow_helper".into(),
+            arguments: json!({ "message": "Think for a minute." }),
+        },
+        // The child's model call would take a minute.
+        Answer::Delayed(
+            Duration::from_secs(60),
+            Box::new(Answer::Text("late".into())),
+        ),
+    ]);
+    let app = start();
+    publish(
+        &app,
+        "slow-helper",
+        &agent_config(&fake, "helper", json!({})),
+    );
+    let boss = json!({ "model": { "provider": "openai", "model": "boss", "base_url": fake.base_url() }, "subagents": ["slow-helper"] });
+    publish(&app, "boss", &boss);
+    let id = start_thread(&app, "boss", "delegate", "normal");
+    wait_for(&app, &id, &["waiting_subagent"], Duration::from_secs(20));
+    fake.wait_for_calls(2);
+    let r = app.owner.client.post(
+        &format!("/api/v1/orgs/{}/threads/{id}/cancel", app.org),
+        json!({}),
+    );
+    assert_eq!(r.status, 202);
+    let t = wait_for(
+        &app,
+        &id,
+        &["cancelled", "completed", "failed"],
+        Duration::from_secs(15),
+    );
+    assert_eq!(t["status"], "cancelled", "{t:#}");
+    let threads = app.owner.client.get(&format!(
+        "/api/v1/orgs/{}/threads?agent=slow-helper",
+        app.org
+    ));
+    let child = threads.body["threads"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let c = wait_for(
+        &app,
+        &child,
+        &["cancelled", "completed", "failed"],
+        Duration::from_secs(15),
+    );
+    assert_eq!(c["status"], "cancelled", "{c:#}");
+    assert_eq!(fake.calls(), 2);
+}
+
+#[test]
+fn cancelling_a_subagents_thread_resumes_its_parent_with_the_outcome() {
+    let fake = FakeLlm::start(vec![
+        Answer::ToolCall {
+            name: "delegate_to_slow_helper".into(),
+            arguments: json!({ "message": "Think for a minute." }),
+        },
+        Answer::Delayed(
+            Duration::from_secs(60),
+            Box::new(Answer::Text("late".into())),
+        ),
+        Answer::Text("The helper was stopped.".into()),
+    ]);
+    let app = start();
+    publish(
+        &app,
+        "slow-helper",
+        &agent_config(&fake, "helper", json!({})),
+    );
+    let boss = json!({ "model": { "provider": "openai", "model": "boss", "base_url": fake.base_url() }, "subagents": ["slow-helper"] });
+    publish(&app, "boss", &boss);
+    let id = start_thread(&app, "boss", "delegate", "normal");
+    wait_for(&app, &id, &["waiting_subagent"], Duration::from_secs(20));
+    fake.wait_for_calls(2);
+    let threads = app.owner.client.get(&format!(
+        "/api/v1/orgs/{}/threads?agent=slow-helper",
+        app.org
+    ));
+    let child = threads.body["threads"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = app.owner.client.post(
+        &format!("/api/v1/orgs/{}/threads/{child}/cancel", app.org),
+        json!({}),
+    );
+    assert_eq!(r.status, 202);
+    // The parent is not left waiting: the delegated call fails, the model answers.
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(20));
+    assert_eq!(t["status"], "completed", "{t:#}");
+    let result = messages_of(&t, "tool_result")[0];
+    assert_eq!(result["content"]["is_error"], true);
+    assert!(result["content"]["result"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("cancelled"));
+}
