@@ -397,6 +397,7 @@ async fn instantiate_and_handle(
             db: pool,
             pg_max_connections: 2,
             pooling,
+            services: Vec::new(),
         },
     )?;
     let mut times = Vec::with_capacity(INSTANTIATIONS);

@@ -23,7 +23,6 @@ use crate::instance::{Cancelled, InstanceState, MemoryLimitExceeded, TimeLimitEx
 use crate::manifest::{ComponentLimits, Manifest, RouteDecl};
 use crate::metrics::Metrics;
 use crate::router::Router;
-use crate::wit_tools::WitTools;
 
 /// Header with which a component calling another in-process (service
 /// chaining) shortens the callee's time budget, in milliseconds.
@@ -52,8 +51,22 @@ pub struct App {
     pub metrics: Metrics,
     /// Resolved application variables (the host reads `service_secret`).
     pub variables: AppVariables,
-    /// Runs users' WIT tool components (`http://wasm-tools.spin.internal`).
-    pub wit_tools: Arc<WitTools>,
+    /// Services of the host reached like components, by name.
+    pub services: HashMap<String, Arc<dyn HostService>>,
+}
+
+/// A service of the host that the app's components reach like a component,
+/// at `http://<name>.spin.internal` (never from outside). Synatra's runner
+/// of users' WIT tools is one; the generic host knows none by name.
+pub trait HostService: Send + Sync {
+    /// Answers one request from a component of `app`.
+    fn serve(
+        self: Arc<Self>,
+        app: Arc<App>,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = http::Response<wasmtime_wasi_http::WasiBody>> + Send>,
+    >;
 }
 
 /// Inputs to [`App::load`] besides the manifest.
@@ -65,6 +78,8 @@ pub struct LoadOptions {
     pub pg_max_connections: u32,
     /// Use wasmtime's pooling allocator (faster instantiation).
     pub pooling: bool,
+    /// Host services by name (see [`HostService`]).
+    pub services: Vec<(String, Arc<dyn HostService>)>,
 }
 
 /// Why a request to a component produced no response of its own.
@@ -186,7 +201,7 @@ impl App {
             db: options.db,
             metrics: Metrics::default(),
             variables,
-            wit_tools: Arc::new(WitTools::new(&options.cache_dir.join("tools"))?),
+            services: options.services.into_iter().collect(),
         }))
     }
 

@@ -3,14 +3,16 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use synatra_host::app::{App, LoadOptions};
+use synatra_host::app::{App, HostService, LoadOptions};
 use synatra_host::database::{self, Database};
 use synatra_host::dispatcher::DispatcherConfig;
 use synatra_host::factors::variables::{development_secrets, VariablesProvider};
 use synatra_host::manifest::Manifest;
+use synatra_host::wit_tools::{self, WitTools};
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
@@ -171,18 +173,22 @@ fn up(args: UpArgs) -> Result<()> {
 
     runtime()?.block_on(async move {
         let pool = database::connect_and_migrate(&url).await?;
+        let cache_dir = args
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| args.db.data_dir.join("cache"));
+        // Synatra's services on the generic host: users' WIT tools.
+        let wit_tools: Arc<dyn HostService> = Arc::new(WitTools::new(&cache_dir.join("tools"))?);
         let app = App::load(
             &manifest,
             LoadOptions {
-                cache_dir: args
-                    .cache_dir
-                    .clone()
-                    .unwrap_or_else(|| args.db.data_dir.join("cache")),
+                cache_dir,
                 runtime_variables: runtime_config.variables_provider,
                 host_variables,
                 db: pool,
                 pg_max_connections: args.pg_max_connections,
                 pooling: !args.no_pooling_allocator,
+                services: vec![(wit_tools::SERVICE.to_string(), wit_tools)],
             },
         )?;
         let listener = TcpListener::bind(args.listen)

@@ -283,7 +283,7 @@ impl WitTools {
 
     /// Serves `POST /run {org_id, sha256, params, timeout_ms}` for the app's
     /// components (the caller proved the service secret).
-    pub async fn serve(
+    async fn serve_run(
         self: &Arc<Self>,
         db: &PgPool,
         secret: Option<&str>,
@@ -371,6 +371,19 @@ impl WitTools {
         };
         tracing::info!(ms = started.elapsed().as_millis() as u64, "wit tool call");
         reply(200, json!(answer))
+    }
+}
+
+impl crate::app::HostService for WitTools {
+    fn serve(
+        self: Arc<Self>,
+        app: Arc<crate::app::App>,
+        request: http::Request<WasiBody>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = http::Response<WasiBody>> + Send>> {
+        Box::pin(async move {
+            let secret = app.variables.get(synatra_names::variables::SERVICE_SECRET);
+            self.serve_run(&app.db, secret, request).await
+        })
     }
 }
 

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use spin_sdk::http::{IncomingResponse, Method};
 use spin_sdk::variables;
+use synatra_authz::RouteId;
 use synatra_db::runs;
 use synatra_db::Db;
 
@@ -46,6 +47,30 @@ pub fn ensure_schema(db: &Db) -> synatra_db::DbResult<()> {
         return Ok(());
     }
     synatra_db::migrate::ensure(db)
+}
+
+/// When a request advances runs itself (where no dispatcher does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// After a write that may have made runs ready (a new message, an
+    /// answer, a decision), once it succeeded.
+    AfterWrite,
+    /// Before a read that should show due work done (timers, sub-agents).
+    BeforeRead,
+}
+
+/// Which routes advance runs, and when: the one list the API pipeline acts
+/// on, so no handler has to remember it.
+pub fn wake(route: RouteId) -> Option<Wake> {
+    match route {
+        RouteId::CreateThread
+        | RouteId::PostMessage
+        | RouteId::RespondHumanRequest
+        | RouteId::Approve
+        | RouteId::Reject => Some(Wake::AfterWrite),
+        RouteId::GetThread => Some(Wake::BeforeRead),
+        _ => None,
+    }
 }
 
 /// Advances the org's claimable runs if no dispatcher does.

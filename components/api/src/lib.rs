@@ -28,6 +28,7 @@ use crate::ctx::Ctx;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Reply;
+use crate::inline_runs::Wake;
 
 /// Prefix of every API path.
 const PREFIX: &str = "/api/v1";
@@ -151,6 +152,10 @@ fn serve(req: &Request) -> ApiResult<Answer> {
     if spec.id == RouteId::ThreadEvents {
         return events::subscribe(&ctx).map(Answer::Events);
     }
+    let wake = inline_runs::wake(spec.id);
+    if let (Some(Wake::BeforeRead), Some(org)) = (wake, &ctx.org) {
+        inline_runs::advance(&db, &org.id);
+    }
     let reply = match spec.id {
         RouteId::Health => Ok(health::get()),
         RouteId::Tick => tick::run(&ctx),
@@ -210,5 +215,8 @@ fn serve(req: &Request) -> ApiResult<Answer> {
         RouteId::PutLlmProvider => llm_providers::put(&ctx),
         RouteId::DeleteLlmProvider => llm_providers::delete(&ctx),
     };
+    if let (Ok(_), Some(Wake::AfterWrite), Some(org)) = (&reply, wake, &ctx.org) {
+        inline_runs::advance(&db, &org.id);
+    }
     reply.map(Answer::Reply)
 }

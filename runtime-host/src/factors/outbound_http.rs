@@ -119,10 +119,9 @@ impl WasiHttpHooks for OutboundHttp {
                     crate::server::with_spin_headers(request, &route, "127.0.0.1:0", "self");
                 internal(app.dispatch(&route.component, request, depth).await)
             }),
-            Destination::Component(id) if id == crate::wit_tools::SERVICE => Box::new(async move {
-                let secret = app.variables.get(synatra_names::variables::SERVICE_SECRET);
-                let response = app.wit_tools.serve(&app.db, secret, request).await;
-                Ok(internal_response(response))
+            Destination::Component(id) if app.services.contains_key(&id) => Box::new(async move {
+                let service = app.services[&id].clone();
+                Ok(internal_response(service.serve(app, request).await))
             }),
             Destination::Component(id) => Box::new(async move {
                 let request = crate::server::with_internal_headers(request, &id);

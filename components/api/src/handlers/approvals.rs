@@ -235,6 +235,5 @@ fn decide(ctx: &Ctx, status: &'static str) -> ApiResult<Reply> {
         )?;
         Ok(id)
     })?;
-    crate::inline_runs::advance(ctx.db, &ctx.org().id);
     Ok(Reply::ok(json!({ "id": id, "status": status })))
 }

@@ -126,7 +126,6 @@ pub fn create(ctx: &Ctx) -> ApiResult<Reply> {
         )?;
         Ok((thread_id, run_id))
     })?;
-    crate::inline_runs::advance(ctx.db, &org.id);
     let thread = runs::thread(ctx.db, &org.id, &thread_id)?.unwrap_or_default();
     Ok(Reply::created(
         json!({ "thread": thread, "run_id": run_id }),
@@ -202,7 +201,6 @@ pub fn post_message(ctx: &Ctx) -> ApiResult<Reply> {
         Ok(true)
     })?;
     if skipped {
-        crate::inline_runs::advance(ctx.db, &ctx.org().id);
         let mut reply = Reply::ok(json!({ "skipped_request": true }));
         reply.status = 202;
         return Ok(reply);
@@ -237,7 +235,6 @@ pub fn post_message(ctx: &Ctx) -> ApiResult<Reply> {
             &message,
         )
     })?;
-    crate::inline_runs::advance(ctx.db, &org.id);
     Ok(Reply::created(json!({ "run_id": run_id })))
 }
 
@@ -253,9 +250,6 @@ pub fn cancel(ctx: &Ctx) -> ApiResult<Reply> {
 /// `GET /orgs/{org}/threads/{thread}`: the thread, its messages and runs.
 pub fn get(ctx: &Ctx) -> ApiResult<Reply> {
     let id = thread_id(ctx)?;
-    // Without a dispatcher, reading a thread also moves due timers and
-    // sub-agent runs along.
-    crate::inline_runs::advance(ctx.db, &ctx.org().id);
     let mut thread =
         runs::thread(ctx.db, &ctx.org().id, &id)?.ok_or_else(|| ApiError::not_found("thread"))?;
     thread["messages"] = runs::messages(ctx.db, &id)?.into();
@@ -372,7 +366,6 @@ pub fn respond(ctx: &Ctx) -> ApiResult<Reply> {
         runs::answer_request(db, &request_id, &status, &data, by.as_deref())?;
         Ok(())
     })?;
-    crate::inline_runs::advance(ctx.db, &ctx.org().id);
     Ok(Reply::ok(
         json!({ "request_id": request_id, "status": status }),
     ))
