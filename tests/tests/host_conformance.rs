@@ -80,6 +80,9 @@ component = "hidden"
 route = "/limited/..."
 component = "limited"
 [[trigger.http]]
+route = "/spinner/..."
+component = "spinner"
+[[trigger.http]]
 route = "/data/..."
 component = "data"
 [[trigger.http]]
@@ -108,6 +111,11 @@ variables = {{ component_name = "limited" }}
 [component.limited.tool.synatra]
 memory_limit_mb = 32
 timeout_ms = 500
+[component.spinner]
+source = "{source}"
+variables = {{ component_name = "spinner" }}
+[component.spinner.tool.synatra]
+timeout_ms = 3000
 [component.impatient]
 source = "{source}"
 allowed_outbound_hosts = ["http://127.0.0.1:*"]
@@ -514,20 +522,22 @@ fn memory_bomb_hits_limit_with_500_and_host_keeps_serving() {
 #[test]
 fn concurrent_loops_do_not_starve_other_requests() {
     let (host, _) = start(&[]);
+    // Four endless loops (more than the host has cores), each stopped by
+    // its 3 s limit.
     let looping: Vec<_> = (0..4)
         .map(|_| {
             let c = host.client();
             std::thread::spawn(move || {
-                let status = c.get("/limited/loop").status;
+                let status = c.get("/spinner/loop").status;
                 (status, std::time::Instant::now())
             })
         })
         .collect();
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    std::thread::sleep(std::time::Duration::from_millis(200));
     assert_eq!(host.client().get("/api/exact").status, 200);
     let answered = std::time::Instant::now();
-    // Answered while the loops still spin (each runs to its 500 ms limit):
-    // a starved request would only be answered once they were stopped.
+    // Answered while the loops still spin: a starved request would only be
+    // answered once they were stopped.
     for t in looping {
         let (status, ended) = t.join().unwrap();
         assert_eq!(status, 504);

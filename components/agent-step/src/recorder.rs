@@ -1,9 +1,12 @@
-//! The one way a step's effects reach the database. Every write of an
-//! invocation goes through [`Recorder::transact`]: one transaction that first
-//! proves the caller's lease still holds (the fence), then writes; steps
-//! added there join the in-memory step list only once committed. A lost
-//! lease, or another worker's recording of the same `seq`, is
-//! [`DbError::LeaseLost`], which ends the invocation with nothing recorded.
+//! The one way a step's effects reach the database. A step is recorded by
+//! [`Recorder::record`] (one statement: SQL `record_step`, which fences on
+//! the lease first), or, with other writes, in [`Recorder::transact`]: one
+//! transaction that first proves the caller's lease still holds, whose
+//! steps join the in-memory step list only once committed. A run ends by
+//! [`Recorder::finish`] (SQL `end_run`). A lost lease, or another worker's
+//! recording of the same `seq`, is [`DbError::LeaseLost`], which ends the
+//! invocation with nothing recorded. (Streamed token events and lease
+//! renewals are written outside steps: they record nothing a replay reads.)
 
 use std::time::{Duration, Instant};
 
