@@ -263,21 +263,23 @@ impl WitTools {
                 push_log(&mut logs, line);
             }
         }
-        let failed = |error: String| ToolAnswer::failure(&error, logs.clone());
-        match outcome {
-            Ok(Ok(text)) if text.len() > MAX_RESULT => failed(format!(
+        let result = match outcome {
+            Ok(Ok(text)) if text.len() > MAX_RESULT => Err(format!(
                 "the tool's result is larger than {} KiB",
                 MAX_RESULT >> 10
             )),
-            Ok(Ok(text)) => match serde_json::from_str::<Value>(&text) {
-                Ok(v) => ToolAnswer::success(v, logs),
-                Err(_) => failed(format!(
+            Ok(Ok(text)) => serde_json::from_str::<Value>(&text).map_err(|_| {
+                format!(
                     "the tool returned text that is not JSON: {}",
                     text.chars().take(80).collect::<String>()
-                )),
-            },
-            Ok(Err(e)) => failed(format!("{}: {}", truncated(&e.code, 100), e.message)),
-            Err(e) => failed(describe(&e, timeout_ms)),
+                )
+            }),
+            Ok(Err(e)) => Err(format!("{}: {}", truncated(&e.code, 100), e.message)),
+            Err(e) => Err(describe(&e, timeout_ms)),
+        };
+        match result {
+            Ok(v) => ToolAnswer::success(v, logs),
+            Err(error) => ToolAnswer::failure(&error, logs),
         }
     }
 

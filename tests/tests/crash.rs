@@ -248,11 +248,7 @@ fn a_durable_timer_survives_a_kill9_and_fires_on_time() {
     ]);
     let config = config_for_fakes().env("SYNATRA_RUN_LEASE_SECS", "1");
     let mut app = start_on(&config);
-    let agent = json!({
-        "model": { "provider": "openai", "model": "m", "base_url": fake.base_url() },
-        "tools": ["wait"],
-    });
-    publish(&app, "sleeper", &agent);
+    publish(&app, "sleeper", &agent_with_tools(&fake, &["wait"]));
     let id = start_thread(&app, "sleeper", "rest a bit", "normal");
     let db = app.host.database_url.clone();
     // Kill the host while the run sleeps on its timer.

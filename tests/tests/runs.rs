@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use synatra_tests::fake_llm::{Answer, FakeLlm};
 use synatra_tests::runs::{
-    agent_config, kinds, publish, sse_events, start, start_thread, wait_for,
+    agent_config, agent_with_tools, kinds, publish, sse_events, start, start_thread, wait_for,
 };
 
 #[test]
@@ -361,11 +361,11 @@ fn without_a_dispatcher_the_api_advances_runs_inline() {
         .env("RUN_DISPATCHER", "inline");
     let app = synatra_tests::runs::start_on(&config);
     assert!(app.host.log().contains("run dispatcher disabled"));
-    let agent = json!({
-        "model": { "provider": "openai", "model": "m", "base_url": fake.base_url() },
-        "tools": ["add_numbers", "wait"],
-    });
-    publish(&app, "inline", &agent);
+    publish(
+        &app,
+        "inline",
+        &agent_with_tools(&fake, &["add_numbers", "wait"]),
+    );
     let id = start_thread(&app, "inline", "sum", "normal");
     // The request itself ran the whole run.
     let t = synatra_tests::runs::thread(&app, &id);

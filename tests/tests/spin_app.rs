@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use synatra_tests::fake_llm::{Answer, FakeLlm};
 use synatra_tests::runs::{
-    agent_config, config_for_fakes, kinds, messages_of, publish, sse_events, start_thread,
-    wait_for, App,
+    agent_config, agent_with_tools, config_for_fakes, create_tool, kinds, messages_of, publish,
+    sse_events, start_thread, wait_for, App,
 };
 use synatra_tests::spin::{host_port, Backend, SpinUp};
 use synatra_tests::{
@@ -183,16 +183,8 @@ fn refund_tool(policy: &str) -> Value {
 
 fn refund_agent(run: &Running, fake: &FakeLlm) {
     let app = &run.app;
-    let tool = app.owner.client.post(
-        &format!("/api/v1/orgs/{}/tools", app.org),
-        refund_tool("any-member"),
-    );
-    assert_eq!(tool.status, 201, "{:?}", tool.body);
-    let agent = json!({
-        "model": { "provider": "openai", "model": "m", "base_url": fake.base_url() },
-        "tools": ["refund"],
-    });
-    publish(app, "refunder", &agent);
+    create_tool(app, &refund_tool("any-member"));
+    publish(app, "refunder", &agent_with_tools(fake, &["refund"]));
 }
 
 fn refund_answers() -> Vec<Answer> {
@@ -301,11 +293,7 @@ fn a_wait_timer_wakes_the_run(backend: &Backend) {
     ]);
     let run = start(backend);
     let app = &run.app;
-    let agent = json!({
-        "model": { "provider": "openai", "model": "m", "base_url": fake.base_url() },
-        "tools": ["wait"],
-    });
-    publish(app, "sleeper", &agent);
+    publish(app, "sleeper", &agent_with_tools(&fake, &["wait"]));
     let id = start_thread(app, "sleeper", "rest", "normal");
     let t = wait_for(app, &id, &["completed", "failed"], WAIT);
     assert_eq!(t["status"], "completed", "{t:#}");

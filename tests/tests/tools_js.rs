@@ -4,6 +4,7 @@
 //! results) end as clean tool errors, and the host keeps serving.
 
 use serde_json::{json, Value};
+use synatra_tests::runs::agent_with_tools;
 use synatra_tests::{create_org, sign_up, start_app, Host, User};
 
 struct Lab {
@@ -180,11 +181,7 @@ fn a_nul_character_in_a_result_or_log_is_stored_not_fatal() {
         .client
         .post(&format!("/api/v1/orgs/{}/tools", app.org), def);
     assert_eq!(created.status, 201, "{:?}", created.body);
-    publish(
-        &app,
-        "nul",
-        &json!({ "model": { "provider": "openai", "model": "m", "base_url": fake.base_url() }, "tools": ["nul"] }),
-    );
+    publish(&app, "nul", &agent_with_tools(&fake, &["nul"]));
     let id = start_thread(&app, "nul", "go", "normal");
     let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
     assert_eq!(t["status"], "completed", "{t:#}");

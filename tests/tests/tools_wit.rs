@@ -9,7 +9,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{json, Value};
 use synatra_tests::fake_llm::{Answer, FakeLlm};
-use synatra_tests::runs::{config_for_fakes, kinds, messages_of, publish, start_on, wait_for, App};
+use synatra_tests::runs::{
+    agent_with_tools, config_for_fakes, kinds, messages_of, publish, start_on, wait_for, App,
+};
 use synatra_tests::wasm;
 
 fn component(name: &str) -> String {
@@ -141,11 +143,7 @@ fn an_agent_calls_a_wit_tool_in_a_run() {
     let app = start_on(&config_for_fakes());
     let r = upload(&app, tool("greet", &component("tool_wit_component"), 5000));
     assert_eq!(r.status, 201, "{:?}", r.body);
-    publish(
-        &app,
-        "greeter",
-        &json!({ "model": { "provider": "openai", "model": "m", "base_url": fake.base_url() }, "tools": ["greet"] }),
-    );
+    publish(&app, "greeter", &agent_with_tools(&fake, &["greet"]));
     let id = synatra_tests::runs::start_thread(&app, "greeter", "greet grace", "normal");
     let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
     assert_eq!(t["status"], "completed", "{t:#}");
@@ -187,8 +185,7 @@ fn tools_see_their_calls_idempotency_key() {
     publish(
         &app,
         "keys",
-        &json!({ "model": { "provider": "openai", "model": "m", "base_url": fake.base_url() },
-                 "tools": ["js_key", "wit_key"] }),
+        &agent_with_tools(&fake, &["js_key", "wit_key"]),
     );
     let id = synatra_tests::runs::start_thread(&app, "keys", "keys?", "normal");
     let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
