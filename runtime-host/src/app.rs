@@ -1,7 +1,7 @@
 //! The loaded application: compiled components, their granted capabilities,
 //! the router, and request dispatch to a fresh instance.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -17,9 +17,12 @@ use wasmtime_wasi_http::WasiHttpView as _;
 
 use crate::allowed_hosts::AllowedHosts;
 use crate::engine::{self, ComponentCache, EngineSettings};
-use crate::factors::postgres::PgPools;
+use crate::factors::outbound_http::InProcess;
 use crate::factors::variables::AppVariables;
-use crate::instance::{Cancelled, InstanceState, MemoryLimitExceeded, TimeLimitExceeded};
+use crate::factors::{AppStates, ConfigureContext, PrepareContext};
+use crate::instance::{
+    Cancelled, InstanceState, MemoryLimitExceeded, TimeLimitExceeded, WasiGrants,
+};
 use crate::manifest::{ComponentLimits, Manifest, RouteDecl};
 use crate::metrics::Metrics;
 use crate::router::Router;
@@ -28,15 +31,13 @@ use crate::router::Router;
 /// chaining) shortens the callee's time budget, in milliseconds.
 pub use synatra_names::headers::DEADLINE_MS as DEADLINE_HEADER;
 
-/// Everything one component is granted, plus its pre-linked instance.
+/// One component: its pre-linked instance, what every factor may share of
+/// its grants, and its limits. Factor-specific grants live in the factors.
 pub struct ComponentRuntime {
     pub id: String,
     pub pre: ProxyPre<InstanceState>,
-    pub variables: HashMap<String, String>,
-    pub allowed_hosts: AllowedHosts,
-    pub key_value_stores: HashSet<String>,
-    pub environment: Vec<(String, String)>,
-    pub dirs: Vec<(PathBuf, String)>,
+    pub allowed_hosts: Arc<AllowedHosts>,
+    pub wasi: WasiGrants,
     pub limits: ComponentLimits,
 }
 
@@ -45,7 +46,8 @@ pub struct App {
     pub engine: Engine,
     pub router: Router,
     pub components: HashMap<String, Arc<ComponentRuntime>>,
-    pub pg_pools: PgPools,
+    /// Every capability's application state.
+    pub factors: AppStates,
     /// The application database (key-value store, host tables).
     pub db: PgPool,
     pub metrics: Metrics,
@@ -140,11 +142,13 @@ impl App {
         let cache = ComponentCache::new(&options.cache_dir)?;
         let mut linker = Linker::<InstanceState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        crate::bindings::SpinHost::add_to_linker::<_, wasmtime::component::HasSelf<InstanceState>>(
-            &mut linker,
-            |s| s,
-        )?;
+        crate::factors::link(&mut linker)?;
+        let factors = AppStates::configure(&ConfigureContext {
+            manifest,
+            variables: &variables,
+            db: &options.db,
+            pg_max_connections: options.pg_max_connections,
+        })?;
 
         let mut components = HashMap::new();
         for (id, decl) in &manifest.component {
@@ -172,17 +176,15 @@ impl App {
             let runtime = ComponentRuntime {
                 id: id.clone(),
                 pre,
-                variables: variables
-                    .component_variables(&decl.variables)
-                    .with_context(ctx)?,
-                allowed_hosts: AllowedHosts::parse(&hosts).with_context(ctx)?,
-                key_value_stores: decl.key_value_stores.iter().cloned().collect(),
-                environment: decl
-                    .environment
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                dirs,
+                allowed_hosts: Arc::new(AllowedHosts::parse(&hosts).with_context(ctx)?),
+                wasi: WasiGrants {
+                    environment: decl
+                        .environment
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    dirs,
+                },
                 limits: decl.limits()?,
             };
             components.insert(id.clone(), Arc::new(runtime));
@@ -197,7 +199,7 @@ impl App {
             engine,
             router,
             components,
-            pg_pools: PgPools::new(options.pg_max_connections),
+            factors,
             db: options.db,
             metrics: Metrics::default(),
             variables,
@@ -249,7 +251,16 @@ impl App {
             r.min(runtime.limits.timeout_ms)
         });
         let timeout = std::time::Duration::from_millis(timeout_ms);
-        let state = InstanceState::new(self.clone(), runtime.clone(), depth, timeout);
+        let in_process: Arc<dyn InProcess> = self.clone();
+        let factors = self.factors.prepare(&PrepareContext {
+            component: &runtime.id,
+            allowed_hosts: &runtime.allowed_hosts,
+            limits: &runtime.limits,
+            depth,
+            in_process: &in_process,
+        });
+        let memory_limit = (runtime.limits.memory_limit_mb as usize) << 20;
+        let state = InstanceState::new(&runtime.wasi, factors, memory_limit, timeout);
         let deadline = state.deadline;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);

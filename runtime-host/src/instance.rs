@@ -1,6 +1,6 @@
 //! Per-request instance state: what one component instance may touch.
 
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
@@ -8,52 +8,60 @@ use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::app::{App, ComponentRuntime};
-use crate::factors::outbound_http::OutboundHttp;
+use crate::factors::{HasFactors, InstanceStates};
 
-/// The `T` of every `Store<T>`: WASI contexts, the resource table, the
-/// component's granted capabilities and its limits.
+/// What a component's WASI context is given: environment variables and
+/// read-only directories.
+#[derive(Debug, Default)]
+pub struct WasiGrants {
+    pub environment: Vec<(String, String)>,
+    pub dirs: Vec<(PathBuf, String)>,
+}
+
+/// The `T` of every `Store<T>`: the WASI contexts and their resource table,
+/// every factor's state, and the instance's limits.
 pub struct InstanceState {
-    pub(crate) wasi: WasiCtx,
-    pub(crate) http: WasiHttpCtx,
-    pub(crate) table: ResourceTable,
-    pub(crate) hooks: OutboundHttp,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    factors: InstanceStates,
     pub(crate) limiter: MemoryLimiter,
-    pub(crate) component: Arc<ComponentRuntime>,
-    pub(crate) app: Arc<App>,
     pub(crate) deadline: Instant,
 }
 
 impl InstanceState {
-    /// Builds the state for one instance of `component`, serving a request at
-    /// internal call depth `depth` within `timeout`.
+    /// Builds the state of one instance with `grants`, the factors' state,
+    /// `memory_limit` bytes of linear memory and `timeout` to answer.
     pub fn new(
-        app: Arc<App>,
-        component: Arc<ComponentRuntime>,
-        depth: u32,
+        grants: &WasiGrants,
+        factors: InstanceStates,
+        memory_limit: usize,
         timeout: std::time::Duration,
     ) -> Self {
         let mut wasi = WasiCtx::builder();
         wasi.inherit_stdout().inherit_stderr();
-        for (k, v) in &component.environment {
+        for (k, v) in &grants.environment {
             wasi.env(k, v);
         }
-        for (host, guest) in &component.dirs {
+        for (host, guest) in &grants.dirs {
             // Directories were checked at start-up; a failure here is a bug.
             wasi.preopened_dir(host, guest, wasmtime_wasi::FsPerms::ReadOnly)
                 .expect("preopen checked at start-up");
         }
-        let limits = component.limits;
         Self {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            hooks: OutboundHttp::new(app.clone(), component.clone(), depth),
-            limiter: MemoryLimiter::new((limits.memory_limit_mb as usize) << 20),
+            factors,
+            limiter: MemoryLimiter::new(memory_limit),
             deadline: Instant::now() + timeout,
-            component,
-            app,
         }
+    }
+}
+
+impl HasFactors for InstanceState {
+    fn factors(&mut self) -> &mut InstanceStates {
+        &mut self.factors
     }
 }
 
@@ -71,7 +79,7 @@ impl WasiHttpView for InstanceState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: &mut self.hooks,
+            hooks: &mut self.factors.outbound_http,
         }
     }
 }

@@ -4,14 +4,13 @@
 
 pub mod allowed_hosts;
 pub mod app;
-mod bindings;
 pub mod database;
-pub mod dispatcher;
 pub mod engine;
 pub mod factors;
+mod in_process;
 pub mod instance;
 pub mod manifest;
 pub mod metrics;
 pub mod router;
 pub mod server;
-pub mod wit_tools;
+pub mod synatra;

@@ -9,10 +9,10 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use synatra_host::app::{App, HostService, LoadOptions};
 use synatra_host::database::{self, Database};
-use synatra_host::dispatcher::DispatcherConfig;
 use synatra_host::factors::variables::{development_secrets, VariablesProvider};
 use synatra_host::manifest::Manifest;
-use synatra_host::wit_tools::{self, WitTools};
+use synatra_host::synatra::dispatcher::{self, DispatcherConfig};
+use synatra_host::synatra::wit_tools::{self, WitTools};
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
@@ -208,7 +208,7 @@ fn up(args: UpArgs) -> Result<()> {
             admin,
             stopped.clone(),
         ));
-        let dispatcher = tokio::spawn(synatra_host::dispatcher::run(
+        let dispatcher = tokio::spawn(dispatcher::run(
             app.clone(),
             app.db.clone(),
             DispatcherConfig {

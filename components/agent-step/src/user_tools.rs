@@ -93,6 +93,12 @@ impl UserTool {
             self.def.component_sha256.as_deref(),
         );
         let timeout = self.def.timeout_ms.into();
+        // One line per execution: an operator can see when a call ran again
+        // after a crash (always with the same idempotency key).
+        eprintln!(
+            "tool {}@{} executing (idempotency key {idempotency_key})",
+            self.def.name, self.version
+        );
         match synatra_internal::run_tool(code, params, timeout, Some(idempotency_key)).await {
             Ok(a) if a.ok => match self.returns_error(&a.result) {
                 None => (a.result, false, json!(a.logs)),

@@ -1,4 +1,5 @@
-//! What a handler gets: the connection, the request, the caller, the org.
+//! What a handler gets: the connection, the request, the caller and, on an
+//! org's routes, the org with the caller's role in it.
 
 use spin_sdk::http::Request;
 
@@ -13,7 +14,6 @@ pub struct Ctx<'a> {
     pub db: &'a Db,
     pub req: &'a Request,
     pub principal: Option<Principal>,
-    pub org: Option<OrgAccess>,
     pub params: Vec<(&'static str, String)>,
 }
 
@@ -44,15 +44,23 @@ impl Ctx<'_> {
             .ok_or_else(ApiError::unauthenticated)
     }
 
-    /// The org of an org route.
-    pub fn org(&self) -> &OrgAccess {
-        self.org
-            .as_ref()
-            .expect("org routes resolve the org before the handler")
-    }
-
     /// The JSON body as an object to validate.
     pub fn input(&self) -> ApiResult<Input> {
         Input::parse(self.req.body())
+    }
+}
+
+/// The context of a request on an org's route: everything of [`Ctx`] plus
+/// the org, resolved and role-checked by the pipeline.
+pub struct OrgCtx<'a> {
+    pub base: &'a Ctx<'a>,
+    pub org: OrgAccess,
+}
+
+impl<'a> std::ops::Deref for OrgCtx<'a> {
+    type Target = Ctx<'a>;
+
+    fn deref(&self) -> &Ctx<'a> {
+        self.base
     }
 }

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use spin_sdk::http::{IncomingResponse, Method};
 use spin_sdk::variables;
-use synatra_authz::RouteId;
 use synatra_db::runs;
 use synatra_db::Db;
 
@@ -57,20 +56,6 @@ pub enum Wake {
     AfterWrite,
     /// Before a read that should show due work done (timers, sub-agents).
     BeforeRead,
-}
-
-/// Which routes advance runs, and when: the one list the API pipeline acts
-/// on, so no handler has to remember it.
-pub fn wake(route: RouteId) -> Option<Wake> {
-    match route {
-        RouteId::CreateThread
-        | RouteId::PostMessage
-        | RouteId::RespondHumanRequest
-        | RouteId::Approve
-        | RouteId::Reject => Some(Wake::AfterWrite),
-        RouteId::GetThread => Some(Wake::BeforeRead),
-        _ => None,
-    }
 }
 
 /// Advances the org's claimable runs if no dispatcher does.

@@ -4,8 +4,10 @@
 //! [`synatra_authz::ROUTES`] (404/405), check the body (413/415),
 //! authenticate (session cookie or API key), check the Origin of
 //! cookie-authenticated writes, resolve the `:org` and the caller's role
-//! (404 for non-members, 403 below the route's role), then call the handler.
-//! Handlers cannot be reached any other way.
+//! (404 for non-members, 403 below the route's role), then call the
+//! route's handler from [`routes::endpoint`] (org handlers get an
+//! [`OrgCtx`], where the org is always present), advancing runs around it
+//! where the route says so. Handlers cannot be reached any other way.
 
 mod auth;
 mod ctx;
@@ -14,21 +16,24 @@ mod handlers;
 mod http;
 mod inline_runs;
 mod input;
+mod routes;
 mod store;
+mod visibility;
 
 use spin_sdk::http::conversions::TryFromIncomingRequest;
 use spin_sdk::http::{IncomingRequest, Request, ResponseOutparam};
 use spin_sdk::http_component;
-use synatra_authz::{match_route, Access, NoRoute, RouteId};
+use synatra_authz::{match_route, Access, NoRoute};
 
 use crate::auth::Principal;
 use synatra_db as db;
 
-use crate::ctx::Ctx;
+use crate::ctx::{Ctx, OrgCtx};
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Reply;
 use crate::inline_runs::Wake;
+use crate::routes::Handler;
 
 /// Prefix of every API path.
 const PREFIX: &str = "/api/v1";
@@ -78,23 +83,10 @@ fn serve(req: &Request) -> ApiResult<Answer> {
         )
         .with_details(serde_json::json!({ "allowed": allowed })),
     })?;
-    let body_rule = match spec.id {
-        RouteId::CreateTool | RouteId::PutTool => http::BodyRule {
-            max: http::MAX_UPLOAD_BODY,
-            media_type: "application/json",
-        },
-        RouteId::PutToolComponent => http::BodyRule {
-            max: synatra_tools::component::MAX_COMPONENT_BYTES,
-            media_type: "application/wasm",
-        },
-        _ => http::BodyRule {
-            max: http::MAX_BODY,
-            media_type: "application/json",
-        },
-    };
-    http::check_body(req, body_rule)?;
-    if spec.id == RouteId::Health {
-        return Ok(handlers::health::get().into());
+    let endpoint = routes::endpoint(spec.id);
+    http::check_body(req, endpoint.body)?;
+    if let Handler::Bare(f) = endpoint.handler {
+        return Ok(f().into());
     }
     if spec.access == Access::Operator {
         handlers::tick::authorize(req)?;
@@ -142,81 +134,32 @@ fn serve(req: &Request) -> ApiResult<Answer> {
         db: &db,
         req,
         principal,
-        org,
         params: params
             .into_iter()
             .map(|(k, v)| (k, v.to_string()))
             .collect(),
     };
-    use handlers::*;
-    if spec.id == RouteId::ThreadEvents {
-        return events::subscribe(&ctx).map(Answer::Events);
-    }
-    let wake = inline_runs::wake(spec.id);
-    if let (Some(Wake::BeforeRead), Some(org)) = (wake, &ctx.org) {
-        inline_runs::advance(&db, &org.id);
-    }
-    let reply = match spec.id {
-        RouteId::Health => Ok(health::get()),
-        RouteId::Tick => tick::run(&ctx),
-        RouteId::Signup => account::signup(&ctx),
-        RouteId::Login => account::login(&ctx),
-        RouteId::Logout => account::logout(&ctx),
-        RouteId::Me => account::me(&ctx),
-        RouteId::CreateOrg => orgs::create(&ctx),
-        RouteId::ListOrgs => orgs::list(&ctx),
-        RouteId::GetOrg => orgs::get(&ctx),
-        RouteId::DeleteOrg => orgs::delete(&ctx),
-        RouteId::ListEnvironments => orgs::environments(&ctx),
-        RouteId::ListChannels => orgs::channels(&ctx),
-        RouteId::CreateChannel => channels::create(&ctx),
-        RouteId::ListChannelMembers => channels::members(&ctx),
-        RouteId::PutChannelMember => channels::put_member(&ctx),
-        RouteId::RemoveChannelMember => channels::remove_member(&ctx),
-        RouteId::ListMembers => members::list(&ctx),
-        RouteId::UpdateMember => members::update(&ctx),
-        RouteId::RemoveMember => members::remove(&ctx),
-        RouteId::CreateInvitation => invitations::create(&ctx),
-        RouteId::ListInvitations => invitations::list(&ctx),
-        RouteId::RevokeInvitation => invitations::revoke(&ctx),
-        RouteId::AcceptInvitation => invitations::accept(&ctx),
-        RouteId::CreateApiKey => api_keys::create(&ctx),
-        RouteId::ListApiKeys => api_keys::list(&ctx),
-        RouteId::DeleteApiKey => api_keys::delete(&ctx),
-        RouteId::CreateAgent => agents::create(&ctx),
-        RouteId::ListAgents => agents::list(&ctx),
-        RouteId::GetAgent => agents::get(&ctx),
-        RouteId::UpdateAgent => agents::update(&ctx),
-        RouteId::DeleteAgent => agents::delete(&ctx),
-        RouteId::GetWorkingCopy => agents::get_working_copy(&ctx),
-        RouteId::PutWorkingCopy => agents::put_working_copy(&ctx),
-        RouteId::CreateRelease => agents::create_release(&ctx),
-        RouteId::ListReleases => agents::list_releases(&ctx),
-        RouteId::CheckoutRelease => agents::checkout_release(&ctx),
-        RouteId::CreateThread => threads::create(&ctx),
-        RouteId::ListThreads => threads::list(&ctx),
-        RouteId::GetThread => threads::get(&ctx),
-        RouteId::PostMessage => threads::post_message(&ctx),
-        RouteId::CancelThread => threads::cancel(&ctx),
-        RouteId::ThreadEvents => unreachable!("served as a stream above"),
-        RouteId::RespondHumanRequest => threads::respond(&ctx),
-        RouteId::CreateTool => tools::create(&ctx),
-        RouteId::ListTools => tools::list(&ctx),
-        RouteId::GetTool => tools::get(&ctx),
-        RouteId::PutTool => tools::put(&ctx),
-        RouteId::DeleteTool => tools::delete(&ctx),
-        RouteId::TestTool => tools::test(&ctx),
-        RouteId::PutToolComponent => tools::put_component(&ctx),
-        RouteId::ListApprovals => approvals::list(&ctx),
-        RouteId::GetApproval => approvals::get(&ctx),
-        RouteId::Approve => approvals::approve(&ctx),
-        RouteId::Reject => approvals::reject(&ctx),
-        RouteId::ListLlmProviders => llm_providers::list(&ctx),
-        RouteId::PutLlmProvider => llm_providers::put(&ctx),
-        RouteId::DeleteLlmProvider => llm_providers::delete(&ctx),
+    let (handler, org) = match (endpoint.handler, org) {
+        (Handler::Open(f), _) => return f(&ctx).map(Answer::Reply),
+        (handler, Some(org)) => (handler, org),
+        (_, None) => {
+            return Err(ApiError::internal(format!(
+                "route {:?} has an org handler but no org access",
+                spec.id
+            )))
+        }
     };
-    if let (Ok(_), Some(Wake::AfterWrite), Some(org)) = (&reply, wake, &ctx.org) {
-        inline_runs::advance(&db, &org.id);
+    let ctx = OrgCtx { base: &ctx, org };
+    if endpoint.wake == Some(Wake::BeforeRead) {
+        inline_runs::advance(&db, &ctx.org.id);
     }
-    reply.map(Answer::Reply)
+    let answer = match handler {
+        Handler::Org(f) => f(&ctx).map(Answer::Reply),
+        Handler::Stream(f) => f(&ctx).map(Answer::Events),
+        Handler::Bare(_) | Handler::Open(_) => unreachable!("served above"),
+    };
+    if answer.is_ok() && endpoint.wake == Some(Wake::AfterWrite) {
+        inline_runs::advance(&db, &ctx.org.id);
+    }
+    answer
 }

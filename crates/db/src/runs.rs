@@ -504,8 +504,8 @@ pub struct ThreadFilter<'a> {
     pub status: Option<&'a str>,
     pub agent_id: Option<&'a str>,
     pub channel_id: Option<&'a str>,
-    /// Only threads in channels this user belongs to (None: all).
-    pub member_of_channels: Option<&'a str>,
+    /// Only threads in these channels, comma-separated ids (None: all).
+    pub in_channels: Option<&'a str>,
     /// Keyset cursor: the last thread id of the previous page.
     pub after: Option<&'a str>,
     pub limit: i64,
@@ -521,7 +521,7 @@ pub fn list_threads(db: &Db, org_id: &str, f: &ThreadFilter) -> DbResult<Vec<Val
                    AND ($2::text IS NULL OR t.status = $2)
                    AND ($3::uuid IS NULL OR t.agent_id = $3)
                    AND ($4::uuid IS NULL OR t.channel_id = $4)
-                   AND ($5::uuid IS NULL OR t.channel_id IN (SELECT channel_id FROM channel_members WHERE user_id = $5))
+                   AND ($5::text IS NULL OR t.channel_id = ANY (string_to_array($5, ',')::uuid[]))
                    AND ($6::uuid IS NULL OR (t.created_at, t.id) < (SELECT created_at, id FROM threads WHERE id = $6))
                  ORDER BY t.created_at DESC, t.id DESC
                  LIMIT $7"
@@ -531,7 +531,7 @@ pub fn list_threads(db: &Db, org_id: &str, f: &ThreadFilter) -> DbResult<Vec<Val
                 opt_text(f.status),
                 opt_uuid(f.agent_id),
                 opt_uuid(f.channel_id),
-                opt_uuid(f.member_of_channels),
+                opt_text(f.in_channels),
                 opt_uuid(f.after),
                 Int64(f.limit),
             ],
@@ -549,16 +549,6 @@ pub fn latest_run_config(db: &Db, thread_id: &str) -> DbResult<Option<(Option<St
             &[uuid(thread_id)],
         )?
         .map(|r| (r.opt_str("release_id"), r.json("config"))))
-}
-
-/// Whether `user_id` may use the channel (a member of it).
-pub fn in_channel(db: &Db, channel_id: &str, user_id: &str) -> DbResult<bool> {
-    Ok(db
-        .query_opt(
-            "SELECT 1 AS one FROM channel_members WHERE channel_id = $1 AND user_id = $2",
-            &[uuid(channel_id), uuid(user_id)],
-        )?
-        .is_some())
 }
 
 /// A thread's channel and kind, for access checks.

@@ -66,7 +66,10 @@ mod tests {
 
     #[test]
     fn migrations_notify_only_known_channels() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations");
+        // Read at run time: a test binary cached from another checkout must
+        // read this checkout's migrations.
+        let root = std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo test");
+        let dir = std::path::Path::new(&root).join("../../migrations");
         let mut seen = 0;
         for entry in std::fs::read_dir(dir).expect("migrations/") {
             let sql = std::fs::read_to_string(entry.unwrap().path()).unwrap();

@@ -2,11 +2,24 @@
 //! the application database. A component may open only the stores listed in
 //! its `key_value_stores`.
 
-use sqlx::Row;
-use wasmtime::component::Resource;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
-use crate::bindings::fermyon::spin::key_value::{Error, Host, HostStore};
-use crate::instance::InstanceState;
+use anyhow::Result;
+use sqlx::{PgPool, Row};
+use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
+
+use super::{ConfigureContext, Factor, HasFactors, PrepareContext};
+use bindings::fermyon::spin::key_value::{add_to_linker, Error, Host, HostStore};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "synatra:host/key-value-host",
+        imports: { default: async | trappable },
+        with: { "fermyon:spin/key-value.store": super::KvStore },
+    });
+}
 
 /// The host side of a `store` resource: the label it was opened with.
 pub struct KvStore {
@@ -20,17 +33,70 @@ fn other(e: sqlx::Error) -> Error {
     Error::Other(e.to_string())
 }
 
-impl InstanceState {
+/// The key-value factor.
+pub struct KeyValueFactor;
+
+/// The application's key-value settings: the database and the stores each
+/// component may open.
+pub struct KeyValueApp {
+    db: PgPool,
+    stores: HashMap<String, Arc<HashSet<String>>>,
+}
+
+/// One instance's key-value access and its opened stores.
+pub struct KeyValueInstance {
+    db: PgPool,
+    allowed: Arc<HashSet<String>>,
+    table: ResourceTable,
+}
+
+impl Factor for KeyValueFactor {
+    type AppState = KeyValueApp;
+    type InstanceState = KeyValueInstance;
+
+    fn configure(ctx: &ConfigureContext) -> Result<KeyValueApp> {
+        let stores = ctx
+            .manifest
+            .component
+            .iter()
+            .map(|(id, decl)| {
+                let labels = decl.key_value_stores.iter().cloned().collect();
+                (id.clone(), Arc::new(labels))
+            })
+            .collect();
+        Ok(KeyValueApp {
+            db: ctx.db.clone(),
+            stores,
+        })
+    }
+
+    fn prepare(app: &KeyValueApp, ctx: &PrepareContext) -> KeyValueInstance {
+        KeyValueInstance {
+            db: app.db.clone(),
+            allowed: app.stores.get(ctx.component).cloned().unwrap_or_default(),
+            table: ResourceTable::new(),
+        }
+    }
+
+    fn link<T: HasFactors>(
+        linker: &mut Linker<T>,
+        get: fn(&mut T) -> &mut KeyValueInstance,
+    ) -> Result<()> {
+        Ok(add_to_linker::<T, HasSelf<KeyValueInstance>>(linker, get)?)
+    }
+}
+
+impl KeyValueInstance {
     fn kv_label(&self, store: &Resource<KvStore>) -> wasmtime::Result<String> {
         Ok(self.table.get(store)?.label.clone())
     }
 }
 
-impl Host for InstanceState {}
+impl Host for KeyValueInstance {}
 
-impl HostStore for InstanceState {
+impl HostStore for KeyValueInstance {
     async fn open(&mut self, label: String) -> wasmtime::Result<Result<Resource<KvStore>, Error>> {
-        if !self.component.key_value_stores.contains(&label) {
+        if !self.allowed.contains(&label) {
             return Ok(Err(Error::AccessDenied));
         }
         Ok(Ok(self.table.push(KvStore { label })?))
@@ -45,7 +111,7 @@ impl HostStore for InstanceState {
         let row = sqlx::query("SELECT value FROM spin_key_value WHERE store = $1 AND key = $2")
             .bind(label)
             .bind(key)
-            .fetch_optional(&self.app.db)
+            .fetch_optional(&self.db)
             .await;
         Ok(row
             .map(|r| r.map(|r| r.get::<Vec<u8>, _>(0)))
@@ -72,7 +138,7 @@ impl HostStore for InstanceState {
         .bind(label)
         .bind(key)
         .bind(value)
-        .execute(&self.app.db)
+        .execute(&self.db)
         .await;
         Ok(result.map(|_| ()).map_err(other))
     }
@@ -86,7 +152,7 @@ impl HostStore for InstanceState {
         let result = sqlx::query("DELETE FROM spin_key_value WHERE store = $1 AND key = $2")
             .bind(label)
             .bind(key)
-            .execute(&self.app.db)
+            .execute(&self.db)
             .await;
         Ok(result.map(|_| ()).map_err(other))
     }
@@ -102,7 +168,7 @@ impl HostStore for InstanceState {
         )
         .bind(label)
         .bind(key)
-        .fetch_one(&self.app.db)
+        .fetch_one(&self.db)
         .await;
         Ok(result.map_err(other))
     }
@@ -116,7 +182,7 @@ impl HostStore for InstanceState {
             "SELECT key FROM spin_key_value WHERE store = $1 ORDER BY key",
         )
         .bind(label)
-        .fetch_all(&self.app.db)
+        .fetch_all(&self.db)
         .await;
         Ok(result.map_err(other))
     }

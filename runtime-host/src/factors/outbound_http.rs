@@ -3,51 +3,97 @@
 //! `http://<component>.spin.internal` are served in-process, without a socket.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Result;
 use http_body_util::BodyExt;
+use wasmtime::component::Linker;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-use crate::app::{App, ComponentRuntime, DispatchError};
+use super::{ConfigureContext, Factor, HasFactors, PrepareContext};
+use crate::allowed_hosts::AllowedHosts;
 
 /// Nested in-process calls allowed before a request is treated as a loop.
 const MAX_CALL_DEPTH: u32 = 8;
 
-/// The `WasiHttpHooks` of one instance.
-pub struct OutboundHttp {
-    app: Arc<App>,
-    component: Arc<ComponentRuntime>,
+/// Where an in-process request goes.
+pub enum Local {
+    /// Routed by path through the application's router (`http://self`).
+    SelfApp,
+    /// A component or host service by id, private routes included.
+    Component(String),
+}
+
+/// Serves requests that never leave the process; the application
+/// implements it, so this factor needs to know nothing of routing.
+pub trait InProcess: Send + Sync {
+    /// Answers `request` sent to `to` by an instance at call depth `depth - 1`.
+    fn send(
+        self: Arc<Self>,
+        to: Local,
+        request: http::Request<WasiBody>,
+        depth: u32,
+    ) -> Pin<Box<dyn Future<Output = http::Response<WasiBody>> + Send>>;
+}
+
+/// The outbound HTTP factor. wasi:http itself is linked with WASI (it
+/// shares the instance's resource table); this factor owns its hooks.
+pub struct OutboundHttpFactor;
+
+/// The `WasiHttpHooks` of one instance: what it may reach and how long it
+/// may wait.
+pub struct OutboundHooks {
+    component: String,
+    allowed_hosts: Arc<AllowedHosts>,
+    timeout: Duration,
     depth: u32,
+    in_process: Arc<dyn InProcess>,
+}
+
+impl Factor for OutboundHttpFactor {
+    type AppState = ();
+    type InstanceState = OutboundHooks;
+
+    fn configure(_: &ConfigureContext) -> Result<()> {
+        Ok(())
+    }
+
+    fn prepare(_: &(), ctx: &PrepareContext) -> OutboundHooks {
+        OutboundHooks {
+            component: ctx.component.to_string(),
+            allowed_hosts: ctx.allowed_hosts.clone(),
+            timeout: Duration::from_millis(ctx.limits.outbound_timeout_ms),
+            depth: ctx.depth,
+            in_process: ctx.in_process.clone(),
+        }
+    }
+
+    fn link<T: HasFactors>(
+        linker: &mut Linker<T>,
+        _: fn(&mut T) -> &mut OutboundHooks,
+    ) -> Result<()> {
+        Ok(wasmtime_wasi_http::p2::add_only_http_to_linker_async(
+            linker,
+        )?)
+    }
 }
 
 /// Where an outgoing request goes.
 enum Destination {
-    /// Route by path through the application's router.
-    SelfApp,
-    /// A component by id, private routes included.
-    Component(String),
+    Local(Local),
     /// The network.
     External,
 }
 
-impl OutboundHttp {
-    /// Hooks for an instance of `component` at call depth `depth`.
-    pub fn new(app: Arc<App>, component: Arc<ComponentRuntime>, depth: u32) -> Self {
-        Self {
-            app,
-            component,
-            depth,
-        }
-    }
-
-    fn destination(&self, host: &str) -> Destination {
-        match host {
-            "" | "self" | "self.alt" => Destination::SelfApp,
-            h => match h.strip_suffix(".spin.internal") {
-                Some(c) => Destination::Component(c.to_string()),
-                None => Destination::External,
-            },
-        }
+fn destination(host: &str) -> Destination {
+    match host {
+        "" | "self" | "self.alt" => Destination::Local(Local::SelfApp),
+        h => match h.strip_suffix(".spin.internal") {
+            Some(c) => Destination::Local(Local::Component(c.to_string())),
+            None => Destination::External,
+        },
     }
 }
 
@@ -57,7 +103,7 @@ type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
 type SendResult = Result<(http::Response<WasiBody>, IoFuture), Error>;
 type ResponseFuture = Box<dyn Future<Output = SendResult> + Send>;
 
-impl WasiHttpHooks for OutboundHttp {
+impl WasiHttpHooks for OutboundHooks {
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
@@ -67,13 +113,12 @@ impl WasiHttpHooks for OutboundHttp {
         let uri = request.uri().clone();
         let scheme = uri.scheme_str().unwrap_or("http").to_ascii_lowercase();
         let host = uri.host().unwrap_or("").to_ascii_lowercase();
-        let destination = self.destination(&host);
+        let destination = destination(&host);
         let check_host = match destination {
-            Destination::SelfApp => "self",
+            Destination::Local(Local::SelfApp) => "self",
             _ => host.as_str(),
         };
         if !self
-            .component
             .allowed_hosts
             .allows(&scheme, check_host, uri.port_u16())
         {
@@ -83,20 +128,18 @@ impl WasiHttpHooks for OutboundHttp {
                 uri.port().map(|p| format!(":{p}")).unwrap_or_default()
             );
             tracing::warn!(
-                component = %self.component.id,
+                component = %self.component,
                 target = %target,
                 "outbound request denied: add the host to allowed_outbound_hosts"
             );
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
-        let app = self.app.clone();
         let depth = self.depth + 1;
         // The guest's timeouts if it set any (spin-sdk does not), else the component's.
-        let limit = std::time::Duration::from_millis(self.component.limits.outbound_timeout_ms);
         let options = options.or(Some(RequestOptions {
-            connect_timeout: Some(limit.min(std::time::Duration::from_secs(10))),
-            first_byte_timeout: Some(limit),
-            between_bytes_timeout: Some(limit),
+            connect_timeout: Some(self.timeout.min(Duration::from_secs(10))),
+            first_byte_timeout: Some(self.timeout),
+            between_bytes_timeout: Some(self.timeout),
         }));
         match destination {
             Destination::External => Box::new(async move {
@@ -107,51 +150,16 @@ impl WasiHttpHooks for OutboundHttp {
                     Box::new(io) as Box<dyn Future<Output = _> + Send>,
                 ))
             }),
-            Destination::SelfApp | Destination::Component(_) if depth > MAX_CALL_DEPTH => {
+            Destination::Local(_) if depth > MAX_CALL_DEPTH => {
                 Box::new(async { Err(Error::LoopDetected) })
             }
-            Destination::SelfApp => Box::new(async move {
-                let path = request.uri().path().to_string();
-                let Some(route) = app.router.route(&path) else {
-                    return Ok(internal_response(not_found(&path)));
-                };
-                let request =
-                    crate::server::with_spin_headers(request, &route, "127.0.0.1:0", "self");
-                internal(app.dispatch(&route.component, request, depth).await)
-            }),
-            Destination::Component(id) if app.services.contains_key(&id) => Box::new(async move {
-                let service = app.services[&id].clone();
-                Ok(internal_response(service.serve(app, request).await))
-            }),
-            Destination::Component(id) => Box::new(async move {
-                let request = crate::server::with_internal_headers(request, &id);
-                internal(app.dispatch(&id, request, depth).await)
-            }),
-        }
-    }
-}
-
-fn not_found(path: &str) -> http::Response<WasiBody> {
-    crate::server::json_error(
-        http::StatusCode::NOT_FOUND,
-        "route_not_found",
-        &format!("no route for {path}"),
-    )
-    .map(|b| b.map_err(|never| match never {}).boxed_unsync())
-}
-
-fn internal_response(response: http::Response<WasiBody>) -> (http::Response<WasiBody>, IoFuture) {
-    (response, Box::new(async { Ok(()) }))
-}
-
-fn internal(result: Result<http::Response<WasiBody>, DispatchError>) -> SendResult {
-    match result {
-        Ok(response) => Ok(internal_response(response)),
-        Err(e) => {
-            let response = crate::server::dispatch_error_response(&e);
-            Ok(internal_response(
-                response.map(|b| b.map_err(|never| match never {}).boxed_unsync()),
-            ))
+            Destination::Local(to) => {
+                let in_process = self.in_process.clone();
+                Box::new(async move {
+                    let response = in_process.send(to, request, depth).await;
+                    Ok((response, Box::new(async { Ok(()) }) as IoFuture))
+                })
+            }
         }
     }
 }

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
@@ -28,13 +28,60 @@ use sqlx::postgres::{
     PgArguments, PgConnectOptions, PgDatabaseError, PgPoolOptions, PgRow, PgTypeInfo,
 };
 use sqlx::{Arguments, Column, Executor, PgPool, Postgres, Row, Statement, TypeInfo};
-use wasmtime::component::Resource;
+use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 
-use crate::bindings::spin::postgres::postgres::{
-    Column as WitColumn, DbDataType, DbError, DbValue, Error, Host, HostConnection, Interval,
-    ParameterValue, QueryError, RowSet,
+use super::{ConfigureContext, Factor, HasFactors, PrepareContext};
+use crate::allowed_hosts::AllowedHosts;
+use bindings::spin::postgres::postgres::{
+    add_to_linker, Column as WitColumn, DbDataType, DbError, DbValue, Error, Host, HostConnection,
+    Interval, ParameterValue, QueryError, RowSet,
 };
-use crate::instance::InstanceState;
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "synatra:host/postgres-host",
+        imports: { default: async | trappable },
+        with: { "spin:postgres/postgres.connection": super::PgConnection },
+    });
+}
+
+/// The Postgres factor.
+pub struct PostgresFactor;
+
+/// One instance's Postgres access: the shared pools, what the component may
+/// reach, and the connections it holds.
+pub struct PostgresInstance {
+    pools: Arc<PgPools>,
+    component: String,
+    allowed_hosts: Arc<AllowedHosts>,
+    table: ResourceTable,
+}
+
+impl Factor for PostgresFactor {
+    type AppState = Arc<PgPools>;
+    type InstanceState = PostgresInstance;
+
+    fn configure(ctx: &ConfigureContext) -> anyhow::Result<Arc<PgPools>> {
+        Ok(Arc::new(PgPools::new(ctx.pg_max_connections)))
+    }
+
+    fn prepare(pools: &Arc<PgPools>, ctx: &PrepareContext) -> PostgresInstance {
+        PostgresInstance {
+            pools: pools.clone(),
+            component: ctx.component.to_string(),
+            allowed_hosts: ctx.allowed_hosts.clone(),
+            table: ResourceTable::new(),
+        }
+    }
+
+    fn link<T: HasFactors>(
+        linker: &mut Linker<T>,
+        get: fn(&mut T) -> &mut PostgresInstance,
+    ) -> anyhow::Result<()> {
+        Ok(add_to_linker::<T, HasSelf<PostgresInstance>>(linker, get)?)
+    }
+}
 
 /// Pools shared by all instances of the application, one per address.
 pub struct PgPools {
@@ -104,9 +151,9 @@ impl PgConnection {
     }
 }
 
-impl Host for InstanceState {}
+impl Host for PostgresInstance {}
 
-impl HostConnection for InstanceState {
+impl HostConnection for PostgresInstance {
     async fn open(
         &mut self,
         address: String,
@@ -123,17 +170,13 @@ impl HostConnection for InstanceState {
             return Ok(Err(Error::ConnectionFailed(why)));
         }
         let (host, port) = (options.get_host().to_string(), options.get_port());
-        if !self
-            .component
-            .allowed_hosts
-            .allows("postgres", &host, Some(port))
-        {
+        if !self.allowed_hosts.allows("postgres", &host, Some(port)) {
             return Ok(Err(Error::ConnectionFailed(format!(
                 "postgres://{host}:{port} is not in allowed_outbound_hosts of component `{}`",
-                self.component.id
+                self.component
             ))));
         }
-        let pool = self.app.pg_pools.pool(&address, options);
+        let pool = self.pools.pool(&address, options);
         let conn = match pool.acquire().await {
             Ok(c) => c,
             Err(e) => return Ok(Err(Error::ConnectionFailed(e.to_string()))),

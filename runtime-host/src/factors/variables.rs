@@ -9,11 +9,21 @@
 //! with an error naming it.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use wasmtime::component::{HasSelf, Linker};
 
-use crate::bindings::fermyon::spin::variables::{Error, Host};
-use crate::instance::InstanceState;
+use super::{ConfigureContext, Factor, HasFactors, PrepareContext};
+use bindings::fermyon::spin::variables::{add_to_linker, Error, Host};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "synatra:host/variables-host",
+        imports: { default: async | trappable },
+    });
+}
 use crate::manifest::{check_variable_name, Manifest};
 
 /// One `[[variables_provider]]` of a Spin runtime config file.
@@ -121,17 +131,52 @@ impl AppVariables {
     }
 }
 
-impl Host for InstanceState {
+/// The variables factor: a component reads the values of its own
+/// `[component.X.variables]`, expanded once at start-up.
+pub struct VariablesFactor;
+
+/// The variables one component may read.
+#[derive(Default)]
+pub struct ComponentVariables(Arc<HashMap<String, String>>);
+
+impl Factor for VariablesFactor {
+    type AppState = HashMap<String, Arc<HashMap<String, String>>>;
+    type InstanceState = ComponentVariables;
+
+    fn configure(ctx: &ConfigureContext) -> Result<Self::AppState> {
+        ctx.manifest
+            .component
+            .iter()
+            .map(|(id, decl)| {
+                let values = ctx
+                    .variables
+                    .component_variables(&decl.variables)
+                    .with_context(|| format!("component `{id}`"))?;
+                Ok((id.clone(), Arc::new(values)))
+            })
+            .collect()
+    }
+
+    fn prepare(app: &Self::AppState, ctx: &PrepareContext) -> ComponentVariables {
+        ComponentVariables(app.get(ctx.component).cloned().unwrap_or_default())
+    }
+
+    fn link<T: HasFactors>(
+        linker: &mut Linker<T>,
+        get: fn(&mut T) -> &mut ComponentVariables,
+    ) -> Result<()> {
+        Ok(add_to_linker::<T, HasSelf<ComponentVariables>>(
+            linker, get,
+        )?)
+    }
+}
+
+impl Host for ComponentVariables {
     async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, Error>> {
         if check_variable_name(&name).is_err() {
             return Ok(Err(Error::InvalidName(name)));
         }
-        Ok(self
-            .component
-            .variables
-            .get(&name)
-            .cloned()
-            .ok_or(Error::Undefined(name)))
+        Ok(self.0.get(&name).cloned().ok_or(Error::Undefined(name)))
     }
 }
 

@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 use synatra_agents::{AgentConfig, Bump, FieldError, Version};
 
-use crate::ctx::Ctx;
+use crate::ctx::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Reply;
 use crate::input::{is_slug, Input};
@@ -62,13 +62,13 @@ pub(crate) fn resolve_tools(
 }
 
 /// The agent named by the `:agent` path parameter (slug or id), or 404.
-fn agent_id(ctx: &Ctx, lock: bool) -> ApiResult<String> {
-    agents::resolve(ctx.db, &ctx.org().id, ctx.param("agent"), lock)?
+fn agent_id(ctx: &OrgCtx, lock: bool) -> ApiResult<String> {
+    agents::resolve(ctx.db, &ctx.org.id, ctx.param("agent"), lock)?
         .ok_or_else(|| ApiError::not_found("agent"))
 }
 
 /// `POST /orgs/{org}/agents {slug, name, description?, icon?}`.
-pub fn create(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn create(ctx: &OrgCtx) -> ApiResult<Reply> {
     let mut input = ctx.input()?;
     let slug = input.string("slug", 2, 64);
     slug_check(&mut input, &slug);
@@ -85,26 +85,26 @@ pub fn create(ctx: &Ctx) -> ApiResult<Reply> {
     };
     let agent = ctx
         .db
-        .transaction(|db| agents::create(db, &ctx.org().id, &new, by))
+        .transaction(|db| agents::create(db, &ctx.org.id, &new, by))
         .map_err(|e| e.on_conflict("slug_taken", "an agent with this slug already exists"))?;
     Ok(Reply::created(agent))
 }
 
 /// `GET /orgs/{org}/agents`.
-pub fn list(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn list(ctx: &OrgCtx) -> ApiResult<Reply> {
     Ok(Reply::ok(
-        json!({ "agents": agents::list(ctx.db, &ctx.org().id)? }),
+        json!({ "agents": agents::list(ctx.db, &ctx.org.id)? }),
     ))
 }
 
 /// `GET /orgs/{org}/agents/{agent}`.
-pub fn get(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn get(ctx: &OrgCtx) -> ApiResult<Reply> {
     Ok(Reply::ok(agents::get(ctx.db, &agent_id(ctx, false)?)?))
 }
 
 /// `PATCH /orgs/{org}/agents/{agent} {slug?, name?, description?, icon?}`;
 /// `null` clears description and icon.
-pub fn update(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn update(ctx: &OrgCtx) -> ApiResult<Reply> {
     let mut input = ctx.input()?;
     let slug = input.optional_string("slug", 2, 64);
     if let Some(s) = &slug {
@@ -134,7 +134,7 @@ pub fn update(ctx: &Ctx) -> ApiResult<Reply> {
 }
 
 /// `DELETE /orgs/{org}/agents/{agent}`.
-pub fn delete(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn delete(ctx: &OrgCtx) -> ApiResult<Reply> {
     ctx.db.transaction(|db| {
         let id = agent_id(ctx, true)?;
         agents::delete(db, &id)
@@ -143,7 +143,7 @@ pub fn delete(ctx: &Ctx) -> ApiResult<Reply> {
 }
 
 /// `GET /orgs/{org}/agents/{agent}/working-copy`.
-pub fn get_working_copy(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn get_working_copy(ctx: &OrgCtx) -> ApiResult<Reply> {
     Ok(Reply::ok(agents::working_copy(
         ctx.db,
         &agent_id(ctx, false)?,
@@ -152,12 +152,12 @@ pub fn get_working_copy(ctx: &Ctx) -> ApiResult<Reply> {
 
 /// `PUT /orgs/{org}/agents/{agent}/working-copy {config}`: validated (a
 /// working copy may still lack a model) and stored with defaults filled in.
-pub fn put_working_copy(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn put_working_copy(ctx: &OrgCtx) -> ApiResult<Reply> {
     let mut input = ctx.input()?;
     let raw = input.object("config");
     input.finish()?;
     let mut config = AgentConfig::parse(&raw, false).map_err(config_errors)?;
-    resolve_tools(ctx.db, &ctx.org().id, &mut config, false)?;
+    resolve_tools(ctx.db, &ctx.org.id, &mut config, false)?;
     let normalized =
         serde_json::to_value(&config).map_err(|e| ApiError::internal(e.to_string()))?;
     let body = ctx.db.transaction(|db| {
@@ -170,7 +170,7 @@ pub fn put_working_copy(ctx: &Ctx) -> ApiResult<Reply> {
 /// `POST /orgs/{org}/agents/{agent}/releases {bump, notes?}`: publishes the
 /// working copy as the next version and makes it current. An invalid
 /// working copy never publishes.
-pub fn create_release(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn create_release(ctx: &OrgCtx) -> ApiResult<Reply> {
     let mut input = ctx.input()?;
     let bump = input.string("bump", 1, 10);
     let parsed_bump: Option<Bump> = serde_json::from_value(Value::String(bump.clone())).ok();
@@ -189,7 +189,7 @@ pub fn create_release(ctx: &Ctx) -> ApiResult<Reply> {
         let id = agent_id(ctx, true)?;
         let raw = agents::working_copy_config(db, &id)?;
         let mut config = AgentConfig::parse(&raw, true).map_err(config_errors)?;
-        resolve_tools(db, &ctx.org().id, &mut config, true)?;
+        resolve_tools(db, &ctx.org.id, &mut config, true)?;
         let config =
             serde_json::to_value(&config).map_err(|e| ApiError::internal(e.to_string()))?;
         let next = agents::latest_version(db, &id)?
@@ -201,7 +201,7 @@ pub fn create_release(ctx: &Ctx) -> ApiResult<Reply> {
 }
 
 /// `GET /orgs/{org}/agents/{agent}/releases`: newest first.
-pub fn list_releases(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn list_releases(ctx: &OrgCtx) -> ApiResult<Reply> {
     let id = agent_id(ctx, false)?;
     Ok(Reply::ok(
         json!({ "releases": agents::releases(ctx.db, &id)? }),
@@ -210,7 +210,7 @@ pub fn list_releases(ctx: &Ctx) -> ApiResult<Reply> {
 
 /// `POST /orgs/{org}/agents/{agent}/releases/{version}/checkout`: copies the
 /// release's config into the working copy.
-pub fn checkout_release(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn checkout_release(ctx: &OrgCtx) -> ApiResult<Reply> {
     let version = ctx.param("version");
     if Version::parse(version).is_none() {
         return Err(ApiError::not_found("release"));

@@ -3,36 +3,19 @@
 //! or reject), each audited. Who may decide follows the tool's policy and
 //! self-approval setting ([`synatra_authz::may_decide_approval`]).
 
-use std::collections::HashMap;
-
 use serde_json::{json, Value};
-use synatra_authz::{may_decide_approval, Approver, Requesters, Role};
+use synatra_authz::{may_decide_approval, Approver, Requesters};
 use synatra_db::approvals::{self, Decider};
-use synatra_db::{uuid, Row};
+use synatra_db::Row;
 
 use crate::auth::Principal;
-use crate::ctx::Ctx;
+use crate::ctx::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{query_param, Reply};
 use crate::input::is_uuid;
+use crate::visibility::Visibility;
 
 const STATUSES: [&str; 5] = ["pending", "approved", "rejected", "timed_out", "cancelled"];
-
-/// The caller's channel roles (empty for API keys, which are not limited to channels).
-fn channel_roles(ctx: &Ctx) -> ApiResult<HashMap<String, String>> {
-    let Ok(user) = ctx.principal()?.user_id() else {
-        return Ok(HashMap::new());
-    };
-    Ok(ctx
-        .db
-        .query(
-            "SELECT channel_id::text AS channel_id, role FROM channel_members WHERE user_id = $1",
-            &[uuid(user)],
-        )?
-        .iter()
-        .map(|r| (r.str("channel_id"), r.str("role")))
-        .collect())
-}
 
 /// What the caller may do with one approval row (joined with its thread).
 struct Access {
@@ -40,22 +23,17 @@ struct Access {
     decide: Result<(), &'static str>,
 }
 
-fn access(ctx: &Ctx, roles: &HashMap<String, String>, row: &Row) -> ApiResult<Access> {
-    let principal = ctx.principal()?;
-    let user = principal.user_id().ok();
-    let api_key_id = match principal {
+fn access(ctx: &OrgCtx, visibility: &Visibility, row: &Row) -> ApiResult<Access> {
+    let api_key_id = match ctx.principal()? {
         Principal::ApiKey { key_id, .. } => Some(key_id.as_str()),
         Principal::Session { .. } => None,
     };
-    let channel_role = row
-        .opt_str("channel_id")
-        .and_then(|c| roles.get(&c))
-        .map(String::as_str);
+    let channel = row.opt_str("channel_id");
     let who = Approver {
-        role: ctx.org().role,
-        user_id: user,
+        role: ctx.org.role,
+        user_id: visibility.user_id(),
         api_key_id,
-        channel_role,
+        channel_role: visibility.channel_role(channel.as_deref()),
     };
     let (author, starter, starter_key) = (
         row.opt_str("thread_author"),
@@ -68,7 +46,7 @@ fn access(ctx: &Ctx, roles: &HashMap<String, String>, row: &Row) -> ApiResult<Ac
         run_starter_key: starter_key.as_deref(),
     };
     Ok(Access {
-        visible: who.role >= Role::Admin || user.is_none() || channel_role.is_some(),
+        visible: visibility.sees(channel.as_deref()),
         decide: may_decide_approval(
             &row.str("policy"),
             row.bool("self_approval"),
@@ -80,11 +58,11 @@ fn access(ctx: &Ctx, roles: &HashMap<String, String>, row: &Row) -> ApiResult<Ac
 
 /// The approval of the path with its thread's channel and author, if the
 /// caller may see it (else 404).
-fn visible_approval(ctx: &Ctx, lock: bool) -> ApiResult<(Row, Access)> {
+fn visible_approval(ctx: &OrgCtx, lock: bool) -> ApiResult<(Row, Access)> {
     let id = ctx.uuid_param("approval", "approval")?;
-    let row = approvals::get(ctx.db, Some(&ctx.org().id), id, lock)?
+    let row = approvals::get(ctx.db, Some(&ctx.org.id), id, lock)?
         .ok_or_else(|| ApiError::not_found("approval"))?;
-    let access = access(ctx, &channel_roles(ctx)?, &row)?;
+    let access = access(ctx, &Visibility::of(ctx)?, &row)?;
     if !access.visible {
         return Err(ApiError::not_found("approval"));
     }
@@ -103,7 +81,7 @@ const BATCH: i64 = 200;
 /// `GET /orgs/{org}/approvals?status=pending&limit=&after=`: with `pending`,
 /// the calls the caller may decide on (their inbox); otherwise approvals in
 /// channels they see; newest first, pages by `next_cursor`.
-pub fn list(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn list(ctx: &OrgCtx) -> ApiResult<Reply> {
     let bad = |field: &str, message: String| ApiError::fields(&[(field.to_string(), message)]);
     let status = query_param(ctx.req, "status").filter(|s| !s.is_empty());
     if status.as_deref().is_some_and(|s| !STATUSES.contains(&s)) {
@@ -127,20 +105,20 @@ pub fn list(ctx: &Ctx) -> ApiResult<Reply> {
             "must be an approval id from next_cursor".into(),
         ));
     }
-    let roles = channel_roles(ctx)?;
+    let visibility = Visibility::of(ctx)?;
     let inbox = status.as_deref() == Some("pending");
     let mut out = Vec::new();
     loop {
         let rows = approvals::list(
             ctx.db,
-            &ctx.org().id,
+            &ctx.org.id,
             status.as_deref(),
             after.as_deref(),
             BATCH,
         )?;
         for row in &rows {
             after = Some(row.str("id"));
-            let a = access(ctx, &roles, row)?;
+            let a = access(ctx, &visibility, row)?;
             if (inbox && a.decide.is_ok()) || (!inbox && a.visible) {
                 out.push(with_access(row, &a));
                 if out.len() == limit {
@@ -155,7 +133,7 @@ pub fn list(ctx: &Ctx) -> ApiResult<Reply> {
 }
 
 /// `GET /orgs/{org}/approvals/{id}`: the approval with its audit trail.
-pub fn get(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn get(ctx: &OrgCtx) -> ApiResult<Reply> {
     let (row, access) = visible_approval(ctx, false)?;
     let mut v = with_access(&row, &access);
     v["audit"] = approvals::audit_trail(ctx.db, &row.str("id"))?.into();
@@ -163,16 +141,16 @@ pub fn get(ctx: &Ctx) -> ApiResult<Reply> {
 }
 
 /// `POST /orgs/{org}/approvals/{id}/approve {params?, comment?}`.
-pub fn approve(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn approve(ctx: &OrgCtx) -> ApiResult<Reply> {
     decide(ctx, "approved")
 }
 
 /// `POST /orgs/{org}/approvals/{id}/reject {comment?}`.
-pub fn reject(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn reject(ctx: &OrgCtx) -> ApiResult<Reply> {
     decide(ctx, "rejected")
 }
 
-fn decide(ctx: &Ctx, status: &'static str) -> ApiResult<Reply> {
+fn decide(ctx: &OrgCtx, status: &'static str) -> ApiResult<Reply> {
     let mut input = ctx.input()?;
     let edited = (status == "approved" && input.has("params")).then(|| input.object("params"));
     let comment = input.optional_string("comment", 0, 2000);

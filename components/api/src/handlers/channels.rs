@@ -4,28 +4,28 @@
 
 use serde_json::json;
 
-use crate::ctx::Ctx;
+use crate::ctx::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Reply;
 use crate::input::is_slug;
 use crate::store::{channels, members, orgs};
 
 /// The `:channel` of the path (slug or id), or 404.
-fn channel_id(ctx: &Ctx) -> ApiResult<String> {
-    orgs::channel_id(ctx.db, &ctx.org().id, Some(ctx.param("channel")))?
+fn channel_id(ctx: &OrgCtx) -> ApiResult<String> {
+    orgs::channel_id(ctx.db, &ctx.org.id, Some(ctx.param("channel")))?
         .ok_or_else(|| ApiError::not_found("channel"))
 }
 
 /// The `:user_id` of the path if they are a member of the org, or 404.
-fn org_member(ctx: &Ctx) -> ApiResult<String> {
+fn org_member(ctx: &OrgCtx) -> ApiResult<String> {
     let user = ctx.uuid_param("user_id", "member")?;
-    members::role_for_update(ctx.db, &ctx.org().id, user)?
+    members::role_for_update(ctx.db, &ctx.org.id, user)?
         .ok_or_else(|| ApiError::not_found("member"))?;
     Ok(user.to_string())
 }
 
 /// `POST /orgs/{org}/channels {slug, name}`: the creator owns it.
-pub fn create(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn create(ctx: &OrgCtx) -> ApiResult<Reply> {
     let mut input = ctx.input()?;
     let slug = input.string("slug", 1, 64);
     input.check(
@@ -38,13 +38,13 @@ pub fn create(ctx: &Ctx) -> ApiResult<Reply> {
     let owner = ctx.principal()?.user_id().ok();
     let channel = ctx
         .db
-        .transaction(|db| channels::create(db, &ctx.org().id, &slug, &name, owner))
+        .transaction(|db| channels::create(db, &ctx.org.id, &slug, &name, owner))
         .map_err(|e| e.on_conflict("slug_taken", "a channel with this slug already exists"))?;
     Ok(Reply::created(channel))
 }
 
 /// `GET /orgs/{org}/channels/{channel}/members`.
-pub fn members(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn members(ctx: &OrgCtx) -> ApiResult<Reply> {
     let id = channel_id(ctx)?;
     Ok(Reply::ok(
         json!({ "members": channels::members(ctx.db, &id)? }),
@@ -52,7 +52,7 @@ pub fn members(ctx: &Ctx) -> ApiResult<Reply> {
 }
 
 /// `PUT /orgs/{org}/channels/{channel}/members/{user_id} {role: owner|member}`.
-pub fn put_member(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn put_member(ctx: &OrgCtx) -> ApiResult<Reply> {
     let mut input = ctx.input()?;
     let role = input.string("role", 1, 10);
     input.check(
@@ -71,7 +71,7 @@ pub fn put_member(ctx: &Ctx) -> ApiResult<Reply> {
 }
 
 /// `DELETE /orgs/{org}/channels/{channel}/members/{user_id}`.
-pub fn remove_member(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn remove_member(ctx: &OrgCtx) -> ApiResult<Reply> {
     let removed = ctx.db.transaction(|db| {
         let channel = channel_id(ctx)?;
         let user = ctx.uuid_param("user_id", "member")?;

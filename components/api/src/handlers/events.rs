@@ -11,7 +11,7 @@ use spin_sdk::http::{Fields, OutgoingResponse, ResponseOutparam};
 use synatra_db::runs;
 use synatra_db::Db;
 
-use crate::ctx::Ctx;
+use crate::ctx::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::handlers::threads::thread_id;
 use crate::http::{header, query_param};
@@ -30,7 +30,7 @@ pub struct Subscription {
 }
 
 /// Checks access and where to resume.
-pub fn subscribe(ctx: &Ctx) -> ApiResult<Subscription> {
+pub fn subscribe(ctx: &OrgCtx) -> ApiResult<Subscription> {
     let thread_id = thread_id(ctx)?;
     let resume = header(ctx.req, "last-event-id")
         .map(str::to_string)

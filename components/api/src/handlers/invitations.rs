@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::auth;
-use crate::ctx::Ctx;
+use crate::ctx::{Ctx, OrgCtx};
 use crate::error::{ApiError, ApiResult};
 use crate::handlers::members::{check_grant, role_field};
 use crate::http::Reply;
@@ -11,7 +11,7 @@ use crate::input::is_email;
 use crate::store::{invitations, members, orgs, users};
 
 /// `POST /orgs/{org}/invitations {email, role}`: returns the token once.
-pub fn create(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn create(ctx: &OrgCtx) -> ApiResult<Reply> {
     let mut input = ctx.input()?;
     let email = input.string("email", 3, 254);
     input.check(
@@ -21,7 +21,7 @@ pub fn create(ctx: &Ctx) -> ApiResult<Reply> {
     );
     let role = role_field(&mut input);
     input.finish()?;
-    let org = ctx.org();
+    let org = &ctx.org;
     check_grant(org.role, role)?;
     // A key cannot invite people: revoking a leaked key must end its access.
     ctx.principal()?.user_id()?;
@@ -46,18 +46,18 @@ pub fn create(ctx: &Ctx) -> ApiResult<Reply> {
 }
 
 /// `GET /orgs/{org}/invitations`: pending invitations (no tokens).
-pub fn list(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn list(ctx: &OrgCtx) -> ApiResult<Reply> {
     Ok(Reply::ok(
-        json!({ "invitations": invitations::pending(ctx.db, &ctx.org().id)? }),
+        json!({ "invitations": invitations::pending(ctx.db, &ctx.org.id)? }),
     ))
 }
 
 /// `DELETE /orgs/{org}/invitations/{invitation_id}`.
-pub fn revoke(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn revoke(ctx: &OrgCtx) -> ApiResult<Reply> {
     let id = ctx.uuid_param("invitation_id", "invitation")?;
     if ctx
         .db
-        .transaction(|db| invitations::revoke(db, &ctx.org().id, id))?
+        .transaction(|db| invitations::revoke(db, &ctx.org.id, id))?
     {
         Ok(Reply::no_content())
     } else {

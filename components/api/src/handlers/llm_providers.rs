@@ -7,33 +7,33 @@ use spin_sdk::http::{IncomingResponse, Method};
 use synatra_agents::Provider;
 use synatra_db::credentials;
 
-use crate::ctx::Ctx;
+use crate::ctx::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Reply;
 use crate::store::orgs;
 
 use synatra_names::services::GATEWAY_CREDENTIALS as GATEWAY;
 
-fn environment(ctx: &Ctx) -> ApiResult<String> {
-    orgs::environment_id(ctx.db, &ctx.org().id, Some(ctx.param("env")))?
+fn environment(ctx: &OrgCtx) -> ApiResult<String> {
+    orgs::environment_id(ctx.db, &ctx.org.id, Some(ctx.param("env")))?
         .ok_or_else(|| ApiError::not_found("environment"))
 }
 
-fn provider(ctx: &Ctx) -> ApiResult<Provider> {
+fn provider(ctx: &OrgCtx) -> ApiResult<Provider> {
     Provider::parse(ctx.param("provider")).ok_or_else(|| ApiError::not_found("provider"))
 }
 
 /// `GET /orgs/{org}/environments/{env}/llm-providers`.
-pub fn list(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn list(ctx: &OrgCtx) -> ApiResult<Reply> {
     let env = environment(ctx)?;
     Ok(Reply::ok(
-        json!({ "providers": credentials::list(ctx.db, &ctx.org().id, &env)? }),
+        json!({ "providers": credentials::list(ctx.db, &ctx.org.id, &env)? }),
     ))
 }
 
 /// `PUT /orgs/{org}/environments/{env}/llm-providers/{provider}
 /// {api_key?, base_url?}`: a string sets, `null` clears, absent keeps.
-pub fn put(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn put(ctx: &OrgCtx) -> ApiResult<Reply> {
     let provider = provider(ctx)?;
     let env = environment(ctx)?;
     let mut input = ctx.input()?;
@@ -55,7 +55,7 @@ pub fn put(ctx: &Ctx) -> ApiResult<Reply> {
     );
     input.finish()?;
     let mut body = json!({
-        "org_id": ctx.org().id,
+        "org_id": ctx.org.id,
         "environment_id": env,
         "provider": provider.as_str(),
         "updated_by": ctx.principal()?.user_id().ok(),
@@ -79,12 +79,12 @@ pub fn put(ctx: &Ctx) -> ApiResult<Reply> {
 }
 
 /// `DELETE /orgs/{org}/environments/{env}/llm-providers/{provider}`.
-pub fn delete(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn delete(ctx: &OrgCtx) -> ApiResult<Reply> {
     let provider = provider(ctx)?;
     let env = environment(ctx)?;
     if ctx
         .db
-        .transaction(|db| credentials::delete(db, &ctx.org().id, &env, provider.as_str()))?
+        .transaction(|db| credentials::delete(db, &ctx.org.id, &env, provider.as_str()))?
     {
         Ok(Reply::no_content())
     } else {

@@ -3,7 +3,7 @@
 use serde_json::json;
 use synatra_authz::Role;
 
-use crate::ctx::Ctx;
+use crate::ctx::OrgCtx;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Reply;
@@ -59,19 +59,19 @@ fn guard_target(
 }
 
 /// `GET /orgs/{org}/members`.
-pub fn list(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn list(ctx: &OrgCtx) -> ApiResult<Reply> {
     Ok(Reply::ok(
-        json!({ "members": members::list(ctx.db, &ctx.org().id)? }),
+        json!({ "members": members::list(ctx.db, &ctx.org.id)? }),
     ))
 }
 
 /// `PATCH /orgs/{org}/members/{user_id} {role}`.
-pub fn update(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn update(ctx: &OrgCtx) -> ApiResult<Reply> {
     let user_id = ctx.uuid_param("user_id", "member")?;
     let mut input = ctx.input()?;
     let role = role_field(&mut input);
     input.finish()?;
-    let org = ctx.org();
+    let org = &ctx.org;
     check_grant(org.role, role)?;
     let member = ctx.db.transaction(|db| {
         guard_target(db, &org.id, user_id, org.role, role == Role::Owner)?;
@@ -82,9 +82,9 @@ pub fn update(ctx: &Ctx) -> ApiResult<Reply> {
 }
 
 /// `DELETE /orgs/{org}/members/{user_id}`.
-pub fn remove(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn remove(ctx: &OrgCtx) -> ApiResult<Reply> {
     let user_id = ctx.uuid_param("user_id", "member")?;
-    let org = ctx.org();
+    let org = &ctx.org;
     ctx.db.transaction(|db| {
         guard_target(db, &org.id, user_id, org.role, false)?;
         crate::store::api_keys::revoke_created_by(db, &org.id, user_id, None)?;

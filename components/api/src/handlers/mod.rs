@@ -1,5 +1,5 @@
 //! Handlers, one module per resource. Each is reached only through the
-//! route table in `lib.rs`.
+//! route table in `routes.rs`.
 
 pub mod account;
 pub mod agents;

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::auth::Principal;
-use crate::ctx::Ctx;
+use crate::ctx::{Ctx, OrgCtx};
 use crate::error::ApiResult;
 use crate::http::Reply;
 use crate::input::is_slug;
@@ -46,26 +46,26 @@ pub fn list(ctx: &Ctx) -> ApiResult<Reply> {
 }
 
 /// `GET /orgs/{org}`.
-pub fn get(ctx: &Ctx) -> ApiResult<Reply> {
-    Ok(Reply::ok(ctx.org().json.clone()))
+pub fn get(ctx: &OrgCtx) -> ApiResult<Reply> {
+    Ok(Reply::ok(ctx.org.json.clone()))
 }
 
 /// `DELETE /orgs/{org}` (owner only).
-pub fn delete(ctx: &Ctx) -> ApiResult<Reply> {
-    ctx.db.transaction(|db| orgs::delete(db, &ctx.org().id))?;
+pub fn delete(ctx: &OrgCtx) -> ApiResult<Reply> {
+    ctx.db.transaction(|db| orgs::delete(db, &ctx.org.id))?;
     Ok(Reply::no_content())
 }
 
 /// `GET /orgs/{org}/environments`.
-pub fn environments(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn environments(ctx: &OrgCtx) -> ApiResult<Reply> {
     Ok(Reply::ok(
-        json!({ "environments": orgs::environments(ctx.db, &ctx.org().id)? }),
+        json!({ "environments": orgs::environments(ctx.db, &ctx.org.id)? }),
     ))
 }
 
 /// `GET /orgs/{org}/channels`.
-pub fn channels(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn channels(ctx: &OrgCtx) -> ApiResult<Reply> {
     Ok(Reply::ok(
-        json!({ "channels": orgs::channels(ctx.db, &ctx.org().id)? }),
+        json!({ "channels": orgs::channels(ctx.db, &ctx.org.id)? }),
     ))
 }

@@ -8,32 +8,20 @@ use synatra_authz::Role;
 use synatra_db::runs::{self, NewRun, NewThread, ThreadFilter};
 
 use crate::auth::Principal;
-use crate::ctx::Ctx;
+use crate::ctx::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{query_param, Reply};
 use crate::input::is_uuid;
 use crate::store::{agents, orgs};
-
-/// The user whose channel membership limits what they see (None: sees all).
-fn channel_limited_user(ctx: &Ctx) -> Option<String> {
-    if ctx.org().role >= Role::Admin {
-        return None;
-    }
-    ctx.principal()
-        .ok()
-        .and_then(|p| p.user_id().ok())
-        .map(str::to_string)
-}
+use crate::visibility::Visibility;
 
 /// The `:thread` of the path, if the caller may see it; else 404.
-pub fn thread_id(ctx: &Ctx) -> ApiResult<String> {
+pub fn thread_id(ctx: &OrgCtx) -> ApiResult<String> {
     let id = ctx.uuid_param("thread", "thread")?;
-    let (channel, _) = runs::thread_access(ctx.db, &ctx.org().id, id)?
+    let (channel, _) = runs::thread_access(ctx.db, &ctx.org.id, id)?
         .ok_or_else(|| ApiError::not_found("thread"))?;
-    if let (Some(user), Some(channel)) = (channel_limited_user(ctx), channel) {
-        if !runs::in_channel(ctx.db, &channel, &user)? {
-            return Err(ApiError::not_found("thread"));
-        }
+    if !Visibility::of(ctx)?.sees(channel.as_deref()) {
+        return Err(ApiError::not_found("thread"));
     }
     Ok(id.to_string())
 }
@@ -41,12 +29,12 @@ pub fn thread_id(ctx: &Ctx) -> ApiResult<String> {
 /// The configuration a new run executes: the current release, or the
 /// working copy for playground threads (builders only).
 fn run_config(
-    ctx: &Ctx,
+    ctx: &OrgCtx,
     agent_id: &str,
     playground: bool,
 ) -> ApiResult<(Option<String>, serde_json::Value)> {
     if playground {
-        if ctx.org().role < Role::Builder {
+        if ctx.org.role < Role::Builder {
             return Err(ApiError::forbidden(
                 "playground threads need the builder role",
             ));
@@ -58,7 +46,7 @@ fn run_config(
             ApiError::fields(&pairs)
         })?;
         // The run keeps the tool versions of now, even if a tool is edited mid-run.
-        super::agents::resolve_tools(ctx.db, &ctx.org().id, &mut config, true)?;
+        super::agents::resolve_tools(ctx.db, &ctx.org.id, &mut config, true)?;
         let value = serde_json::to_value(config).map_err(|e| ApiError::internal(e.to_string()))?;
         return Ok((None, value));
     }
@@ -72,7 +60,7 @@ fn run_config(
 }
 
 /// `POST /orgs/{org}/threads {agent, message, channel?, environment?, subject?, kind?}`.
-pub fn create(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn create(ctx: &OrgCtx) -> ApiResult<Reply> {
     let mut input = ctx.input()?;
     let agent = input.string("agent", 1, 100);
     let message = input.string("message", 1, 100_000);
@@ -88,15 +76,13 @@ pub fn create(ctx: &Ctx) -> ApiResult<Reply> {
         "`kind` must be normal or playground",
     );
     input.finish()?;
-    let org = ctx.org();
+    let org = &ctx.org;
     let agent_id = agents::resolve(ctx.db, &org.id, &agent, false)?
         .ok_or_else(|| ApiError::not_found("agent"))?;
     let channel_id = orgs::channel_id(ctx.db, &org.id, channel.as_deref())?
         .ok_or_else(|| ApiError::not_found("channel"))?;
-    if let Some(user) = channel_limited_user(ctx) {
-        if !runs::in_channel(ctx.db, &channel_id, &user)? {
-            return Err(ApiError::not_found("channel"));
-        }
+    if !Visibility::of(ctx)?.sees(Some(&channel_id)) {
+        return Err(ApiError::not_found("channel"));
     }
     let environment_id = orgs::environment_id(ctx.db, &org.id, environment.as_deref())?
         .ok_or_else(|| ApiError::not_found("environment"))?;
@@ -133,7 +119,7 @@ pub fn create(ctx: &Ctx) -> ApiResult<Reply> {
 }
 
 fn start_run(
-    ctx: &Ctx,
+    ctx: &OrgCtx,
     db: &synatra_db::Db,
     thread_id: &str,
     agent_id: &str,
@@ -156,7 +142,7 @@ fn start_run(
     Ok(runs::create_run(
         db,
         &NewRun {
-            org_id: &ctx.org().id,
+            org_id: &ctx.org.id,
             thread_id,
             agent_id,
             release_id,
@@ -171,7 +157,7 @@ fn start_run(
 
 /// `POST /orgs/{org}/threads/{thread}/messages {message}`: continues a
 /// finished thread with its history, on the release the thread started with.
-pub fn post_message(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn post_message(ctx: &OrgCtx) -> ApiResult<Reply> {
     let id = thread_id(ctx)?;
     let mut input = ctx.input()?;
     let message = input.string("message", 1, 100_000);
@@ -205,7 +191,7 @@ pub fn post_message(ctx: &Ctx) -> ApiResult<Reply> {
         reply.status = 202;
         return Ok(reply);
     }
-    let org = ctx.org();
+    let org = &ctx.org;
     let thread =
         runs::thread(ctx.db, &org.id, &id)?.ok_or_else(|| ApiError::not_found("thread"))?;
     let agent_id = thread["agent_id"].as_str().unwrap_or_default().to_string();
@@ -239,7 +225,7 @@ pub fn post_message(ctx: &Ctx) -> ApiResult<Reply> {
 }
 
 /// `POST /orgs/{org}/threads/{thread}/cancel`.
-pub fn cancel(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn cancel(ctx: &OrgCtx) -> ApiResult<Reply> {
     let id = thread_id(ctx)?;
     let asked = ctx.db.transaction(|db| runs::request_cancel(db, &id))?;
     let mut reply = Reply::ok(json!({ "cancelled_runs": asked }));
@@ -248,18 +234,18 @@ pub fn cancel(ctx: &Ctx) -> ApiResult<Reply> {
 }
 
 /// `GET /orgs/{org}/threads/{thread}`: the thread, its messages and runs.
-pub fn get(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn get(ctx: &OrgCtx) -> ApiResult<Reply> {
     let id = thread_id(ctx)?;
     let mut thread =
-        runs::thread(ctx.db, &ctx.org().id, &id)?.ok_or_else(|| ApiError::not_found("thread"))?;
+        runs::thread(ctx.db, &ctx.org.id, &id)?.ok_or_else(|| ApiError::not_found("thread"))?;
     thread["messages"] = runs::messages(ctx.db, &id)?.into();
     thread["runs"] = runs::runs(ctx.db, &id)?.into();
     Ok(Reply::ok(thread))
 }
 
 /// `GET /orgs/{org}/threads?status=&agent=&channel=&limit=&after=`.
-pub fn list(ctx: &Ctx) -> ApiResult<Reply> {
-    let org = ctx.org();
+pub fn list(ctx: &OrgCtx) -> ApiResult<Reply> {
+    let org = &ctx.org;
     let bad =
         |field: &str, message: &str| ApiError::fields(&[(field.to_string(), message.to_string())]);
     let status = query_param(ctx.req, "status");
@@ -302,7 +288,8 @@ pub fn list(ctx: &Ctx) -> ApiResult<Reply> {
     if after.as_deref().is_some_and(|a| !is_uuid(a)) {
         return Err(bad("after", "must be a thread id from next_cursor"));
     }
-    let user = channel_limited_user(ctx);
+    let visibility = Visibility::of(ctx)?;
+    let channels = visibility.channels().map(|c| c.join(","));
     let threads = runs::list_threads(
         ctx.db,
         &org.id,
@@ -310,7 +297,7 @@ pub fn list(ctx: &Ctx) -> ApiResult<Reply> {
             status: status.as_deref(),
             agent_id: agent_id.as_deref(),
             channel_id: channel_id.as_deref(),
-            member_of_channels: user.as_deref(),
+            in_channels: channels.as_deref(),
             after: after.as_deref(),
             limit,
         },
@@ -326,7 +313,7 @@ pub fn list(ctx: &Ctx) -> ApiResult<Reply> {
 /// `POST /orgs/{org}/threads/{thread}/human-requests/{request}/respond
 /// {status: responded|cancelled|skipped, data?}`: `data` is validated
 /// against the request's fields; the waiting run resumes with the answer.
-pub fn respond(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn respond(ctx: &OrgCtx) -> ApiResult<Reply> {
     let id = thread_id(ctx)?;
     let request_id = ctx.uuid_param("request", "human request")?.to_string();
     let mut input = ctx.input()?;

@@ -6,7 +6,7 @@ use serde_json::json;
 use synatra_internal::ToolCode;
 use synatra_tools::ToolDef;
 
-use crate::ctx::Ctx;
+use crate::ctx::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Reply;
 use crate::input::Input;
@@ -22,7 +22,7 @@ struct Upload {
 /// Parses the body as a tool definition; returns it with its JSON form and
 /// the component it uploads, if any (`component`: base64 of the `.wasm`,
 /// validated here: a clear error names a forbidden import).
-fn definition(ctx: &Ctx) -> ApiResult<(ToolDef, serde_json::Value, Option<Upload>)> {
+fn definition(ctx: &OrgCtx) -> ApiResult<(ToolDef, serde_json::Value, Option<Upload>)> {
     let mut body: serde_json::Value = serde_json::from_slice(ctx.req.body()).map_err(|e| {
         ApiError::new(
             400,
@@ -55,8 +55,8 @@ fn definition(ctx: &Ctx) -> ApiResult<(ToolDef, serde_json::Value, Option<Upload
 }
 
 /// Stores the uploaded component, or checks that a referenced one exists.
-fn keep_component(ctx: &Ctx, def: &ToolDef, upload: Option<&Upload>) -> ApiResult<()> {
-    let org = &ctx.org().id;
+fn keep_component(ctx: &OrgCtx, def: &ToolDef, upload: Option<&Upload>) -> ApiResult<()> {
+    let org = &ctx.org.id;
     match (upload, &def.component_sha256) {
         (Some(u), _) => Ok(tools::store_component(
             ctx.db, org, &u.sha256, &u.wasm, &u.imports,
@@ -72,8 +72,8 @@ fn keep_component(ctx: &Ctx, def: &ToolDef, upload: Option<&Upload>) -> ApiResul
 }
 
 /// Refuses to delete or rename tool `name` while something needs it.
-fn not_in_use(ctx: &Ctx, name: &str, what: &str) -> ApiResult<()> {
-    let users = tools::users_of(ctx.db, &ctx.org().id, name)?;
+fn not_in_use(ctx: &OrgCtx, name: &str, what: &str) -> ApiResult<()> {
+    let users = tools::users_of(ctx.db, &ctx.org.id, name)?;
     if users.is_empty() {
         return Ok(());
     }
@@ -94,13 +94,13 @@ fn name_of(db: &crate::db::Db, id: &str) -> ApiResult<String> {
         .to_string())
 }
 
-fn tool_id(ctx: &Ctx, lock: bool) -> ApiResult<String> {
-    tools::resolve(ctx.db, &ctx.org().id, ctx.param("tool"), lock)?
+fn tool_id(ctx: &OrgCtx, lock: bool) -> ApiResult<String> {
+    tools::resolve(ctx.db, &ctx.org.id, ctx.param("tool"), lock)?
         .ok_or_else(|| ApiError::not_found("tool"))
 }
 
 /// `POST /orgs/{org}/tools`.
-pub fn create(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn create(ctx: &OrgCtx) -> ApiResult<Reply> {
     let (def, value, upload) = definition(ctx)?;
     let by = ctx.principal()?.user_id().ok();
     let tool = ctx
@@ -109,7 +109,7 @@ pub fn create(ctx: &Ctx) -> ApiResult<Reply> {
             keep_component(ctx, &def, upload.as_ref())?;
             Ok(tools::create(
                 db,
-                &ctx.org().id,
+                &ctx.org.id,
                 &def.name,
                 &value,
                 &def.version(),
@@ -121,19 +121,19 @@ pub fn create(ctx: &Ctx) -> ApiResult<Reply> {
 }
 
 /// `GET /orgs/{org}/tools`.
-pub fn list(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn list(ctx: &OrgCtx) -> ApiResult<Reply> {
     Ok(Reply::ok(
-        json!({ "tools": tools::list(ctx.db, &ctx.org().id)? }),
+        json!({ "tools": tools::list(ctx.db, &ctx.org.id)? }),
     ))
 }
 
 /// `GET /orgs/{org}/tools/{tool}` (name or id).
-pub fn get(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn get(ctx: &OrgCtx) -> ApiResult<Reply> {
     Ok(Reply::ok(tools::get(ctx.db, &tool_id(ctx, false)?)?))
 }
 
 /// `PUT /orgs/{org}/tools/{tool}`: replaces the definition.
-pub fn put(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn put(ctx: &OrgCtx) -> ApiResult<Reply> {
     let (def, value, upload) = definition(ctx)?;
     let tool = ctx
         .db
@@ -151,7 +151,7 @@ pub fn put(ctx: &Ctx) -> ApiResult<Reply> {
 }
 
 /// `DELETE /orgs/{org}/tools/{tool}`.
-pub fn delete(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn delete(ctx: &OrgCtx) -> ApiResult<Reply> {
     ctx.db.transaction(|db| -> ApiResult<_> {
         let id = tool_id(ctx, true)?;
         let name = name_of(db, &id)?;
@@ -164,7 +164,7 @@ pub fn delete(ctx: &Ctx) -> ApiResult<Reply> {
 /// `PUT /orgs/{org}/tools/{tool}/component` with the `.wasm` as the body
 /// (`application/wasm`): validates it like a base64 upload and makes the
 /// tool a WIT tool running it (a new version; `code` is dropped).
-pub fn put_component(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn put_component(ctx: &OrgCtx) -> ApiResult<Reply> {
     let wasm = ctx.req.body();
     let imports = synatra_tools::component::check_component(wasm)
         .map_err(|e| ApiError::new(422, "invalid_component", e))?;
@@ -178,7 +178,7 @@ pub fn put_component(ctx: &Ctx) -> ApiResult<Reply> {
         value["component_sha256"] = sha256.clone().into();
         let def = ToolDef::parse(&value).map_err(|errors| ApiError::fields(&errors))?;
         let value = serde_json::to_value(&def).map_err(|e| ApiError::internal(e.to_string()))?;
-        tools::store_component(db, &ctx.org().id, &sha256, wasm, &imports)?;
+        tools::store_component(db, &ctx.org.id, &sha256, wasm, &imports)?;
         Ok(tools::replace(db, &id, &def.name, &value, &def.version())?)
     })?;
     Ok(Reply::ok(tool))
@@ -187,7 +187,7 @@ pub fn put_component(ctx: &Ctx) -> ApiResult<Reply> {
 /// `POST /orgs/{org}/tools/{tool}/test {params}`: runs the tool once in its
 /// sandbox. Arguments are validated against `params`; the tool's own
 /// failure (exception, timeout, memory, bad result) is a 200 with `ok: false`.
-pub fn test(ctx: &Ctx) -> ApiResult<Reply> {
+pub fn test(ctx: &OrgCtx) -> ApiResult<Reply> {
     let id = tool_id(ctx, false)?;
     let tool = tools::get(ctx.db, &id)?;
     let mut input = Input::parse(ctx.req.body())?;
@@ -201,7 +201,7 @@ pub fn test(ctx: &Ctx) -> ApiResult<Reply> {
     let timeout_ms = tool["timeout_ms"].as_u64().unwrap_or(30_000);
     let started = std::time::Instant::now();
     let code = ToolCode::of(
-        &ctx.org().id,
+        &ctx.org.id,
         tool["code"].as_str(),
         tool["component_sha256"].as_str(),
     );

@@ -1,6 +1,8 @@
 //! `channels` and `channel_members`: who belongs to a channel, as owner or
 //! member (channel owners may approve `owner-only` tool calls there).
 
+use std::collections::HashMap;
+
 use serde_json::{json, Value};
 
 use crate::db::{text, uuid, Db};
@@ -63,4 +65,37 @@ pub fn remove_member(db: &Db, channel_id: &str, user_id: &str) -> ApiResult<bool
         "DELETE FROM channel_members WHERE channel_id = $1 AND user_id = $2",
         &[uuid(channel_id), uuid(user_id)],
     )? == 1)
+}
+
+/// Adds a new org member to the org's default channel.
+pub fn join_default(db: &Db, org_id: &str, user_id: &str) -> ApiResult<()> {
+    db.execute(
+        "INSERT INTO channel_members (channel_id, user_id, role)
+         SELECT id, $2, 'member' FROM channels WHERE org_id = $1 AND is_default
+         ON CONFLICT DO NOTHING",
+        &[uuid(org_id), uuid(user_id)],
+    )?;
+    Ok(())
+}
+
+/// Removes `user_id` from every channel of the org.
+pub fn leave_org(db: &Db, org_id: &str, user_id: &str) -> ApiResult<()> {
+    db.execute(
+        "DELETE FROM channel_members WHERE user_id = $2
+         AND channel_id IN (SELECT id FROM channels WHERE org_id = $1)",
+        &[uuid(org_id), uuid(user_id)],
+    )?;
+    Ok(())
+}
+
+/// The channels `user_id` belongs to, with their role in each.
+pub fn roles_of(db: &Db, user_id: &str) -> ApiResult<HashMap<String, String>> {
+    Ok(db
+        .query(
+            "SELECT channel_id::text AS channel_id, role FROM channel_members WHERE user_id = $1",
+            &[uuid(user_id)],
+        )?
+        .iter()
+        .map(|r| (r.str("channel_id"), r.str("role")))
+        .collect())
 }

@@ -5,6 +5,7 @@ use synatra_authz::Role;
 
 use crate::db::{text, uuid, Db, Row};
 use crate::error::ApiResult;
+use crate::store::channels;
 
 const SELECT: &str =
     "SELECT m.user_id, u.email, u.name, m.role, m.created_at AT TIME ZONE 'UTC' AS created_at
@@ -55,13 +56,7 @@ pub fn insert(db: &Db, org_id: &str, user_id: &str, role: Role) -> ApiResult<()>
         "INSERT INTO org_members (org_id, user_id, role) VALUES ($1, $2, $3)",
         &[uuid(org_id), uuid(user_id), text(role.as_str())],
     )?;
-    db.execute(
-        "INSERT INTO channel_members (channel_id, user_id, role)
-         SELECT id, $2, 'member' FROM channels WHERE org_id = $1 AND is_default
-         ON CONFLICT DO NOTHING",
-        &[uuid(org_id), uuid(user_id)],
-    )?;
-    Ok(())
+    channels::join_default(db, org_id, user_id)
 }
 
 /// Changes a member's role; returns the updated member.
@@ -79,11 +74,7 @@ pub fn set_role(db: &Db, org_id: &str, user_id: &str, role: Role) -> ApiResult<V
 
 /// Removes a member and their channel memberships in the org.
 pub fn remove(db: &Db, org_id: &str, user_id: &str) -> ApiResult<()> {
-    db.execute(
-        "DELETE FROM channel_members WHERE user_id = $2
-         AND channel_id IN (SELECT id FROM channels WHERE org_id = $1)",
-        &[uuid(org_id), uuid(user_id)],
-    )?;
+    channels::leave_org(db, org_id, user_id)?;
     db.execute(
         "DELETE FROM org_members WHERE org_id = $1 AND user_id = $2",
         &[uuid(org_id), uuid(user_id)],

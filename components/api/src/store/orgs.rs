@@ -5,6 +5,7 @@ use synatra_authz::Role;
 
 use crate::db::{text, uuid, Db, Row};
 use crate::error::ApiResult;
+use crate::store::channels;
 
 /// An org as seen by one caller: its row and the caller's role.
 pub struct OrgAccess {
@@ -89,10 +90,7 @@ pub fn create(db: &Db, name: &str, slug: &str, user_id: &str) -> ApiResult<Value
          RETURNING id",
         &[uuid(&org_id)],
     )?;
-    db.execute(
-        "INSERT INTO channel_members (channel_id, user_id, role) VALUES ($1, $2, 'owner')",
-        &[uuid(&channel.str("id")), uuid(user_id)],
-    )?;
+    channels::set_member(db, &channel.str("id"), user_id, "owner")?;
     let mut json = to_json(&org);
     json["environments"] = Value::Array(environments(db, &org_id)?);
     json["channels"] = Value::Array(channels(db, &org_id)?);
