@@ -26,11 +26,13 @@ impl<S: Server> App<S> {
 
 impl App {
     /// kill -9 the host, start a new one on the same database, and point
-    /// the owner's client at it.
-    pub fn crash_and_restart(&mut self, config: &HostConfig) {
+    /// the owner's client at it; returns the killed host's log.
+    pub fn crash_and_restart(&mut self, config: &HostConfig) -> String {
         self.host.kill9();
+        let log = self.host.log();
         self.host = Host::start(config);
         self.owner.client.set_base(&self.host.base);
+        log
     }
 }
 

@@ -443,8 +443,20 @@ fn an_undecided_approval_times_out_on_its_timer_even_across_a_crash() {
     assert_eq!(fake.calls(), 1);
 }
 
+/// The agent step's log lines of executions of tool `name` (one per
+/// execution, naming its idempotency key).
+fn executions<'a>(log: &'a str, name: &str) -> Vec<&'a str> {
+    let prefix = format!("tool {name}@");
+    log.lines()
+        .filter(|l| l.contains(&prefix) && l.contains(" executing (idempotency key "))
+        .collect()
+}
+
+/// Durable execution is at least once: a kill between running a call and
+/// recording its result runs it again on restart, with the same idempotency
+/// key (so the tool can tell). It is recorded once, and no host runs it twice.
 #[test]
-fn kill_9_right_after_an_approval_runs_the_call_exactly_once() {
+fn kill_9_right_after_an_approval_records_the_call_once_and_reruns_it_only_with_its_key() {
     let fake = FakeLlm::start(vec![
         Answer::ToolCalls(vec![refund_call("o1", 10.0)]),
         Answer::Text("Refunded.".into()),
@@ -456,13 +468,13 @@ fn kill_9_right_after_an_approval_runs_the_call_exactly_once() {
     let id = start_as(&app, &app.owner, "support");
     let ids = approval_ids(&app, &id);
     // A crash while waiting loses nothing.
-    app.crash_and_restart(&config);
+    let waiting = app.crash_and_restart(&config);
     assert_eq!(thread(&app, &id)["status"], "waiting_approval");
     assert_eq!(
         decide(&app, &app.owner, &ids[0], "approve", json!({})).status,
         200
     );
-    app.crash_and_restart(&config);
+    let approved = app.crash_and_restart(&config);
     let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
     assert_eq!(t["status"], "completed", "{t:#}");
     assert_eq!(
@@ -475,6 +487,24 @@ fn kill_9_right_after_an_approval_runs_the_call_exactly_once() {
     );
     assert_eq!(steps.trim(), "llm,approval,tool,llm");
     assert_eq!(fake.calls(), 2);
+    // Executions, counted where they happen (each host's log).
+    let restarted = app.host.log();
+    assert!(
+        executions(&waiting, "refund").is_empty(),
+        "ran before approval"
+    );
+    let (before, after) = (
+        executions(&approved, "refund"),
+        executions(&restarted, "refund"),
+    );
+    assert!(
+        before.len() <= 1 && after.len() <= 1,
+        "{before:?} {after:?}"
+    );
+    let all: Vec<&str> = before.iter().chain(&after).copied().collect();
+    assert!(!all.is_empty(), "the approved call never ran");
+    let key = |l: &str| l.split("idempotency key ").nth(1).map(str::to_string);
+    assert!(all.iter().all(|l| key(l) == key(all[0])), "{all:?}");
 }
 
 #[test]

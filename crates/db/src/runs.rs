@@ -322,14 +322,15 @@ pub fn fence(db: &Db, run_id: &str, lease: &str, lease_secs: i32, spent_ms: i64)
 
 /// Extends `lease`'s hold on a run to at least `secs` from now, before a
 /// call that may take that long; false when the lease is gone. Unlike
-/// [`fence`] it records nothing.
+/// [`fence`] it records nothing. SQL `hold_lease`, which the host's
+/// dispatcher also uses.
 pub fn hold_lease(db: &Db, run_id: &str, lease: &str, secs: i32) -> DbResult<bool> {
-    let n = db.execute(
-        "UPDATE runs SET lease_expires_at = greatest(lease_expires_at, now() + $3::int * interval '1 second')
-         WHERE id = $1 AND lease_owner = $2 AND lease_expires_at > now() AND status = 'ready'",
-        &[uuid(run_id), text(lease), Int32(secs)],
-    )?;
-    Ok(n == 1)
+    Ok(db
+        .query_one(
+            "SELECT hold_lease($1, $2, $3) AS held",
+            &[uuid(run_id), text(lease), Int32(secs)],
+        )?
+        .bool("held"))
 }
 
 /// A step to record, with what the thread shows of it.

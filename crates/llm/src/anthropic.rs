@@ -212,34 +212,12 @@ impl Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ToolSpec;
     use synatra_agents::Provider;
 
     #[test]
     fn request_merges_roles_and_carries_tool_results_in_user_turns() {
         let m = crate::test_model(Provider::Anthropic, "claude-x");
-        let messages = vec![
-            Message::System { text: "sys".into() },
-            Message::User { text: "hi".into() },
-            Message::Assistant {
-                text: "adding".into(),
-                tool_calls: vec![ToolCall {
-                    id: "t1".into(),
-                    name: "add".into(),
-                    arguments: json!({"a":1}),
-                }],
-            },
-            Message::Tool {
-                call_id: "t1".into(),
-                name: "add".into(),
-                content: "1".into(),
-            },
-        ];
-        let tools = vec![ToolSpec {
-            name: "add".into(),
-            description: "d".into(),
-            parameters: json!({"type":"object"}),
-        }];
+        let (messages, tools) = crate::test_conversation("t1");
         let b = request_body(&ChatRequest {
             model: &m,
             messages: &messages,
@@ -247,23 +225,27 @@ mod tests {
         });
         assert_eq!(b["system"], "sys");
         assert_eq!(b["max_tokens"], 4096);
-        assert_eq!(b["messages"][1]["content"][1]["type"], "tool_use");
+        // An empty text turn sends only its tool use.
+        assert_eq!(
+            b["messages"][1]["content"],
+            json!([{"type": "tool_use", "id": "t1", "name": "add", "input": {"a": 1}}])
+        );
         assert_eq!(b["messages"][2]["role"], "user");
         assert_eq!(b["messages"][2]["content"][0]["tool_use_id"], "t1");
         assert_eq!(b["tools"][0]["input_schema"]["type"], "object");
     }
 
     const STREAM: &str = concat!(
-        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\n\n",
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}\n\n",
         "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
         "event: ping\ndata: {\"type\":\"ping\"}\n\n",
-        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Adding.\"}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Let me add.\"}}\n\n",
         "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
         "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"add_numbers\",\"input\":{}}}\n\n",
-        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"numbers\\\": [1,\"}}\n\n",
-        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\" 2]}\"}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"numbers\\\": [2,\"}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\" 3]}\"}}\n\n",
         "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}\n\n",
-        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"},\"usage\":{\"output_tokens\":15}}\n\n",
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"},\"usage\":{\"output_tokens\":7}}\n\n",
         "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
     );
 
@@ -274,22 +256,7 @@ mod tests {
     #[test]
     fn streamed_text_and_tool_use_are_assembled() {
         let c = run(STREAM).unwrap();
-        assert_eq!(c.text, "Adding.");
-        assert_eq!(
-            c.tool_calls,
-            vec![ToolCall {
-                id: "toolu_1".into(),
-                name: "add_numbers".into(),
-                arguments: json!({"numbers":[1,2]})
-            }]
-        );
-        assert_eq!(
-            c.usage,
-            Usage {
-                input_tokens: 25,
-                output_tokens: 15
-            }
-        );
+        crate::assert_tool_answer(&c, "toolu_1");
         assert_eq!(c.finish_reason, "tool_use");
     }
 

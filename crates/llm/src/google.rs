@@ -170,7 +170,6 @@ impl Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ToolSpec;
     use synatra_agents::{ModelConfig, Provider};
 
     #[test]
@@ -180,28 +179,7 @@ mod tests {
             max_output_tokens: Some(64),
             ..crate::test_model(Provider::Google, "gemini-x")
         };
-        let messages = vec![
-            Message::System { text: "sys".into() },
-            Message::User { text: "hi".into() },
-            Message::Assistant {
-                text: String::new(),
-                tool_calls: vec![ToolCall {
-                    id: "call_0".into(),
-                    name: "add".into(),
-                    arguments: json!({"a":1}),
-                }],
-            },
-            Message::Tool {
-                call_id: "call_0".into(),
-                name: "add".into(),
-                content: "{\"sum\":1}".into(),
-            },
-        ];
-        let tools = vec![ToolSpec {
-            name: "add".into(),
-            description: "d".into(),
-            parameters: json!({"type":"object"}),
-        }];
+        let (messages, tools) = crate::test_conversation("call_0");
         let b = request_body(&ChatRequest {
             model: &m,
             messages: &messages,
@@ -230,25 +208,10 @@ mod tests {
     fn streamed_text_and_function_calls_are_assembled() {
         let stream = concat!(
             "data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"Let me \"}]}}]}\r\n\r\n",
-            "data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"add.\"},{\"functionCall\":{\"name\":\"add_numbers\",\"args\":{\"numbers\":[4,5]}}}]},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":30,\"candidatesTokenCount\":8}}\r\n\r\n",
+            "data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"add.\"},{\"functionCall\":{\"name\":\"add_numbers\",\"args\":{\"numbers\":[2,3]}}}]},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":12,\"candidatesTokenCount\":7}}\r\n\r\n",
         );
         let c = run(stream).unwrap();
-        assert_eq!(c.text, "Let me add.");
-        assert_eq!(
-            c.tool_calls,
-            vec![ToolCall {
-                id: "call_0".into(),
-                name: "add_numbers".into(),
-                arguments: json!({"numbers":[4,5]})
-            }]
-        );
-        assert_eq!(
-            c.usage,
-            Usage {
-                input_tokens: 30,
-                output_tokens: 8
-            }
-        );
+        crate::assert_tool_answer(&c, "call_0");
         let cut = "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Let\"}]}}]}\n\n";
         assert!(matches!(run(cut), Err(LlmError::Truncated(_))));
     }

@@ -250,6 +250,59 @@ pub(crate) fn test_model(provider: Provider, model: &str) -> synatra_agents::Mod
     }
 }
 
+/// The conversation every adapter's request test encodes: a system prompt,
+/// a user turn, an assistant turn calling `add` as `call_id`, and its result;
+/// with the one tool offered.
+#[cfg(test)]
+pub(crate) fn test_conversation(call_id: &str) -> (Vec<Message>, Vec<ToolSpec>) {
+    let messages = vec![
+        Message::System { text: "sys".into() },
+        Message::User { text: "hi".into() },
+        Message::Assistant {
+            text: String::new(),
+            tool_calls: vec![ToolCall {
+                id: call_id.into(),
+                name: "add".into(),
+                arguments: serde_json::json!({"a": 1}),
+            }],
+        },
+        Message::Tool {
+            call_id: call_id.into(),
+            name: "add".into(),
+            content: "{\"sum\":1}".into(),
+        },
+    ];
+    let tools = vec![ToolSpec {
+        name: "add".into(),
+        description: "adds".into(),
+        parameters: serde_json::json!({"type": "object"}),
+    }];
+    (messages, tools)
+}
+
+/// What every adapter's recorded stream assembles to: "Let me add.", one
+/// call of `add_numbers` with `{"numbers":[2,3]}` as `call_id`, and 12
+/// tokens in, 7 out.
+#[cfg(test)]
+pub(crate) fn assert_tool_answer(c: &Completion, call_id: &str) {
+    assert_eq!(c.text, "Let me add.");
+    assert_eq!(
+        c.tool_calls,
+        vec![ToolCall {
+            id: call_id.into(),
+            name: "add_numbers".into(),
+            arguments: serde_json::json!({"numbers": [2, 3]}),
+        }]
+    );
+    assert_eq!(
+        c.usage,
+        Usage {
+            input_tokens: 12,
+            output_tokens: 7
+        }
+    );
+}
+
 /// Feeds a whole SSE body through `provider`'s stream (adapter tests).
 #[cfg(test)]
 pub(crate) fn replay(provider: Provider, body: &str) -> (Vec<Delta>, Result<Completion, LlmError>) {

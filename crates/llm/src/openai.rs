@@ -190,7 +190,6 @@ fn usage(u: &Value) -> Usage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ToolSpec;
     use synatra_agents::ModelConfig;
 
     fn model(provider: Provider) -> ModelConfig {
@@ -204,28 +203,7 @@ mod tests {
     #[test]
     fn request_carries_messages_tools_and_provider_specific_token_limit() {
         let m = model(Provider::Openai);
-        let messages = vec![
-            Message::System { text: "sys".into() },
-            Message::User { text: "hi".into() },
-            Message::Assistant {
-                text: String::new(),
-                tool_calls: vec![ToolCall {
-                    id: "c1".into(),
-                    name: "add".into(),
-                    arguments: json!({"a": 1}),
-                }],
-            },
-            Message::Tool {
-                call_id: "c1".into(),
-                name: "add".into(),
-                content: "{\"sum\":1}".into(),
-            },
-        ];
-        let tools = vec![ToolSpec {
-            name: "add".into(),
-            description: "adds".into(),
-            parameters: json!({"type":"object"}),
-        }];
+        let (messages, tools) = crate::test_conversation("c1");
         let body = request_body(&ChatRequest {
             model: &m,
             messages: &messages,
@@ -275,22 +253,7 @@ mod tests {
             deltas,
             vec![Delta::Text("Let me ".into()), Delta::Text("add.".into())]
         );
-        assert_eq!(c.text, "Let me add.");
-        assert_eq!(
-            c.tool_calls,
-            vec![ToolCall {
-                id: "call_1".into(),
-                name: "add_numbers".into(),
-                arguments: json!({"numbers":[2,3]})
-            }]
-        );
-        assert_eq!(
-            c.usage,
-            Usage {
-                input_tokens: 12,
-                output_tokens: 7
-            }
-        );
+        crate::assert_tool_answer(&c, "call_1");
         assert_eq!(c.finish_reason, "tool_calls");
     }
 

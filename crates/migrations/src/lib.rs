@@ -33,6 +33,7 @@ pub const MIGRATIONS: &[(&str, &str)] = migrations![
     "0014_run_crashes.sql",
     "0015_claim_next_run.sql",
     "0016_step_recording.sql",
+    "0017_hold_lease.sql",
 ];
 
 /// One migration file.

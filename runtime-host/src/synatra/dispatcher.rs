@@ -173,15 +173,13 @@ impl Worker {
 
     /// Extends the lease of a run this host is executing.
     async fn renew(&self, run_id: &str, lease: &str) -> sqlx::Result<()> {
-        sqlx::query(
-            "UPDATE runs SET lease_expires_at = now() + $3 * interval '1 second'
-             WHERE id = $1::uuid AND lease_owner = $2",
-        )
-        .bind(run_id)
-        .bind(lease)
-        .bind(self.config.lease_secs)
-        .execute(&self.db)
-        .await?;
+        // The agent step's rule (SQL `hold_lease`): an expired lease is not revived.
+        sqlx::query("SELECT hold_lease($1::uuid, $2, $3)")
+            .bind(run_id)
+            .bind(lease)
+            .bind(self.config.lease_secs)
+            .execute(&self.db)
+            .await?;
         Ok(())
     }
 
