@@ -1,7 +1,8 @@
--- Extending a run's lease while its holder works through a long model or
--- tool call, in one rule for the agent step and the host's dispatcher: only
--- the holder of an unexpired lease on a ready run extends it, and a lease
--- is never shortened. Answers whether the lease is still held.
+-- Extending a run's lease before a call that may outlast it (a long model
+-- or tool call), as the agent step does: only the holder of an unexpired
+-- lease on a ready run extends it, and a hold is never shortened. Answers
+-- whether the lease is still held. (The host's dispatcher renews the leases
+-- it holds differently: one lease length from now while the host lives.)
 CREATE FUNCTION hold_lease(p_run UUID, p_lease TEXT, p_secs INTEGER)
 RETURNS boolean AS $$
 DECLARE

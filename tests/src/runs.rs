@@ -104,6 +104,47 @@ pub fn publish<S: Server>(app: &App<S>, slug: &str, config: &Value) {
 }
 
 /// Starts a thread (`normal` or `playground`); returns its id.
+/// Publishes `helper` (an adder on `fake`) and `boss`, which may delegate
+/// to it (`delegate_to_<helper>`).
+pub fn publish_boss_and_helper<S: Server>(app: &App<S>, fake: &FakeLlm, helper: &str) {
+    publish(app, helper, &agent_config(fake, "helper-model", json!({})));
+    let boss = json!({
+        "model": { "provider": "openai", "model": "boss-model", "base_url": fake.base_url() },
+        "subagents": [helper],
+    });
+    publish(app, "boss", &boss);
+}
+
+/// The id of the newest thread of `agent` (a sub-agent's own thread).
+pub fn newest_thread_of<S: Server>(app: &App<S>, agent: &str) -> String {
+    let threads = app
+        .owner
+        .client
+        .get(&format!("/api/v1/orgs/{}/threads?agent={agent}", app.org));
+    threads.body["threads"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no thread of {agent}: {:?}", threads.body))
+        .to_string()
+}
+
+/// Asks to cancel thread `id` (202 Accepted).
+pub fn cancel<S: Server>(app: &App<S>, id: &str) {
+    let r = app.owner.client.post(
+        &format!("/api/v1/orgs/{}/threads/{id}/cancel", app.org),
+        json!({}),
+    );
+    assert_eq!(r.status, 202, "{:?}", r.body);
+}
+
+/// Cancels thread `id` and waits until it settles, which must be as
+/// cancelled; returns the thread.
+pub fn cancel_and_settle<S: Server>(app: &App<S>, id: &str, within: Duration) -> Value {
+    cancel(app, id);
+    let t = wait_for(app, id, &["cancelled", "completed", "failed"], within);
+    assert_eq!(t["status"], "cancelled", "{t:#}");
+    t
+}
+
 pub fn start_thread<S: Server>(app: &App<S>, agent: &str, message: &str, kind: &str) -> String {
     let r = app.owner.client.post(
         &format!("/api/v1/orgs/{}/threads", app.org),

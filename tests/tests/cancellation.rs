@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use synatra_tests::fake_llm::{Answer, FakeLlm};
-use synatra_tests::runs::{agent_config, kinds, publish, start, start_thread, wait_for};
+use synatra_tests::runs::{
+    agent_config, cancel_and_settle, kinds, publish, start, start_thread, wait_for,
+};
 
 #[test]
 fn cancelling_a_run_stops_it_and_the_thread_can_continue() {
@@ -20,18 +22,7 @@ fn cancelling_a_run_stops_it_and_the_thread_can_continue() {
     publish(&app, "slow", &agent_config(&fake, "m", json!({})));
     let id = start_thread(&app, "slow", "take your time", "normal");
     fake.wait_for_calls(1);
-    let r = app.owner.client.post(
-        &format!("/api/v1/orgs/{}/threads/{id}/cancel", app.org),
-        json!({}),
-    );
-    assert_eq!(r.status, 202, "{:?}", r.body);
-    let t = wait_for(
-        &app,
-        &id,
-        &["cancelled", "completed", "failed"],
-        Duration::from_secs(30),
-    );
-    assert_eq!(t["status"], "cancelled", "{t:#}");
+    let t = cancel_and_settle(&app, &id, Duration::from_secs(30));
     assert_eq!(t["runs"][0]["status"], "cancelled");
     assert_eq!(fake.calls(), 1, "no model call after the cancellation");
     // A message to a cancelled thread starts a new run.
@@ -55,18 +46,7 @@ fn cancelling_interrupts_a_model_call_in_progress() {
     publish(&app, "stuck", &agent_config(&fake, "m", json!({})));
     let id = start_thread(&app, "stuck", "think hard", "normal");
     fake.wait_for_calls(1);
-    let r = app.owner.client.post(
-        &format!("/api/v1/orgs/{}/threads/{id}/cancel", app.org),
-        json!({}),
-    );
-    assert_eq!(r.status, 202);
-    let t = wait_for(
-        &app,
-        &id,
-        &["cancelled", "completed", "failed"],
-        Duration::from_secs(15),
-    );
-    assert_eq!(t["status"], "cancelled", "{t:#}");
+    let t = cancel_and_settle(&app, &id, Duration::from_secs(15));
     assert_eq!(
         t["runs"][0]["steps"], 0,
         "the interrupted call recorded nothing"

@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use synatra_tests::fake_llm::{Answer, FakeLlm};
 use synatra_tests::runs::{
-    agent_config, agent_with_tools, config_for_fakes, create_tool, kinds, messages_of, publish,
-    sse_events, start_thread, wait_for, App,
+    agent_config, agent_with_tools, cancel_and_settle, config_for_fakes, create_tool, kinds,
+    messages_of, publish, publish_boss_and_helper, sse_events, start_thread, wait_for, App,
 };
 use synatra_tests::spin::{host_port, Backend, SpinUp};
 use synatra_tests::{
@@ -340,13 +340,7 @@ fn cancelling_a_waiting_thread_ends_it(backend: &Backend) {
     let app = &run.app;
     let id = start_thread(app, "refunder", "refund A-1", "normal");
     let approval = approval_id(&run, &id);
-    let cancel = app.owner.client.post(
-        &format!("/api/v1/orgs/{}/threads/{id}/cancel", app.org),
-        json!({}),
-    );
-    assert_eq!(cancel.status, 202, "{:?}", cancel.body);
-    let t = wait_for(app, &id, &["cancelled", "completed", "failed"], WAIT);
-    assert_eq!(t["status"], "cancelled", "{t:#}");
+    let t = cancel_and_settle(app, &id, WAIT);
     assert_eq!(t["runs"][0]["status"], "cancelled");
     assert_eq!(approval_status(&run, &approval), "cancelled");
 }
@@ -366,16 +360,7 @@ fn a_subagent_answers_its_parent(backend: &Backend) {
     ]);
     let run = start(backend);
     let app = &run.app;
-    publish(
-        app,
-        "math-helper",
-        &agent_config(&fake, "helper-model", json!({})),
-    );
-    let boss = json!({
-        "model": { "provider": "openai", "model": "boss-model", "base_url": fake.base_url() },
-        "subagents": ["math-helper"],
-    });
-    publish(app, "boss", &boss);
+    publish_boss_and_helper(app, &fake, "math-helper");
     let id = start_thread(app, "boss", "What is 2 + 3?", "normal");
     let t = wait_for(app, &id, &["completed", "failed"], WAIT);
     assert_eq!(t["status"], "completed", "{t:#}");

@@ -6,7 +6,8 @@ use std::time::Duration;
 use serde_json::json;
 use synatra_tests::fake_llm::{Answer, FakeLlm};
 use synatra_tests::runs::{
-    agent_config, kinds, messages_of, publish, start, start_thread, wait_for,
+    cancel, cancel_and_settle, kinds, messages_of, newest_thread_of, publish_boss_and_helper,
+    start, start_thread, wait_for,
 };
 
 #[test]
@@ -30,16 +31,7 @@ fn a_subagent_answers_a_delegated_call_as_its_own_durable_run() {
         Answer::Text("My helper says 5.".into()),
     ]);
     let app = start();
-    publish(
-        &app,
-        "math-helper",
-        &agent_config(&fake, "helper-model", json!({})),
-    );
-    let boss = json!({
-        "model": { "provider": "openai", "model": "boss-model", "base_url": fake.base_url() },
-        "subagents": ["math-helper"],
-    });
-    publish(&app, "boss", &boss);
+    publish_boss_and_helper(&app, &fake, "math-helper");
     let id = start_thread(&app, "boss", "What is 2 + 3? Ask your helper.", "normal");
     wait_for(&app, &id, &["waiting_subagent"], Duration::from_secs(20));
     let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
@@ -98,36 +90,12 @@ fn cancelling_a_parent_cancels_its_working_subagent() {
         ),
     ]);
     let app = start();
-    publish(
-        &app,
-        "slow-helper",
-        &agent_config(&fake, "helper", json!({})),
-    );
-    let boss = json!({ "model": { "provider": "openai", "model": "boss", "base_url": fake.base_url() }, "subagents": ["slow-helper"] });
-    publish(&app, "boss", &boss);
+    publish_boss_and_helper(&app, &fake, "slow-helper");
     let id = start_thread(&app, "boss", "delegate", "normal");
     wait_for(&app, &id, &["waiting_subagent"], Duration::from_secs(20));
     fake.wait_for_calls(2);
-    let r = app.owner.client.post(
-        &format!("/api/v1/orgs/{}/threads/{id}/cancel", app.org),
-        json!({}),
-    );
-    assert_eq!(r.status, 202);
-    let t = wait_for(
-        &app,
-        &id,
-        &["cancelled", "completed", "failed"],
-        Duration::from_secs(15),
-    );
-    assert_eq!(t["status"], "cancelled", "{t:#}");
-    let threads = app.owner.client.get(&format!(
-        "/api/v1/orgs/{}/threads?agent=slow-helper",
-        app.org
-    ));
-    let child = threads.body["threads"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    cancel_and_settle(&app, &id, Duration::from_secs(15));
+    let child = newest_thread_of(&app, "slow-helper");
     let c = wait_for(
         &app,
         &child,
@@ -152,29 +120,12 @@ fn cancelling_a_subagents_thread_resumes_its_parent_with_the_outcome() {
         Answer::Text("The helper was stopped.".into()),
     ]);
     let app = start();
-    publish(
-        &app,
-        "slow-helper",
-        &agent_config(&fake, "helper", json!({})),
-    );
-    let boss = json!({ "model": { "provider": "openai", "model": "boss", "base_url": fake.base_url() }, "subagents": ["slow-helper"] });
-    publish(&app, "boss", &boss);
+    publish_boss_and_helper(&app, &fake, "slow-helper");
     let id = start_thread(&app, "boss", "delegate", "normal");
     wait_for(&app, &id, &["waiting_subagent"], Duration::from_secs(20));
     fake.wait_for_calls(2);
-    let threads = app.owner.client.get(&format!(
-        "/api/v1/orgs/{}/threads?agent=slow-helper",
-        app.org
-    ));
-    let child = threads.body["threads"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let r = app.owner.client.post(
-        &format!("/api/v1/orgs/{}/threads/{child}/cancel", app.org),
-        json!({}),
-    );
-    assert_eq!(r.status, 202);
+    let child = newest_thread_of(&app, "slow-helper");
+    cancel(&app, &child);
     // The parent is not left waiting: the delegated call fails, the model answers.
     let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(20));
     assert_eq!(t["status"], "completed", "{t:#}");

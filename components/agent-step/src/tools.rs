@@ -56,22 +56,23 @@ pub async fn approved(
     call: &ToolCall,
     approval_id: &str,
 ) -> Result<Next, DbError> {
-    let Some(approval) = approvals::get(rec.db, None, approval_id, false)? else {
+    let Some(approval) = approvals::get(rec.db, None, approval_id, false)?.map(|a| a.approval)
+    else {
         return Err(DbError::Other(format!("approval {approval_id} vanished")));
     };
-    let tool = approval.str("tool_name");
-    match approval.str("status").as_str() {
+    let tool = approval.tool_name;
+    match approval.status.as_str() {
         "pending" => await_approval(rec, approval_id),
         "approved" => {
-            let version = approval.str("tool_version");
+            let version = approval.tool_version;
             let Some(user_tool) = user_tools::at_version(rec.db, &rec.run.org_id, &tool, &version)?
             else {
                 return Ok(Next::End(Ending::Failed(format!(
                     "the approved tool `{tool}` (version {version}) is no longer available"
                 ))));
             };
-            let params = match approval.json("final_params") {
-                Value::Null => approval.json("params"),
+            let params = match approval.final_params {
+                Value::Null => approval.params,
                 edited => edited,
             };
             let key = idempotency_key(&rec.run.id, rec.next_seq());

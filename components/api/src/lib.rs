@@ -18,6 +18,7 @@ mod inline_runs;
 mod input;
 mod routes;
 mod store;
+mod views;
 mod visibility;
 
 use spin_sdk::http::conversions::TryFromIncomingRequest;

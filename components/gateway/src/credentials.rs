@@ -35,7 +35,7 @@ pub fn key() -> Result<SecretKey, String> {
     SecretKey::from_hex(&hex).map_err(|e| e.to_string())
 }
 
-/// Seals and stores a credential; returns (status, masked view or error).
+/// Seals and stores a credential; returns (status, `{stored}` or error).
 pub fn put(body: &[u8]) -> (u16, Value) {
     let put: Put = match serde_json::from_slice(body) {
         Ok(p) => p,
@@ -63,7 +63,7 @@ pub fn put(body: &[u8]) -> (u16, Value) {
         updated_by: put.updated_by.as_deref(),
     };
     match Db::open().and_then(|db| credentials::upsert(&db, &update)) {
-        Ok(view) => (200, view),
+        Ok(()) => (200, serde_json::json!({ "stored": true })),
         Err(e) => (503, error("database_unavailable", e)),
     }
 }

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use spin_sdk::pg4::ParameterValue::{Boolean, Int64};
 
 use crate::runs::{add_event, add_message, set_thread_status, RUNS_CHANNEL};
-use crate::{jsonb, opt_text, opt_uuid, text, uuid, Db, DbResult, Row};
+use crate::{jsonb, opt_text, opt_uuid, text, uuid, Db, DbResult, FromRow, Row, Timestamp};
 
 /// What the agent step knows when it opens an approval.
 pub struct NewApproval<'a> {
@@ -51,9 +51,10 @@ pub fn open(db: &Db, a: &NewApproval) -> DbResult<String> {
             Int64(a.timeout_secs),
         ],
     )?;
-    let id = r.str("id");
+    let approval = Approval::from_row(&r)?;
+    let id = approval.id.clone();
     audit(db, &id, "requested", None, None, None, None)?;
-    let content = to_json(&r);
+    let content = snapshot(&approval);
     let message = add_message(db, a.thread_id, Some(a.run_id), "approval", &content)?;
     add_event(
         db,
@@ -73,42 +74,125 @@ const COLUMNS: &str = "id, org_id, thread_id, run_id, call_id, tool_name, tool_v
 const REQUESTERS: &str = "t.channel_id::text AS channel_id, t.created_by::text AS thread_author,
     r.started_by::text AS run_author, r.started_by_key::text AS run_author_key";
 
-/// An approval as the API shows it.
-pub fn to_json(r: &Row) -> Value {
+/// An approval of a tool call.
+pub struct Approval {
+    pub id: String,
+    pub thread_id: String,
+    pub run_id: String,
+    pub call_id: String,
+    pub tool_name: String,
+    pub tool_version: String,
+    pub policy: String,
+    pub self_approval: bool,
+    pub review: bool,
+    pub params: Value,
+    pub params_schema: Value,
+    pub rationale: Option<String>,
+    /// `pending`, `approved`, `rejected`, `timed_out` or `cancelled`.
+    pub status: String,
+    /// The reviewer's edited arguments (JSON null when not edited).
+    pub final_params: Value,
+    pub comment: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    /// Past its expiry (still `pending` until its timer fires).
+    pub expired: bool,
+}
+
+impl FromRow for Approval {
+    fn from_row(r: &Row) -> DbResult<Self> {
+        Ok(Self {
+            id: r.get("id")?,
+            thread_id: r.get("thread_id")?,
+            run_id: r.get("run_id")?,
+            call_id: r.get("call_id")?,
+            tool_name: r.get("tool_name")?,
+            tool_version: r.get("tool_version")?,
+            policy: r.get("policy")?,
+            self_approval: r.get("self_approval")?,
+            review: r.get("review")?,
+            params: r.get("params")?,
+            params_schema: r.get("params_schema")?,
+            rationale: r.get("rationale")?,
+            status: r.get("status")?,
+            final_params: r.get("final_params")?,
+            comment: r.get("comment")?,
+            decided_by: r.get("decided_by")?,
+            decided_at: r.get("decided_at")?,
+            created_at: r.get("created_at")?,
+            expires_at: r.get("expires_at")?,
+            expired: r.get("expired")?,
+        })
+    }
+}
+
+/// The approval as its thread's `approval` message stores it (taken when
+/// it opens); the API shows approvals in this shape too.
+pub fn snapshot(a: &Approval) -> Value {
+    let time = |t: &Timestamp| Value::from(t.as_str());
     json!({
-        "id": r.str("id"),
-        "thread_id": r.str("thread_id"),
-        "run_id": r.str("run_id"),
-        "call_id": r.str("call_id"),
-        "tool": { "name": r.str("tool_name"), "version": r.str("tool_version") },
-        "policy": r.str("policy"),
-        "self_approval": r.bool("self_approval"),
-        "review": r.bool("review"),
-        "params": r.json("params"),
-        "params_schema": r.json("params_schema"),
-        "rationale": r.opt_str("rationale"),
-        "status": r.str("status"),
-        "final_params": r.json("final_params"),
-        "comment": r.opt_str("comment"),
-        "decided_by": r.opt_str("decided_by"),
-        "decided_at": r.time("decided_at"),
-        "created_at": r.time("created_at"),
-        "expires_at": r.time("expires_at"),
+        "id": a.id,
+        "thread_id": a.thread_id,
+        "run_id": a.run_id,
+        "call_id": a.call_id,
+        "tool": { "name": a.tool_name, "version": a.tool_version },
+        "policy": a.policy,
+        "self_approval": a.self_approval,
+        "review": a.review,
+        "params": a.params,
+        "params_schema": a.params_schema,
+        "rationale": a.rationale,
+        "status": a.status,
+        "final_params": a.final_params,
+        "comment": a.comment,
+        "decided_by": a.decided_by,
+        "decided_at": a.decided_at.as_ref().map_or(Value::Null, time),
+        "created_at": time(&a.created_at),
+        "expires_at": time(&a.expires_at),
     })
+}
+
+/// An approval with what permission checks need: its thread's channel and
+/// author and its run's starter.
+pub struct ApprovalAccess {
+    pub approval: Approval,
+    pub channel_id: Option<String>,
+    pub thread_author: Option<String>,
+    pub run_author: Option<String>,
+    pub run_author_key: Option<String>,
+}
+
+impl FromRow for ApprovalAccess {
+    fn from_row(r: &Row) -> DbResult<Self> {
+        Ok(Self {
+            approval: Approval::from_row(r)?,
+            channel_id: r.get("channel_id")?,
+            thread_author: r.get("thread_author")?,
+            run_author: r.get("run_author")?,
+            run_author_key: r.get("run_author_key")?,
+        })
+    }
 }
 
 /// An approval by id (within `org_id` when given), with its thread's channel
 /// and author and its run's starter (for permission checks). With `lock`,
 /// locks its run's row and then the approval: runs before approvals, the
 /// order in which the agent step and a run's ending take them.
-pub fn get(db: &Db, org_id: Option<&str>, id: &str, lock: bool) -> DbResult<Option<Row>> {
+pub fn get(
+    db: &Db,
+    org_id: Option<&str>,
+    id: &str,
+    lock: bool,
+) -> DbResult<Option<ApprovalAccess>> {
     if lock {
         db.execute(
             "SELECT 1 FROM runs WHERE id = (SELECT run_id FROM approvals WHERE id = $1) FOR UPDATE",
             &[uuid(id)],
         )?;
     }
-    db.query_opt(
+    db.query_opt_as(
         &format!(
             "SELECT a.*, {REQUESTERS}
              FROM (SELECT {COLUMNS} FROM approvals
@@ -128,8 +212,8 @@ pub fn list(
     status: Option<&str>,
     after: Option<&str>,
     limit: i64,
-) -> DbResult<Vec<Row>> {
-    db.query(
+) -> DbResult<Vec<ApprovalAccess>> {
+    db.query_as(
         &format!(
             "SELECT a.*, {REQUESTERS}
              FROM (SELECT {COLUMNS} FROM approvals
@@ -144,27 +228,39 @@ pub fn list(
     )
 }
 
-/// The audit trail of an approval, oldest first.
-pub fn audit_trail(db: &Db, id: &str) -> DbResult<Vec<Value>> {
-    Ok(db
-        .query(
-            "SELECT action, actor_user::text AS actor_user, actor_key::text AS actor_key, comment,
-                    params, created_at AT TIME ZONE 'UTC' AS created_at
-             FROM approval_audit WHERE approval_id = $1 ORDER BY id",
-            &[uuid(id)],
-        )?
-        .iter()
-        .map(|r| {
-            json!({
-                "action": r.str("action"),
-                "actor_user": r.opt_str("actor_user"),
-                "actor_key": r.opt_str("actor_key"),
-                "comment": r.opt_str("comment"),
-                "params": r.json("params"),
-                "at": r.time("created_at"),
-            })
+/// One entry of an approval's audit trail.
+pub struct AuditEntry {
+    /// `requested`, `approved`, `rejected`, `timed_out` or `cancelled`.
+    pub action: String,
+    pub actor_user: Option<String>,
+    pub actor_key: Option<String>,
+    pub comment: Option<String>,
+    /// The arguments decided on, when they were edited.
+    pub params: Value,
+    pub at: Timestamp,
+}
+
+impl FromRow for AuditEntry {
+    fn from_row(r: &Row) -> DbResult<Self> {
+        Ok(Self {
+            action: r.get("action")?,
+            actor_user: r.get("actor_user")?,
+            actor_key: r.get("actor_key")?,
+            comment: r.get("comment")?,
+            params: r.get("params")?,
+            at: r.get("created_at")?,
         })
-        .collect())
+    }
+}
+
+/// The audit trail of an approval, oldest first.
+pub fn audit_trail(db: &Db, id: &str) -> DbResult<Vec<AuditEntry>> {
+    db.query_as(
+        "SELECT action, actor_user::text AS actor_user, actor_key::text AS actor_key, comment,
+                params, created_at AT TIME ZONE 'UTC' AS created_at
+         FROM approval_audit WHERE approval_id = $1 ORDER BY id",
+        &[uuid(id)],
+    )
 }
 
 fn audit(
@@ -242,7 +338,7 @@ pub fn decide(
         comment,
         final_params,
     )?;
-    let (thread_id, run_id) = (r.str("thread_id"), r.str("run_id"));
+    let (thread_id, run_id) = (r.str("thread_id")?, r.str("run_id")?);
     if db.execute(
         "UPDATE runs SET status = 'ready', wake_at = NULL, updated_at = now()
          WHERE id = $1 AND status = 'waiting'",
@@ -287,24 +383,25 @@ pub fn settle(db: &Db, run_id: &str) -> DbResult<Option<Ended>> {
         &[uuid(run_id)],
     )?;
     for r in &expired {
-        audit(db, &r.str("id"), "timed_out", None, None, None, None)?;
+        audit(db, &r.str("id")?, "timed_out", None, None, None, None)?;
     }
-    Ok(db
-        .query_opt(
-            "SELECT status, tool_name, comment FROM approvals
+    db.query_opt(
+        "SELECT status, tool_name, comment FROM approvals
              WHERE run_id = $1 AND status IN ('rejected', 'timed_out')
              ORDER BY decided_at, created_at LIMIT 1",
-            &[uuid(run_id)],
-        )?
-        .map(|r| match r.str("status").as_str() {
+        &[uuid(run_id)],
+    )?
+    .map(|r| -> DbResult<Ended> {
+        let tool = r.str("tool_name")?;
+        Ok(match r.str("status")?.as_str() {
             "rejected" => Ended::Rejected {
-                tool: r.str("tool_name"),
-                comment: r.opt_str("comment"),
+                tool,
+                comment: r.opt_str("comment")?,
             },
-            _ => Ended::TimedOut {
-                tool: r.str("tool_name"),
-            },
-        }))
+            _ => Ended::TimedOut { tool },
+        })
+    })
+    .transpose()
 }
 
 /// Whether approval `id` still awaits a decision, locking it against a
@@ -321,11 +418,11 @@ pub fn still_pending(db: &Db, id: &str) -> DbResult<bool> {
 
 /// Milliseconds until the earliest pending approval of a run expires.
 pub fn next_expiry_ms(db: &Db, run_id: &str) -> DbResult<Option<i64>> {
-    Ok(db
-        .query_opt(
-            "SELECT greatest(0, (extract(epoch FROM min(expires_at) - now()) * 1000)::bigint) AS ms
+    db.query_opt(
+        "SELECT greatest(0, (extract(epoch FROM min(expires_at) - now()) * 1000)::bigint) AS ms
              FROM approvals WHERE run_id = $1 AND status = 'pending' HAVING count(*) > 0",
-            &[uuid(run_id)],
-        )?
-        .map(|r| r.i64("ms")))
+        &[uuid(run_id)],
+    )?
+    .map(|r| r.i64("ms"))
+    .transpose()
 }

@@ -1,10 +1,9 @@
 //! `llm_credentials`: per org, environment and provider. Only the gateway
 //! writes sealed keys and reads them back; the API lists masked views.
 
-use serde_json::{json, Value};
 use spin_sdk::pg4::ParameterValue::{Binary, Boolean, DbNull};
 
-use crate::{opt_text, opt_uuid, text, uuid, Db, DbResult, Row};
+use crate::{opt_text, opt_uuid, text, uuid, Db, DbResult, FromRow, Row, Timestamp};
 
 /// A change to one credential; `None` keeps a field, `Some(None)` clears it.
 pub struct CredentialUpdate<'a> {
@@ -16,21 +15,33 @@ pub struct CredentialUpdate<'a> {
     pub updated_by: Option<&'a str>,
 }
 
-fn view(r: &Row) -> Value {
-    json!({
-        "provider": r.str("provider"),
-        "api_key": r.opt_str("api_key_hint"),
-        "has_api_key": r.bytes("api_key_sealed").is_some(),
-        "base_url": r.opt_str("base_url"),
-        "updated_at": r.time("updated_at"),
-    })
+/// What the API shows of a credential: never the key, only its hint.
+pub struct CredentialView {
+    pub provider: String,
+    /// The key's last characters, as `…abcd`.
+    pub api_key_hint: Option<String>,
+    pub has_api_key: bool,
+    pub base_url: Option<String>,
+    pub updated_at: Timestamp,
 }
 
-const VIEW: &str =
-    "provider, api_key_hint, api_key_sealed, base_url, updated_at AT TIME ZONE 'UTC' AS updated_at";
+impl FromRow for CredentialView {
+    fn from_row(r: &Row) -> DbResult<Self> {
+        Ok(Self {
+            provider: r.get("provider")?,
+            api_key_hint: r.get("api_key_hint")?,
+            has_api_key: r.get("has_api_key")?,
+            base_url: r.get("base_url")?,
+            updated_at: r.get("updated_at")?,
+        })
+    }
+}
 
-/// Creates or updates a credential; returns its masked view.
-pub fn upsert(db: &Db, u: &CredentialUpdate) -> DbResult<Value> {
+/// The columns of [`CredentialView`]: the sealed key itself is not read.
+const VIEW: &str = "provider, api_key_hint, (api_key_sealed IS NOT NULL) AS has_api_key, base_url, updated_at AT TIME ZONE 'UTC' AS updated_at";
+
+/// Creates or updates a credential.
+pub fn upsert(db: &Db, u: &CredentialUpdate) -> DbResult<()> {
     let (set_key, sealed, hint) = match &u.sealed_key {
         None => (false, DbNull, DbNull),
         Some(None) => (true, DbNull, DbNull),
@@ -40,17 +51,14 @@ pub fn upsert(db: &Db, u: &CredentialUpdate) -> DbResult<Value> {
         None => (false, DbNull),
         Some(v) => (true, opt_text(v)),
     };
-    let r = db.query_one(
-        &format!(
-            "INSERT INTO llm_credentials (org_id, environment_id, provider, api_key_sealed, api_key_hint, base_url, updated_by)
+    db.execute(
+        "INSERT INTO llm_credentials (org_id, environment_id, provider, api_key_sealed, api_key_hint, base_url, updated_by)
              VALUES ($1, $2, $3, $5, $6, $8, $9)
              ON CONFLICT (org_id, environment_id, provider) DO UPDATE SET
                api_key_sealed = CASE WHEN $4 THEN EXCLUDED.api_key_sealed ELSE llm_credentials.api_key_sealed END,
                api_key_hint = CASE WHEN $4 THEN EXCLUDED.api_key_hint ELSE llm_credentials.api_key_hint END,
                base_url = CASE WHEN $7 THEN EXCLUDED.base_url ELSE llm_credentials.base_url END,
-               updated_by = EXCLUDED.updated_by, updated_at = now()
-             RETURNING {VIEW}"
-        ),
+               updated_by = EXCLUDED.updated_by, updated_at = now()",
         &[
             uuid(u.org_id),
             uuid(u.environment_id),
@@ -63,7 +71,7 @@ pub fn upsert(db: &Db, u: &CredentialUpdate) -> DbResult<Value> {
             opt_uuid(u.updated_by),
         ],
     )?;
-    Ok(view(&r))
+    Ok(())
 }
 
 /// A stored credential: the sealed key and the base URL, each optional.
@@ -79,28 +87,35 @@ pub fn get(
     environment_id: &str,
     provider: &str,
 ) -> DbResult<Option<Stored>> {
-    Ok(db
-        .query_opt(
-            "SELECT api_key_sealed, base_url FROM llm_credentials
+    db.query_opt(
+        "SELECT api_key_sealed, base_url FROM llm_credentials
              WHERE org_id = $1 AND environment_id = $2 AND provider = $3",
-            &[uuid(org_id), uuid(environment_id), text(provider)],
-        )?
-        .map(|r| Stored {
-            sealed_key: r.bytes("api_key_sealed"),
-            base_url: r.opt_str("base_url"),
-        }))
+        &[uuid(org_id), uuid(environment_id), text(provider)],
+    )?
+    .map(|r| -> DbResult<Stored> {
+        Ok(Stored {
+            sealed_key: r.bytes("api_key_sealed")?,
+            base_url: r.opt_str("base_url")?,
+        })
+    })
+    .transpose()
 }
 
-/// Masked views of an environment's credentials.
-pub fn list(db: &Db, org_id: &str, environment_id: &str) -> DbResult<Vec<Value>> {
-    Ok(db
-        .query(
-            &format!("SELECT {VIEW} FROM llm_credentials WHERE org_id = $1 AND environment_id = $2 ORDER BY provider"),
-            &[uuid(org_id), uuid(environment_id)],
-        )?
-        .iter()
-        .map(view)
-        .collect())
+/// Masked views of an environment's credentials (of one `provider` when given).
+pub fn views(
+    db: &Db,
+    org_id: &str,
+    environment_id: &str,
+    provider: Option<&str>,
+) -> DbResult<Vec<CredentialView>> {
+    db.query_as(
+        &format!(
+            "SELECT {VIEW} FROM llm_credentials
+             WHERE org_id = $1 AND environment_id = $2 AND ($3::text IS NULL OR provider = $3)
+             ORDER BY provider"
+        ),
+        &[uuid(org_id), uuid(environment_id), opt_text(provider)],
+    )
 }
 
 /// Removes a credential; false if there was none.

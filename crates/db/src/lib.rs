@@ -5,8 +5,11 @@
 pub mod approvals;
 pub mod credentials;
 pub mod migrate;
+mod row;
 pub mod runs;
 pub mod tools;
+
+pub use row::{FromColumn, FromRow, Timestamp};
 
 use std::rc::Rc;
 
@@ -167,6 +170,19 @@ impl Db {
             .ok_or_else(|| DbError::Other("query returned no row".into()))
     }
 
+    /// Rows of a query, each decoded as `T`.
+    pub fn query_as<T: FromRow>(&self, sql: &str, params: Params) -> DbResult<Vec<T>> {
+        self.query(sql, params)?.iter().map(T::from_row).collect()
+    }
+
+    /// The first row decoded as `T`, if any.
+    pub fn query_opt_as<T: FromRow>(&self, sql: &str, params: Params) -> DbResult<Option<T>> {
+        self.query_opt(sql, params)?
+            .as_ref()
+            .map(T::from_row)
+            .transpose()
+    }
+
     /// Runs a statement; returns the number of rows affected.
     pub fn execute(&self, sql: &str, params: Params) -> DbResult<u64> {
         Ok(self.conn.execute(sql, params)?)
@@ -191,89 +207,10 @@ impl Db {
     }
 }
 
-/// One result row with typed accessors by column name.
+/// One result row, read column by column with [`Row::get`] (typed
+/// structs implement [`FromRow`] with it). Reading a missing column or a
+/// value of another type is an error, never a panic.
 pub struct Row {
     columns: Rc<Vec<String>>,
     values: Vec<DbValue>,
-}
-
-impl Row {
-    fn get(&self, name: &str) -> &DbValue {
-        let i = self
-            .columns
-            .iter()
-            .position(|c| c == name)
-            .unwrap_or_else(|| panic!("query has no column `{name}`"));
-        &self.values[i]
-    }
-
-    /// A text or UUID column.
-    pub fn str(&self, name: &str) -> String {
-        self.opt_str(name).unwrap_or_default()
-    }
-
-    /// A nullable text or UUID column.
-    pub fn opt_str(&self, name: &str) -> Option<String> {
-        match self.get(name) {
-            DbValue::Str(s) | DbValue::Uuid(s) => Some(s.clone()),
-            DbValue::DbNull => None,
-            other => panic!("column `{name}` is not text: {other:?}"),
-        }
-    }
-
-    /// A JSON/JSONB column (null when NULL).
-    pub fn json(&self, name: &str) -> serde_json::Value {
-        match self.get(name) {
-            DbValue::Jsonb(bytes) => {
-                serde_json::from_slice(bytes).unwrap_or(serde_json::Value::Null)
-            }
-            DbValue::DbNull => serde_json::Value::Null,
-            other => panic!("column `{name}` is not JSON: {other:?}"),
-        }
-    }
-
-    /// A nullable bytea column.
-    pub fn bytes(&self, name: &str) -> Option<Vec<u8>> {
-        match self.get(name) {
-            DbValue::Binary(b) => Some(b.clone()),
-            DbValue::DbNull => None,
-            other => panic!("column `{name}` is not bytea: {other:?}"),
-        }
-    }
-
-    /// A nullable bigint/int column.
-    pub fn opt_i64(&self, name: &str) -> Option<i64> {
-        match self.get(name) {
-            DbValue::DbNull => None,
-            _ => Some(self.i64(name)),
-        }
-    }
-
-    /// A boolean column.
-    pub fn bool(&self, name: &str) -> bool {
-        matches!(self.get(name), DbValue::Boolean(true))
-    }
-
-    /// A bigint/int column.
-    pub fn i64(&self, name: &str) -> i64 {
-        match self.get(name) {
-            DbValue::Int64(v) => *v,
-            DbValue::Int32(v) => (*v).into(),
-            DbValue::Int16(v) => (*v).into(),
-            other => panic!("column `{name}` is not an integer: {other:?}"),
-        }
-    }
-
-    /// A timestamp column as RFC 3339 (UTC), or null.
-    pub fn time(&self, name: &str) -> serde_json::Value {
-        match self.get(name) {
-            DbValue::Datetime((y, mo, d, h, mi, s, ns)) => format!(
-                "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:06}Z",
-                ns / 1000
-            )
-            .into(),
-            DbValue::DbNull => serde_json::Value::Null,
-            other => panic!("column `{name}` is not a timestamp: {other:?}"),
-        }
-    }
 }

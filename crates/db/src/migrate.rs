@@ -27,7 +27,7 @@ pub fn ensure(db: &Db) -> DbResult<()> {
         return Ok(());
     }
     db.transaction(|db| {
-        let name = db.query_one("SELECT current_database()::text AS name", &[])?.str("name");
+        let name = db.query_one("SELECT current_database()::text AS name", &[])?.str("name")?;
         db.query(
             "SELECT 1 AS locked FROM pg_advisory_xact_lock($1)",
             &[ParameterValue::Int64(lock_key(&name))],
@@ -39,8 +39,14 @@ pub fn ensure(db: &Db) -> DbResult<()> {
         )?;
         for migration in all() {
             let started = std::time::Instant::now();
-            if let Some(row) = applied.iter().find(|r| r.i64("version") == migration.version) {
-                if !row.bool("success") || row.bytes("checksum") != Some(migration.checksum()) {
+            let mut found = None;
+            for row in &applied {
+                if row.i64("version")? == migration.version {
+                    found = Some(row);
+                }
+            }
+            if let Some(row) = found {
+                if !row.bool("success")? || row.bytes("checksum")? != Some(migration.checksum()) {
                     return Err(DbError::Other(format!(
                         "migration {} ({}) was applied in a different form or failed half-way; \
                          the database needs an operator",
@@ -75,7 +81,7 @@ fn applied_version(db: &Db) -> DbResult<Option<i64>> {
         "SELECT max(version) AS version FROM _sqlx_migrations WHERE success",
         &[],
     ) {
-        Ok(row) => Ok(row.opt_i64("version")),
+        Ok(row) => Ok(row.opt_i64("version")?),
         Err(DbError::UndefinedTable(_)) => Ok(None),
         Err(e) => Err(e),
     }

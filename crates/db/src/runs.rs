@@ -5,9 +5,11 @@
 use serde_json::Value;
 use spin_sdk::pg4::ParameterValue::{Boolean, DbNull, Int32, Int64};
 use synatra_runs::projection::Projection;
-use synatra_runs::{Ending, ThreadStatus};
+use synatra_runs::{Ending, RunStatus, ThreadStatus};
 
-use crate::{jsonb, opt_text, opt_uuid, text, uuid, Db, DbError, DbResult, Row};
+use crate::{
+    jsonb, opt_text, opt_uuid, text, uuid, Db, DbError, DbResult, FromRow, Row, Timestamp,
+};
 
 pub use synatra_names::channels::{
     CANCEL as CANCEL_CHANNEL, EVENTS as EVENTS_CHANNEL, RUNS as RUNS_CHANNEL,
@@ -26,7 +28,7 @@ pub struct NewThread<'a> {
 
 /// Creates a thread; returns its id.
 pub fn create_thread(db: &Db, t: &NewThread) -> DbResult<String> {
-    Ok(db
+    db
         .query_one(
             "INSERT INTO threads (org_id, agent_id, channel_id, environment_id, kind, subject, created_by)
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -40,7 +42,7 @@ pub fn create_thread(db: &Db, t: &NewThread) -> DbResult<String> {
                 opt_uuid(t.created_by),
             ],
         )?
-        .str("id"))
+        .str("id")
 }
 
 /// Appends a message to a thread; returns its id.
@@ -51,12 +53,12 @@ pub fn add_message(
     kind: &str,
     content: &Value,
 ) -> DbResult<i64> {
-    Ok(db
+    db
         .query_one(
             "INSERT INTO thread_messages (thread_id, run_id, kind, content) VALUES ($1, $2, $3, $4) RETURNING id",
             &[uuid(thread_id), opt_uuid(run_id), text(kind), jsonb(content)],
         )?
-        .i64("id"))
+        .i64("id")
 }
 
 /// Appends an event for the thread's stream and announces it.
@@ -113,7 +115,7 @@ pub fn create_run(db: &Db, r: &NewRun) -> DbResult<String> {
                 opt_uuid(r.started_by_key),
             ],
         )?
-        .str("id");
+        .str("id")?;
     set_thread_status(db, r.thread_id, ThreadStatus::Active)?;
     add_event(
         db,
@@ -181,7 +183,7 @@ pub fn request_cancel(db: &Db, thread_id: &str) -> DbResult<u64> {
         &[uuid(thread_id)],
     )?;
     for child in &children {
-        request_cancel(db, &child.str("thread_id"))?;
+        request_cancel(db, &child.str("thread_id")?)?;
     }
     let asked = db.execute(
         "UPDATE runs SET cancel_requested = true, updated_at = now()
@@ -208,9 +210,9 @@ pub fn request_cancel(db: &Db, thread_id: &str) -> DbResult<u64> {
         add_event(
             db,
             thread_id,
-            Some(&r.str("id")),
+            Some(&r.str("id")?),
             "run",
-            &serde_json::json!({ "run_id": r.str("id"), "status": "cancelled" }),
+            &serde_json::json!({ "run_id": r.str("id")?, "status": "cancelled" }),
         )?;
     }
     Ok(asked)
@@ -260,7 +262,7 @@ pub fn load_run(db: &Db, run_id: &str, lease: &str) -> DbResult<Option<LoadedRun
     else {
         return Ok(None);
     };
-    let history = match r.json("history") {
+    let history = match r.json("history")? {
         Value::Array(items) => items
             .into_iter()
             .filter_map(|pair| match pair {
@@ -273,23 +275,23 @@ pub fn load_run(db: &Db, run_id: &str, lease: &str) -> DbResult<Option<LoadedRun
             .collect(),
         _ => Vec::new(),
     };
-    let steps = match r.json("steps") {
+    let steps = match r.json("steps")? {
         Value::Array(items) => items,
         _ => Vec::new(),
     };
     let run = RunState {
-        id: r.str("id"),
-        org_id: r.str("org_id"),
-        thread_id: r.str("thread_id"),
-        environment_id: r.opt_str("environment_id"),
-        channel_id: r.opt_str("channel_id"),
-        config: r.json("config"),
-        input_upto: r.i64("input_upto"),
-        status: r.str("status"),
-        cancel_requested: r.bool("cancel_requested"),
-        leased_by_caller: r.bool("leased"),
-        active_ms: r.i64("active_ms"),
-        retries: r.i64("retries") as i32,
+        id: r.str("id")?,
+        org_id: r.str("org_id")?,
+        thread_id: r.str("thread_id")?,
+        environment_id: r.opt_str("environment_id")?,
+        channel_id: r.opt_str("channel_id")?,
+        config: r.json("config")?,
+        input_upto: r.i64("input_upto")?,
+        status: r.str("status")?,
+        cancel_requested: r.bool("cancel_requested")?,
+        leased_by_caller: r.bool("leased")?,
+        active_ms: r.i64("active_ms")?,
+        retries: r.i64("retries")? as i32,
     };
     Ok(Some(LoadedRun {
         run,
@@ -322,15 +324,13 @@ pub fn fence(db: &Db, run_id: &str, lease: &str, lease_secs: i32, spent_ms: i64)
 
 /// Extends `lease`'s hold on a run to at least `secs` from now, before a
 /// call that may take that long; false when the lease is gone. Unlike
-/// [`fence`] it records nothing. SQL `hold_lease`, which the host's
-/// dispatcher also uses.
+/// [`fence`] it records nothing (SQL `hold_lease`).
 pub fn hold_lease(db: &Db, run_id: &str, lease: &str, secs: i32) -> DbResult<bool> {
-    Ok(db
-        .query_one(
-            "SELECT hold_lease($1, $2, $3) AS held",
-            &[uuid(run_id), text(lease), Int32(secs)],
-        )?
-        .bool("held"))
+    db.query_one(
+        "SELECT hold_lease($1, $2, $3) AS held",
+        &[uuid(run_id), text(lease), Int32(secs)],
+    )?
+    .bool("held")
 }
 
 /// A step to record, with what the thread shows of it.
@@ -380,7 +380,7 @@ pub fn record_step(db: &Db, s: &StepRecord) -> DbResult<Recorded> {
                 Int64(p.tokens_out),
             ],
         )?
-        .str("answer");
+        .str("answer")?;
     match answer.as_str() {
         "recorded" => Ok(Recorded::Recorded),
         "cancel_requested" => Ok(Recorded::CancelRequested),
@@ -402,7 +402,7 @@ pub fn end_run(db: &Db, run_id: &str, lease: &str, ending: &Ending, spent_ms: i6
                 Int64(spent_ms),
             ],
         )?
-        .bool("ended");
+        .bool("ended")?;
     if ended {
         Ok(())
     } else {
@@ -433,76 +433,140 @@ pub fn hand_back(
     Ok(())
 }
 
-/// A thread's JSON.
-pub fn thread_json(r: &Row) -> Value {
-    serde_json::json!({
-        "id": r.str("id"), "agent_id": r.str("agent_id"), "channel_id": r.opt_str("channel_id"),
-        "environment_id": r.opt_str("environment_id"), "kind": r.str("kind"), "subject": r.opt_str("subject"),
-        "status": r.str("status"), "created_at": r.time("created_at"), "updated_at": r.time("updated_at"),
-    })
+/// A thread as the API lists and shows it.
+pub struct Thread {
+    pub id: String,
+    pub agent_id: String,
+    pub channel_id: Option<String>,
+    pub environment_id: Option<String>,
+    pub kind: String,
+    pub subject: Option<String>,
+    pub status: ThreadStatus,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
-/// Columns [`thread_json`] reads.
-pub const THREAD_COLUMNS: &str =
+impl FromRow for Thread {
+    fn from_row(r: &Row) -> DbResult<Self> {
+        Ok(Self {
+            id: r.get("id")?,
+            agent_id: r.get("agent_id")?,
+            channel_id: r.get("channel_id")?,
+            environment_id: r.get("environment_id")?,
+            kind: r.get("kind")?,
+            subject: r.get("subject")?,
+            status: r.get("status")?,
+            created_at: r.get("created_at")?,
+            updated_at: r.get("updated_at")?,
+        })
+    }
+}
+
+/// Columns [`Thread`] reads.
+const THREAD_COLUMNS: &str =
     "id, agent_id, channel_id, environment_id, kind, subject, status, created_at AT TIME ZONE 'UTC' AS created_at, updated_at AT TIME ZONE 'UTC' AS updated_at";
 
 /// A thread of an org by id.
-pub fn thread(db: &Db, org_id: &str, thread_id: &str) -> DbResult<Option<Value>> {
-    Ok(db
-        .query_opt(
-            &format!("SELECT {THREAD_COLUMNS} FROM threads WHERE org_id = $1 AND id = $2"),
-            &[uuid(org_id), uuid(thread_id)],
-        )?
-        .as_ref()
-        .map(thread_json))
+pub fn thread(db: &Db, org_id: &str, thread_id: &str) -> DbResult<Option<Thread>> {
+    db.query_opt_as(
+        &format!("SELECT {THREAD_COLUMNS} FROM threads WHERE org_id = $1 AND id = $2"),
+        &[uuid(org_id), uuid(thread_id)],
+    )
+}
+
+/// One entry of a thread's conversation.
+pub struct ThreadMessage {
+    pub id: i64,
+    pub run_id: Option<String>,
+    pub kind: String,
+    pub content: Value,
+    pub created_at: Timestamp,
+}
+
+impl FromRow for ThreadMessage {
+    fn from_row(r: &Row) -> DbResult<Self> {
+        Ok(Self {
+            id: r.get("id")?,
+            run_id: r.get("run_id")?,
+            kind: r.get("kind")?,
+            content: r.get("content")?,
+            created_at: r.get("created_at")?,
+        })
+    }
 }
 
 /// A thread's messages in order.
-pub fn messages(db: &Db, thread_id: &str) -> DbResult<Vec<Value>> {
-    Ok(db
-        .query(
-            "SELECT id, run_id, kind, content, created_at AT TIME ZONE 'UTC' AS created_at FROM thread_messages WHERE thread_id = $1 ORDER BY id",
-            &[uuid(thread_id)],
-        )?
-        .iter()
-        .map(|r| {
-            serde_json::json!({
-                "id": r.i64("id"), "run_id": r.opt_str("run_id"), "kind": r.str("kind"),
-                "content": r.json("content"), "created_at": r.time("created_at"),
-            })
+pub fn messages(db: &Db, thread_id: &str) -> DbResult<Vec<ThreadMessage>> {
+    db.query_as(
+        "SELECT id, run_id, kind, content, created_at AT TIME ZONE 'UTC' AS created_at FROM thread_messages WHERE thread_id = $1 ORDER BY id",
+        &[uuid(thread_id)],
+    )
+}
+
+/// The release a run executes: its id and semver.
+pub struct ReleaseRef {
+    pub id: String,
+    pub version: String,
+}
+
+/// A run as its thread shows it.
+pub struct RunSummary {
+    pub id: String,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub parent_run_id: Option<String>,
+    /// None for a playground run of the working copy.
+    pub release: Option<ReleaseRef>,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub active_ms: i64,
+    /// Recorded steps.
+    pub steps: i64,
+    pub created_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+}
+
+impl FromRow for RunSummary {
+    fn from_row(r: &Row) -> DbResult<Self> {
+        let release = match r.get::<Option<String>>("release_id")? {
+            Some(id) => Some(ReleaseRef {
+                id,
+                version: r.get("release_version")?,
+            }),
+            None => None,
+        };
+        Ok(Self {
+            id: r.get("id")?,
+            status: r.get("status")?,
+            error: r.get("error")?,
+            parent_run_id: r.get("parent_run_id")?,
+            release,
+            tokens_in: r.get("tokens_in")?,
+            tokens_out: r.get("tokens_out")?,
+            active_ms: r.get("active_ms")?,
+            steps: r.get("steps")?,
+            created_at: r.get("created_at")?,
+            finished_at: r.get("finished_at")?,
         })
-        .collect())
+    }
 }
 
 /// A thread's runs in order.
-pub fn runs(db: &Db, thread_id: &str) -> DbResult<Vec<Value>> {
-    Ok(db
-        .query(
-            "SELECT r.id, r.status, r.error, r.tokens_in, r.tokens_out, r.active_ms, r.created_at AT TIME ZONE 'UTC' AS created_at, r.finished_at AT TIME ZONE 'UTC' AS finished_at,
-                    r.parent_run_id,
-                    r.release_id, ar.version AS release_version,
-                    (SELECT count(*) FROM run_steps s WHERE s.run_id = r.id) AS steps
-             FROM runs r LEFT JOIN agent_releases ar ON ar.id = r.release_id
-             WHERE r.thread_id = $1 ORDER BY r.created_at",
-            &[uuid(thread_id)],
-        )?
-        .iter()
-        .map(|r| {
-            serde_json::json!({
-                "id": r.str("id"), "status": r.str("status"), "error": r.opt_str("error"),
-                "parent_run_id": r.opt_str("parent_run_id"),
-                "release": r.opt_str("release_id").map(|id| serde_json::json!({ "id": id, "version": r.str("release_version") })),
-                "tokens_in": r.i64("tokens_in"), "tokens_out": r.i64("tokens_out"),
-                "active_ms": r.i64("active_ms"), "steps": r.i64("steps"),
-                "created_at": r.time("created_at"), "finished_at": r.time("finished_at"),
-            })
-        })
-        .collect())
+pub fn runs(db: &Db, thread_id: &str) -> DbResult<Vec<RunSummary>> {
+    db.query_as(
+        "SELECT r.id, r.status, r.error, r.tokens_in, r.tokens_out, r.active_ms, r.created_at AT TIME ZONE 'UTC' AS created_at, r.finished_at AT TIME ZONE 'UTC' AS finished_at,
+                r.parent_run_id,
+                r.release_id, ar.version AS release_version,
+                (SELECT count(*) FROM run_steps s WHERE s.run_id = r.id) AS steps
+         FROM runs r LEFT JOIN agent_releases ar ON ar.id = r.release_id
+         WHERE r.thread_id = $1 ORDER BY r.created_at",
+        &[uuid(thread_id)],
+    )
 }
 
 /// Filters of a thread listing.
 pub struct ThreadFilter<'a> {
-    pub status: Option<&'a str>,
+    pub status: Option<ThreadStatus>,
     pub agent_id: Option<&'a str>,
     pub channel_id: Option<&'a str>,
     /// Only threads in these channels, comma-separated ids (None: all).
@@ -513,9 +577,8 @@ pub struct ThreadFilter<'a> {
 }
 
 /// A page of an org's threads, newest first.
-pub fn list_threads(db: &Db, org_id: &str, f: &ThreadFilter) -> DbResult<Vec<Value>> {
-    Ok(db
-        .query(
+pub fn list_threads(db: &Db, org_id: &str, f: &ThreadFilter) -> DbResult<Vec<Thread>> {
+    db.query_as(
             &format!(
                 "SELECT {THREAD_COLUMNS} FROM threads t
                  WHERE t.org_id = $1
@@ -529,27 +592,24 @@ pub fn list_threads(db: &Db, org_id: &str, f: &ThreadFilter) -> DbResult<Vec<Val
             ),
             &[
                 uuid(org_id),
-                opt_text(f.status),
+                opt_text(f.status.map(ThreadStatus::as_str)),
                 opt_uuid(f.agent_id),
                 opt_uuid(f.channel_id),
                 opt_text(f.in_channels),
                 opt_uuid(f.after),
                 Int64(f.limit),
             ],
-        )?
-        .iter()
-        .map(thread_json)
-        .collect())
+        )
 }
 
 /// The latest run's pinned release and config, to continue a thread with.
 pub fn latest_run_config(db: &Db, thread_id: &str) -> DbResult<Option<(Option<String>, Value)>> {
-    Ok(db
-        .query_opt(
-            "SELECT release_id, config FROM runs WHERE thread_id = $1 ORDER BY created_at DESC LIMIT 1",
-            &[uuid(thread_id)],
-        )?
-        .map(|r| (r.opt_str("release_id"), r.json("config"))))
+    db.query_opt(
+        "SELECT release_id, config FROM runs WHERE thread_id = $1 ORDER BY created_at DESC LIMIT 1",
+        &[uuid(thread_id)],
+    )?
+    .map(|r| -> DbResult<_> { Ok((r.opt_str("release_id")?, r.json("config")?)) })
+    .transpose()
 }
 
 /// A thread's channel and kind, for access checks.
@@ -558,12 +618,12 @@ pub fn thread_access(
     org_id: &str,
     thread_id: &str,
 ) -> DbResult<Option<(Option<String>, String)>> {
-    Ok(db
-        .query_opt(
-            "SELECT channel_id, kind FROM threads WHERE org_id = $1 AND id = $2",
-            &[uuid(org_id), uuid(thread_id)],
-        )?
-        .map(|r| (r.opt_str("channel_id"), r.str("kind"))))
+    db.query_opt(
+        "SELECT channel_id, kind FROM threads WHERE org_id = $1 AND id = $2",
+        &[uuid(org_id), uuid(thread_id)],
+    )?
+    .map(|r| -> DbResult<_> { Ok((r.opt_str("channel_id")?, r.str("kind")?)) })
+    .transpose()
 }
 
 /// Events of a thread after event `after`, oldest first: `(id, kind, data)`.
@@ -573,14 +633,14 @@ pub fn events_after(
     after: i64,
     limit: i64,
 ) -> DbResult<Vec<(i64, String, Value)>> {
-    Ok(db
+    db
         .query(
             "SELECT id, kind, data FROM run_events WHERE thread_id = $1 AND id > $2 ORDER BY id LIMIT $3",
             &[uuid(thread_id), Int64(after), Int64(limit)],
         )?
         .iter()
-        .map(|r| (r.i64("id"), r.str("kind"), r.json("data")))
-        .collect())
+        .map(|r| -> DbResult<_> { Ok((r.i64("id")?, r.str("kind")?, r.json("data")?)) })
+        .collect::<DbResult<Vec<_>>>()
 }
 
 /// Whether the thread's runs have all finished (nothing more will stream).
@@ -617,7 +677,7 @@ pub fn child_outcome(
     db: &Db,
     child_run_id: &str,
 ) -> DbResult<Option<(String, Option<String>, String)>> {
-    Ok(db
+    db
         .query_opt(
             "SELECT r.status, r.error,
                     coalesce((SELECT m.content->>'text' FROM thread_messages m
@@ -625,7 +685,8 @@ pub fn child_outcome(
              FROM runs r WHERE r.id = $1",
             &[uuid(child_run_id)],
         )?
-        .map(|r| (r.str("status"), r.opt_str("error"), r.str("answer"))))
+        .map(|r| -> DbResult<_> { Ok((r.str("status")?, r.opt_str("error")?, r.str("answer")?)) })
+        .transpose()
 }
 
 /// A sub-agent an agent may delegate to: by slug or id in the org, with
@@ -641,21 +702,25 @@ pub struct SubAgent {
 
 /// Resolves a sub-agent; None if it does not exist or has no release.
 pub fn subagent(db: &Db, org_id: &str, key: &str) -> DbResult<Option<SubAgent>> {
-    Ok(db
-        .query_opt(
+    db.query_opt_as(
             "SELECT a.id, a.slug, a.name, coalesce(a.description, '') AS description, r.id AS release_id, r.config
              FROM agents a JOIN agent_releases r ON r.id = a.current_release_id
              WHERE a.org_id = $1 AND (a.slug = $2 OR a.id::text = $2)",
             &[uuid(org_id), text(key)],
-        )?
-        .map(|r| SubAgent {
-            agent_id: r.str("id"),
-            slug: r.str("slug"),
-            name: r.str("name"),
-            description: r.str("description"),
-            release_id: r.str("release_id"),
-            config: r.json("config"),
-        }))
+        )
+}
+
+impl FromRow for SubAgent {
+    fn from_row(r: &Row) -> DbResult<Self> {
+        Ok(Self {
+            agent_id: r.get("id")?,
+            slug: r.get("slug")?,
+            name: r.get("name")?,
+            description: r.get("description")?,
+            release_id: r.get("release_id")?,
+            config: r.get("config")?,
+        })
+    }
 }
 
 /// Leases the next due run (of `org_id`, or of any org) to `lease` for
@@ -666,12 +731,11 @@ pub fn claim_next(
     lease: &str,
     lease_secs: i32,
 ) -> DbResult<Option<String>> {
-    Ok(db
-        .query_one(
-            "SELECT claim_next_run($1, $2, $3)::text AS id",
-            &[text(lease), Int32(lease_secs), opt_uuid(org_id)],
-        )?
-        .opt_str("id"))
+    db.query_one(
+        "SELECT claim_next_run($1, $2, $3)::text AS id",
+        &[text(lease), Int32(lease_secs), opt_uuid(org_id)],
+    )?
+    .opt_str("id")
 }
 
 /// Opens a human request for a run's `human_request` call; returns its id.
@@ -681,29 +745,28 @@ pub fn create_human_request(
     call_id: &str,
     request: &Value,
 ) -> DbResult<String> {
-    Ok(db
-        .query_one(
-            "INSERT INTO human_requests (org_id, thread_id, run_id, call_id, request)
+    db.query_one(
+        "INSERT INTO human_requests (org_id, thread_id, run_id, call_id, request)
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            &[
-                uuid(&run.org_id),
-                uuid(&run.thread_id),
-                uuid(&run.id),
-                text(call_id),
-                jsonb(request),
-            ],
-        )?
-        .str("id"))
+        &[
+            uuid(&run.org_id),
+            uuid(&run.thread_id),
+            uuid(&run.id),
+            text(call_id),
+            jsonb(request),
+        ],
+    )?
+    .str("id")
 }
 
 /// A human request's status and response.
 pub fn human_request(db: &Db, id: &str) -> DbResult<Option<(String, Value)>> {
-    Ok(db
-        .query_opt(
-            "SELECT status, response FROM human_requests WHERE id = $1",
-            &[uuid(id)],
-        )?
-        .map(|r| (r.str("status"), r.json("response"))))
+    db.query_opt(
+        "SELECT status, response FROM human_requests WHERE id = $1",
+        &[uuid(id)],
+    )?
+    .map(|r| -> DbResult<_> { Ok((r.str("status")?, r.json("response")?)) })
+    .transpose()
 }
 
 /// Whether human request `id` is still unanswered, locking it against an
@@ -734,14 +797,14 @@ pub fn pending_request(
     thread_id: &str,
     request_id: Option<&str>,
 ) -> DbResult<Option<(String, Value)>> {
-    Ok(db
-        .query_opt(
-            "SELECT id, request FROM human_requests
+    db.query_opt(
+        "SELECT id, request FROM human_requests
              WHERE thread_id = $1 AND status = 'pending' AND ($2::uuid IS NULL OR id = $2)
              ORDER BY created_at LIMIT 1 FOR UPDATE",
-            &[uuid(thread_id), opt_uuid(request_id)],
-        )?
-        .map(|r| (r.str("id"), r.json("request"))))
+        &[uuid(thread_id), opt_uuid(request_id)],
+    )?
+    .map(|r| -> DbResult<_> { Ok((r.str("id")?, r.json("request")?)) })
+    .transpose()
 }
 
 /// Records a person's answer (`responded`, `cancelled`, `skipped`) and
@@ -759,7 +822,7 @@ pub fn answer_request(
          WHERE id = $1 RETURNING thread_id, run_id",
         &[uuid(request_id), text(status), jsonb(response), opt_uuid(by)],
     )?;
-    let (thread_id, run_id) = (r.str("thread_id"), r.str("run_id"));
+    let (thread_id, run_id) = (r.str("thread_id")?, r.str("run_id")?);
     let resumed = db.execute(
         "UPDATE runs SET status = 'ready', updated_at = now() WHERE id = $1 AND status = 'waiting'",
         &[uuid(&run_id)],

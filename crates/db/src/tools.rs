@@ -4,22 +4,33 @@
 
 use serde_json::{json, Value};
 
-use crate::{jsonb, opt_text, opt_uuid, text, uuid, Db, DbResult, Row};
+use crate::{jsonb, opt_text, opt_uuid, text, uuid, Db, DbResult, FromRow, Row, Timestamp};
 
 const COLUMNS: &str = "id, name, definition, version, created_at AT TIME ZONE 'UTC' AS created_at, updated_at AT TIME ZONE 'UTC' AS updated_at";
 
-fn to_json(r: &Row) -> Value {
-    let mut v = r.json("definition");
-    v["id"] = r.str("id").into();
-    v["version"] = r.str("version").into();
-    v["kind"] = json!(if v.get("component_sha256").is_some() {
-        "wit"
-    } else {
-        "javascript"
-    });
-    v["created_at"] = r.time("created_at");
-    v["updated_at"] = r.time("updated_at");
-    v
+/// A tool at its current version.
+pub struct Tool {
+    pub id: String,
+    pub name: String,
+    /// The definition as saved (a `synatra_tools::ToolDef`).
+    pub definition: Value,
+    /// The content version of the definition.
+    pub version: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl FromRow for Tool {
+    fn from_row(r: &Row) -> DbResult<Self> {
+        Ok(Self {
+            id: r.get("id")?,
+            name: r.get("name")?,
+            definition: r.get("definition")?,
+            version: r.get("version")?,
+            created_at: r.get("created_at")?,
+            updated_at: r.get("updated_at")?,
+        })
+    }
 }
 
 fn keep_version(db: &Db, tool_id: &str, version: &str, definition: &Value) -> DbResult<()> {
@@ -39,28 +50,24 @@ pub fn create(
     definition: &Value,
     version: &str,
     by: Option<&str>,
-) -> DbResult<Value> {
-    let r = db.query_one(
+) -> DbResult<Tool> {
+    let tool = Tool::from_row(&db.query_one(
         &format!(
             "INSERT INTO tools (org_id, name, definition, version, created_by) VALUES ($1, $2, $3, $4, $5)
              RETURNING {COLUMNS}"
         ),
         &[uuid(org_id), text(name), jsonb(definition), text(version), opt_uuid(by)],
-    )?;
-    keep_version(db, &r.str("id"), version, definition)?;
-    Ok(to_json(&r))
+    )?)?;
+    keep_version(db, &tool.id, version, definition)?;
+    Ok(tool)
 }
 
 /// The tools of an org, by name.
-pub fn list(db: &Db, org_id: &str) -> DbResult<Vec<Value>> {
-    Ok(db
-        .query(
-            &format!("SELECT {COLUMNS} FROM tools WHERE org_id = $1 ORDER BY name"),
-            &[uuid(org_id)],
-        )?
-        .iter()
-        .map(to_json)
-        .collect())
+pub fn list(db: &Db, org_id: &str) -> DbResult<Vec<Tool>> {
+    db.query_as(
+        &format!("SELECT {COLUMNS} FROM tools WHERE org_id = $1 ORDER BY name"),
+        &[uuid(org_id)],
+    )
 }
 
 /// A tool's id by name or id, locking it when `lock`.
@@ -69,27 +76,21 @@ pub fn resolve(db: &Db, org_id: &str, key: &str, lock: bool) -> DbResult<Option<
         "SELECT id FROM tools WHERE org_id = $1 AND (name = $2 OR id::text = $2){}",
         if lock { " FOR UPDATE" } else { "" }
     );
-    Ok(db
-        .query_opt(&sql, &[uuid(org_id), text(key)])?
-        .map(|r| r.str("id")))
+    db.query_opt(&sql, &[uuid(org_id), text(key)])?
+        .map(|r| -> DbResult<_> { r.str("id") })
+        .transpose()
 }
 
 /// A tool by id.
-pub fn get(db: &Db, id: &str) -> DbResult<Value> {
-    Ok(to_json(&db.query_one(
+pub fn get(db: &Db, id: &str) -> DbResult<Tool> {
+    Tool::from_row(&db.query_one(
         &format!("SELECT {COLUMNS} FROM tools WHERE id = $1"),
         &[uuid(id)],
-    )?))
+    )?)
 }
 
 /// Replaces a tool's definition (a new version when the content changed).
-pub fn replace(
-    db: &Db,
-    id: &str,
-    name: &str,
-    definition: &Value,
-    version: &str,
-) -> DbResult<Value> {
+pub fn replace(db: &Db, id: &str, name: &str, definition: &Value, version: &str) -> DbResult<Tool> {
     db.execute(
         "UPDATE tools SET name = $2, definition = $3, version = $4, updated_at = now() WHERE id = $1",
         &[uuid(id), text(name), jsonb(definition), text(version)],
@@ -112,8 +113,8 @@ pub fn users_of(db: &Db, org_id: &str, name: &str) -> DbResult<Vec<String>> {
             &[uuid(org_id), text(name)],
         )?
         .iter()
-        .map(|r| format!("agent `{}`", r.str("slug")))
-        .collect();
+        .map(|r| Ok(format!("agent `{}`", r.str("slug")?)))
+        .collect::<DbResult<_>>()?;
     let pending = db.query_opt(
         "SELECT 1 AS one FROM approvals WHERE org_id = $1 AND tool_name = $2 AND status = 'pending' LIMIT 1",
         &[uuid(org_id), text(name)],
@@ -169,17 +170,17 @@ pub fn definition(
     name: &str,
     version: Option<&str>,
 ) -> DbResult<Option<(String, Value)>> {
-    Ok(db
-        .query_opt(
-            // A pinned version is found by the name it had then (so a later
-            // rename does not break a release); an unpinned one by today's.
-            "SELECT v.version, v.definition FROM tools t
+    db.query_opt(
+        // A pinned version is found by the name it had then (so a later
+        // rename does not break a release); an unpinned one by today's.
+        "SELECT v.version, v.definition FROM tools t
              JOIN tool_versions v ON v.tool_id = t.id
              WHERE t.org_id = $1
                AND CASE WHEN $3::text IS NULL THEN t.name = $2 AND v.version = t.version
                         ELSE v.version = $3 AND v.definition->>'name' = $2 END
              LIMIT 1",
-            &[uuid(org_id), text(name), opt_text(version)],
-        )?
-        .map(|r| (r.str("version"), r.json("definition"))))
+        &[uuid(org_id), text(name), opt_text(version)],
+    )?
+    .map(|r| -> DbResult<_> { Ok((r.str("version")?, r.json("definition")?)) })
+    .transpose()
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::{ChatRequest, Completion, Delta, LlmError, Message, ToolCall, Usage};
+use crate::{ChatRequest, Completion, Delta, Encoded, LlmError, Message, ToolCall, Usage};
 
 /// Default API base.
 pub const DEFAULT_BASE: &str = "https://api.anthropic.com";
@@ -24,14 +24,9 @@ pub fn url(base_url: Option<&str>) -> String {
 /// tool results travel in user messages.
 pub fn request_body(req: &ChatRequest) -> Value {
     let m = req.model;
-    let mut system = Vec::new();
-    let mut turns: Vec<(&str, Vec<Value>)> = Vec::new();
-    for message in req.messages {
+    let (system, turns) = crate::alternating_turns(req.messages, |message| {
         let (role, blocks) = match message {
-            Message::System { text } => {
-                system.push(text.as_str());
-                continue;
-            }
+            Message::System { text } => return Encoded::System(json!(text)),
             Message::User { text } => ("user", vec![json!({ "type": "text", "text": text })]),
             Message::Assistant { text, tool_calls } => {
                 let mut blocks = Vec::new();
@@ -50,11 +45,8 @@ pub fn request_body(req: &ChatRequest) -> Value {
                 vec![json!({ "type": "tool_result", "tool_use_id": call_id, "content": content })],
             ),
         };
-        match turns.last_mut() {
-            Some((r, b)) if *r == role => b.extend(blocks),
-            _ => turns.push((role, blocks)),
-        }
-    }
+        Encoded::Turn(role, blocks)
+    });
     let mut body = json!({
         "model": m.model,
         "max_tokens": m.max_output_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
@@ -62,7 +54,8 @@ pub fn request_body(req: &ChatRequest) -> Value {
         "stream": true,
     });
     if !system.is_empty() {
-        body["system"] = json!(system.join("\n\n"));
+        let texts: Vec<&str> = system.iter().filter_map(Value::as_str).collect();
+        body["system"] = json!(texts.join("\n\n"));
     }
     if let Some(t) = m.temperature {
         body["temperature"] = json!(t);
@@ -102,12 +95,7 @@ pub struct Stream {
 impl Stream {
     /// Applies one SSE `data` payload; returns text to show now.
     pub fn feed(&mut self, data: &str) -> Result<Vec<Delta>, LlmError> {
-        let v: Value = serde_json::from_str(data).map_err(|e| {
-            LlmError::Malformed(format!(
-                "bad stream event ({e}): {}",
-                crate::truncate(data, 200)
-            ))
-        })?;
+        let v = crate::parse_event(data)?;
         let index = v["index"].as_u64().unwrap_or(0) as usize;
         match v["type"].as_str().unwrap_or("") {
             "message_start" => {

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::{ChatRequest, Completion, Delta, LlmError, Message, ToolCall, Usage};
+use crate::{ChatRequest, Completion, Delta, Encoded, LlmError, Message, ToolCall, Usage};
 
 /// Default API base.
 pub const DEFAULT_BASE: &str = "https://generativelanguage.googleapis.com";
@@ -19,14 +19,9 @@ pub fn url(base_url: Option<&str>, model: &str) -> String {
 /// `functionResponse` parts in user turns; consecutive turns of one role merge.
 pub fn request_body(req: &ChatRequest) -> Value {
     let m = req.model;
-    let mut system = Vec::new();
-    let mut contents: Vec<(&str, Vec<Value>)> = Vec::new();
-    for message in req.messages {
+    let (system, contents) = crate::alternating_turns(req.messages, |message| {
         let (role, parts) = match message {
-            Message::System { text } => {
-                system.push(json!({ "text": text }));
-                continue;
-            }
+            Message::System { text } => return Encoded::System(json!({ "text": text })),
             Message::User { text } => ("user", vec![json!({ "text": text })]),
             Message::Assistant { text, tool_calls } => {
                 let mut parts = Vec::new();
@@ -49,11 +44,8 @@ pub fn request_body(req: &ChatRequest) -> Value {
                 )
             }
         };
-        match contents.last_mut() {
-            Some((r, p)) if *r == role => p.extend(parts),
-            _ => contents.push((role, parts)),
-        }
-    }
+        Encoded::Turn(role, parts)
+    });
     let mut generation = json!({});
     if let Some(t) = m.temperature {
         generation["temperature"] = json!(t);
@@ -94,20 +86,8 @@ pub struct Stream {
 impl Stream {
     /// Applies one SSE `data` payload; returns text to show now.
     pub fn feed(&mut self, data: &str) -> Result<Vec<Delta>, LlmError> {
-        let v: Value = serde_json::from_str(data).map_err(|e| {
-            LlmError::Malformed(format!(
-                "bad stream chunk ({e}): {}",
-                crate::truncate(data, 200)
-            ))
-        })?;
-        if let Some(err) = v.get("error") {
-            return Err(LlmError::Unavailable(
-                err["message"]
-                    .as_str()
-                    .unwrap_or("stream error")
-                    .to_string(),
-            ));
-        }
+        let v = crate::parse_event(data)?;
+        crate::in_band_error(&v)?;
         if let Some(u) = v.get("usageMetadata") {
             self.usage = Usage {
                 input_tokens: u["promptTokenCount"]

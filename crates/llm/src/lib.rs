@@ -324,6 +324,55 @@ fn error_message(body: &str) -> Option<String> {
     v["error"]["message"].as_str().map(str::to_string)
 }
 
+/// One streamed event's JSON; a payload that is not JSON is `Malformed`.
+fn parse_event(data: &str) -> Result<Value, LlmError> {
+    serde_json::from_str(data).map_err(|e| {
+        LlmError::Malformed(format!("bad stream event ({e}): {}", truncate(data, 200)))
+    })
+}
+
+/// An in-band `{"error":{"message":…}}` in an OpenAI or Gemini stream, as
+/// `Unavailable` (retried).
+fn in_band_error(event: &Value) -> Result<(), LlmError> {
+    match event.get("error") {
+        None => Ok(()),
+        Some(err) => Err(LlmError::Unavailable(
+            err["message"]
+                .as_str()
+                .unwrap_or("stream error")
+                .to_string(),
+        )),
+    }
+}
+
+/// One message as a provider's request encodes it.
+enum Encoded {
+    /// A system instruction, sent apart from the turns.
+    System(Value),
+    /// Content blocks (parts) of a turn of `role`.
+    Turn(&'static str, Vec<Value>),
+}
+
+/// Encodes `messages`, merging consecutive turns of one role (Anthropic and
+/// Gemini want the roles to alternate): the system instructions and the turns.
+fn alternating_turns(
+    messages: &[Message],
+    encode: impl Fn(&Message) -> Encoded,
+) -> (Vec<Value>, Vec<(&'static str, Vec<Value>)>) {
+    let mut system = Vec::new();
+    let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    for message in messages {
+        match encode(message) {
+            Encoded::System(s) => system.push(s),
+            Encoded::Turn(role, blocks) => match turns.last_mut() {
+                Some((r, b)) if *r == role => b.extend(blocks),
+                _ => turns.push((role, blocks)),
+            },
+        }
+    }
+    (system, turns)
+}
+
 fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }

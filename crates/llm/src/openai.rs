@@ -99,20 +99,8 @@ impl Stream {
             self.done = true;
             return Ok(Vec::new());
         }
-        let v: Value = serde_json::from_str(data).map_err(|e| {
-            LlmError::Malformed(format!(
-                "bad stream chunk ({e}): {}",
-                crate::truncate(data, 200)
-            ))
-        })?;
-        if let Some(err) = v.get("error") {
-            return Err(LlmError::Unavailable(
-                err["message"]
-                    .as_str()
-                    .unwrap_or("stream error")
-                    .to_string(),
-            ));
-        }
+        let v = crate::parse_event(data)?;
+        crate::in_band_error(&v)?;
         if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
             self.usage = usage(u);
         }

@@ -15,6 +15,21 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    /// Every status.
+    pub const ALL: [RunStatus; 6] = [
+        RunStatus::Ready,
+        RunStatus::Waiting,
+        RunStatus::Completed,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+        RunStatus::Rejected,
+    ];
+
+    /// The status a column value names.
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+
     /// The column value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -42,6 +57,23 @@ pub enum ThreadStatus {
 }
 
 impl ThreadStatus {
+    /// Every status.
+    pub const ALL: [ThreadStatus; 8] = [
+        ThreadStatus::Active,
+        ThreadStatus::WaitingApproval,
+        ThreadStatus::WaitingUser,
+        ThreadStatus::WaitingSubagent,
+        ThreadStatus::Completed,
+        ThreadStatus::Failed,
+        ThreadStatus::Cancelled,
+        ThreadStatus::Rejected,
+    ];
+
+    /// The status a column value (or a `status` filter) names.
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+
     /// The column value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -200,5 +232,18 @@ mod tests {
         }
         assert_eq!(Ending::Failed("boom".into()).error(), Some("boom"));
         assert_eq!(Ending::Cancelled.error(), None);
+    }
+
+    #[test]
+    fn statuses_parse_their_own_names_only() {
+        for s in RunStatus::ALL {
+            assert_eq!(RunStatus::parse(s.as_str()), Some(s));
+        }
+        for s in ThreadStatus::ALL {
+            assert_eq!(ThreadStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(RunStatus::parse("active"), None);
+        assert_eq!(ThreadStatus::parse("ready"), None);
+        assert_eq!(ThreadStatus::parse("Completed"), None);
     }
 }

@@ -25,7 +25,7 @@ use std::time::Duration;
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{
-    PgArguments, PgConnectOptions, PgDatabaseError, PgPoolOptions, PgRow, PgTypeInfo,
+    PgArguments, PgConnectOptions, PgDatabaseError, PgPoolOptions, PgRow, PgStatement, PgTypeInfo,
 };
 use sqlx::{Arguments, Column, Executor, PgPool, Postgres, Row, Statement, TypeInfo};
 use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
@@ -147,7 +147,29 @@ impl PgConnection {
             // drop would only warn that no transaction is in progress.
             self.maybe_in_transaction = false;
         }
+        self.pooled()
+    }
+
+    fn pooled(&mut self) -> &mut PoolConnection<Postgres> {
         self.conn.as_mut().expect("connection present until drop")
+    }
+
+    /// Prepares `statement` and binds `params` to it, refusing parameters
+    /// of another type than the server inferred (as Spin does).
+    async fn prepare<'q>(
+        &mut self,
+        statement: &'q str,
+        params: Vec<ParameterValue>,
+    ) -> Result<(PgStatement<'q>, PgArguments), Error> {
+        let kinds: Vec<ParamKind> = params.iter().map(ParamKind::of).collect();
+        let args = bind_all(params)?;
+        let prepared = self
+            .conn(statement)
+            .prepare(statement)
+            .await
+            .map_err(query_error)?;
+        check_parameters(&prepared, &kinds)?;
+        Ok((prepared, args))
     }
 }
 
@@ -194,19 +216,12 @@ impl HostConnection for PostgresInstance {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<RowSet, Error>> {
-        let kinds: Vec<ParamKind> = params.iter().map(ParamKind::of).collect();
-        let args = match bind_all(params) {
-            Ok(a) => a,
+        let conn = self.table.get_mut(&this)?;
+        let (prepared, args) = match conn.prepare(&statement, params).await {
+            Ok(p) => p,
             Err(e) => return Ok(Err(e)),
         };
-        let conn = self.table.get_mut(&this)?.conn(&statement);
-        let prepared = match conn.prepare(&statement).await {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(query_error(e))),
-        };
-        if let Err(e) = check_parameters(&prepared, &kinds) {
-            return Ok(Err(e));
-        }
+        let conn = conn.pooled();
         let columns: Vec<WitColumn> = prepared
             .columns()
             .iter()
@@ -233,19 +248,12 @@ impl HostConnection for PostgresInstance {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<u64, Error>> {
-        let kinds: Vec<ParamKind> = params.iter().map(ParamKind::of).collect();
-        let args = match bind_all(params) {
-            Ok(a) => a,
+        let conn = self.table.get_mut(&this)?;
+        let (prepared, args) = match conn.prepare(&statement, params).await {
+            Ok(p) => p,
             Err(e) => return Ok(Err(e)),
         };
-        let conn = self.table.get_mut(&this)?.conn(&statement);
-        let prepared = match conn.prepare(&statement).await {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(query_error(e))),
-        };
-        if let Err(e) = check_parameters(&prepared, &kinds) {
-            return Ok(Err(e));
-        }
+        let conn = conn.pooled();
         let result = prepared.query_with(args).execute(&mut **conn).await;
         Ok(result.map(|r| r.rows_affected()).map_err(query_error))
     }

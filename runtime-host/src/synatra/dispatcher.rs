@@ -172,14 +172,20 @@ impl Worker {
     }
 
     /// Extends the lease of a run this host is executing.
+    /// Keeps the lease at one lease length from now while this host is
+    /// alive. Unlike the agent step's `hold_lease` (at least that long, for
+    /// one long call) it also shortens a long hold: a live host renews it,
+    /// so a crash is recovered within one lease, not one tool timeout.
     async fn renew(&self, run_id: &str, lease: &str) -> sqlx::Result<()> {
-        // The agent step's rule (SQL `hold_lease`): an expired lease is not revived.
-        sqlx::query("SELECT hold_lease($1::uuid, $2, $3)")
-            .bind(run_id)
-            .bind(lease)
-            .bind(self.config.lease_secs)
-            .execute(&self.db)
-            .await?;
+        sqlx::query(
+            "UPDATE runs SET lease_expires_at = now() + $3 * interval '1 second'
+             WHERE id = $1::uuid AND lease_owner = $2",
+        )
+        .bind(run_id)
+        .bind(lease)
+        .bind(self.config.lease_secs)
+        .execute(&self.db)
+        .await?;
         Ok(())
     }
 

@@ -44,8 +44,8 @@ pub fn signup(ctx: &Ctx) -> ApiResult<Reply> {
         .db
         .transaction(|db| -> ApiResult<_> {
             let user = users::insert(db, &email, &name, &hash)?;
-            let cookie = new_session(ctx, &user.str("id"))?;
-            Ok((users::to_json(&user), cookie))
+            let cookie = new_session(ctx, &user.str("id")?)?;
+            Ok((users::to_json(&user)?, cookie))
         })
         .map_err(|e| e.on_conflict("email_taken", "an account with this email already exists"))?;
     Ok(Reply::created(json!({ "user": user })).with_cookie(cookie))
@@ -78,9 +78,9 @@ pub fn login(ctx: &Ctx) -> ApiResult<Reply> {
     };
     let cookie = ctx.db.transaction(|db| {
         login_failures::clear(db, &email)?;
-        new_session(ctx, &user.str("id"))
+        new_session(ctx, &user.str("id")?)
     })?;
-    Ok(Reply::ok(json!({ "user": users::to_json(&user) })).with_cookie(cookie))
+    Ok(Reply::ok(json!({ "user": users::to_json(&user)? })).with_cookie(cookie))
 }
 
 /// `POST /auth/logout`: ends the session and clears the cookie.
@@ -104,7 +104,7 @@ pub fn me(ctx: &Ctx) -> ApiResult<Reply> {
         Principal::Session { user_id, .. } => {
             let user = users::get(ctx.db, user_id)?.ok_or_else(ApiError::unauthenticated)?;
             Ok(Reply::ok(json!({
-                "user": users::to_json(&user),
+                "user": users::to_json(&user)?,
                 "orgs": orgs::list_for_user(ctx.db, user_id)?,
             })))
         }

@@ -5,14 +5,14 @@
 
 use serde_json::{json, Value};
 use synatra_authz::{may_decide_approval, Approver, Requesters};
-use synatra_db::approvals::{self, Decider};
-use synatra_db::Row;
+use synatra_db::approvals::{self, Approval, ApprovalAccess, Decider};
 
 use crate::auth::Principal;
 use crate::ctx::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{query_param, Reply};
 use crate::input::is_uuid;
+use crate::views;
 use crate::visibility::Visibility;
 
 const STATUSES: [&str; 5] = ["pending", "approved", "rejected", "timed_out", "cancelled"];
@@ -23,33 +23,28 @@ struct Access {
     decide: Result<(), &'static str>,
 }
 
-fn access(ctx: &OrgCtx, visibility: &Visibility, row: &Row) -> ApiResult<Access> {
+fn access(ctx: &OrgCtx, visibility: &Visibility, row: &ApprovalAccess) -> ApiResult<Access> {
     let api_key_id = match ctx.principal()? {
         Principal::ApiKey { key_id, .. } => Some(key_id.as_str()),
         Principal::Session { .. } => None,
     };
-    let channel = row.opt_str("channel_id");
+    let channel = row.channel_id.as_deref();
     let who = Approver {
         role: ctx.org.role,
         user_id: visibility.user_id(),
         api_key_id,
-        channel_role: visibility.channel_role(channel.as_deref()),
+        channel_role: visibility.channel_role(channel),
     };
-    let (author, starter, starter_key) = (
-        row.opt_str("thread_author"),
-        row.opt_str("run_author"),
-        row.opt_str("run_author_key"),
-    );
     let requesters = Requesters {
-        thread_author: author.as_deref(),
-        run_starter: starter.as_deref(),
-        run_starter_key: starter_key.as_deref(),
+        thread_author: row.thread_author.as_deref(),
+        run_starter: row.run_author.as_deref(),
+        run_starter_key: row.run_author_key.as_deref(),
     };
     Ok(Access {
-        visible: visibility.sees(channel.as_deref()),
+        visible: visibility.sees(channel),
         decide: may_decide_approval(
-            &row.str("policy"),
-            row.bool("self_approval"),
+            &row.approval.policy,
+            row.approval.self_approval,
             &requesters,
             &who,
         ),
@@ -58,7 +53,7 @@ fn access(ctx: &OrgCtx, visibility: &Visibility, row: &Row) -> ApiResult<Access>
 
 /// The approval of the path with its thread's channel and author, if the
 /// caller may see it (else 404).
-fn visible_approval(ctx: &OrgCtx, lock: bool) -> ApiResult<(Row, Access)> {
+fn visible_approval(ctx: &OrgCtx, lock: bool) -> ApiResult<(Approval, Access)> {
     let id = ctx.uuid_param("approval", "approval")?;
     let row = approvals::get(ctx.db, Some(&ctx.org.id), id, lock)?
         .ok_or_else(|| ApiError::not_found("approval"))?;
@@ -66,11 +61,11 @@ fn visible_approval(ctx: &OrgCtx, lock: bool) -> ApiResult<(Row, Access)> {
     if !access.visible {
         return Err(ApiError::not_found("approval"));
     }
-    Ok((row, access))
+    Ok((row.approval, access))
 }
 
-fn with_access(row: &Row, access: &Access) -> Value {
-    let mut v = approvals::to_json(row);
+fn with_access(row: &Approval, access: &Access) -> Value {
+    let mut v = approvals::snapshot(row);
     v["can_decide"] = access.decide.is_ok().into();
     v
 }
@@ -117,10 +112,10 @@ pub fn list(ctx: &OrgCtx) -> ApiResult<Reply> {
             BATCH,
         )?;
         for row in &rows {
-            after = Some(row.str("id"));
+            after = Some(row.approval.id.clone());
             let a = access(ctx, &visibility, row)?;
             if (inbox && a.decide.is_ok()) || (!inbox && a.visible) {
-                out.push(with_access(row, &a));
+                out.push(with_access(&row.approval, &a));
                 if out.len() == limit {
                     return Ok(Reply::ok(json!({ "approvals": out, "next_cursor": after })));
                 }
@@ -136,7 +131,10 @@ pub fn list(ctx: &OrgCtx) -> ApiResult<Reply> {
 pub fn get(ctx: &OrgCtx) -> ApiResult<Reply> {
     let (row, access) = visible_approval(ctx, false)?;
     let mut v = with_access(&row, &access);
-    v["audit"] = approvals::audit_trail(ctx.db, &row.str("id"))?.into();
+    v["audit"] = approvals::audit_trail(ctx.db, &row.id)?
+        .iter()
+        .map(views::audit_entry)
+        .collect();
     Ok(Reply::ok(v))
 }
 
@@ -161,8 +159,8 @@ fn decide(ctx: &OrgCtx, status: &'static str) -> ApiResult<Reply> {
     };
     let id = ctx.db.transaction(|db| -> ApiResult<String> {
         let (row, access) = visible_approval(ctx, true)?;
-        match row.str("status").as_str() {
-            "pending" if row.bool("expired") => {
+        match row.status.as_str() {
+            "pending" if row.expired => {
                 return Err(ApiError::conflict(
                     "approval_expired",
                     "this approval has expired; the run fails as a timeout",
@@ -180,7 +178,7 @@ fn decide(ctx: &OrgCtx, status: &'static str) -> ApiResult<Reply> {
             .decide
             .map_err(|why| ApiError::new(403, "not_an_approver", why))?;
         if let Some(params) = &edited {
-            if !row.bool("review") {
+            if !row.review {
                 return Err(ApiError::new(
                     409,
                     "params_not_editable",
@@ -188,17 +186,12 @@ fn decide(ctx: &OrgCtx, status: &'static str) -> ApiResult<Reply> {
                 ));
             }
             let mut errors = Vec::new();
-            synatra_runs::widgets::schema_errors(
-                &row.json("params_schema"),
-                params,
-                "params",
-                &mut errors,
-            );
+            synatra_runs::widgets::schema_errors(&row.params_schema, params, "params", &mut errors);
             if !errors.is_empty() {
                 return Err(ApiError::fields(&errors));
             }
         }
-        let id = row.str("id");
+        let id = row.id;
         let decider = Decider {
             user_id: user.as_deref(),
             api_key_id: key.as_deref(),

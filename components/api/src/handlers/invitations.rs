@@ -87,7 +87,7 @@ pub fn accept(ctx: &Ctx) -> ApiResult<Reply> {
             ));
         }
         let user = users::get(db, user_id)?.ok_or_else(ApiError::unauthenticated)?;
-        if !user.str("email").eq_ignore_ascii_case(&inv.email) {
+        if !user.str("email")?.eq_ignore_ascii_case(&inv.email) {
             return Err(ApiError::new(
                 403,
                 "invitation_email_mismatch",

@@ -11,6 +11,7 @@ use crate::ctx::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Reply;
 use crate::store::orgs;
+use crate::views;
 
 use synatra_names::services::GATEWAY_CREDENTIALS as GATEWAY;
 
@@ -27,7 +28,10 @@ fn provider(ctx: &OrgCtx) -> ApiResult<Provider> {
 pub fn list(ctx: &OrgCtx) -> ApiResult<Reply> {
     let env = environment(ctx)?;
     Ok(Reply::ok(
-        json!({ "providers": credentials::list(ctx.db, &ctx.org.id, &env)? }),
+        json!({ "providers": credentials::views(ctx.db, &ctx.org.id, &env, None)?
+            .iter()
+            .map(views::credential)
+            .collect::<Vec<_>>() }),
     ))
 }
 
@@ -66,16 +70,20 @@ pub fn put(ctx: &OrgCtx) -> ApiResult<Reply> {
     if has_url {
         body["base_url"] = base_url.map(Value::from).unwrap_or(Value::Null);
     }
-    let (status, view) = call_gateway(&body)?;
+    let (status, answer) = call_gateway(&body)?;
     if status != 200 {
-        eprintln!("gateway refused a credential update: {status} {view}");
+        eprintln!("gateway refused a credential update: {status} {answer}");
         return Err(ApiError::new(
             502,
             "gateway_error",
             "the credential could not be stored",
         ));
     }
-    Ok(Reply::ok(view))
+    let stored = credentials::views(ctx.db, &ctx.org.id, &env, Some(provider.as_str()))?;
+    let view = stored
+        .first()
+        .ok_or_else(|| ApiError::internal("the stored credential is missing"))?;
+    Ok(Reply::ok(views::credential(view)))
 }
 
 /// `DELETE /orgs/{org}/environments/{env}/llm-providers/{provider}`.

@@ -6,6 +6,7 @@ use serde_json::json;
 use synatra_agents::AgentConfig;
 use synatra_authz::Role;
 use synatra_db::runs::{self, NewRun, NewThread, ThreadFilter};
+use synatra_runs::ThreadStatus;
 
 use crate::auth::Principal;
 use crate::ctx::OrgCtx;
@@ -13,6 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::{query_param, Reply};
 use crate::input::is_uuid;
 use crate::store::{agents, orgs};
+use crate::views;
 use crate::visibility::Visibility;
 
 /// The `:thread` of the path, if the caller may see it; else 404.
@@ -112,9 +114,10 @@ pub fn create(ctx: &OrgCtx) -> ApiResult<Reply> {
         )?;
         Ok((thread_id, run_id))
     })?;
-    let thread = runs::thread(ctx.db, &org.id, &thread_id)?.unwrap_or_default();
+    let thread = runs::thread(ctx.db, &org.id, &thread_id)?
+        .ok_or_else(|| ApiError::internal("the new thread is missing"))?;
     Ok(Reply::created(
-        json!({ "thread": thread, "run_id": run_id }),
+        json!({ "thread": views::thread(&thread), "run_id": run_id }),
     ))
 }
 
@@ -194,8 +197,8 @@ pub fn post_message(ctx: &OrgCtx) -> ApiResult<Reply> {
     let org = &ctx.org;
     let thread =
         runs::thread(ctx.db, &org.id, &id)?.ok_or_else(|| ApiError::not_found("thread"))?;
-    let agent_id = thread["agent_id"].as_str().unwrap_or_default().to_string();
-    let playground = thread["kind"] == "playground";
+    let agent_id = thread.agent_id;
+    let playground = thread.kind == "playground";
     let (release_id, config) = if playground {
         run_config(ctx, &agent_id, true)?
     } else {
@@ -236,11 +239,15 @@ pub fn cancel(ctx: &OrgCtx) -> ApiResult<Reply> {
 /// `GET /orgs/{org}/threads/{thread}`: the thread, its messages and runs.
 pub fn get(ctx: &OrgCtx) -> ApiResult<Reply> {
     let id = thread_id(ctx)?;
-    let mut thread =
+    let thread =
         runs::thread(ctx.db, &ctx.org.id, &id)?.ok_or_else(|| ApiError::not_found("thread"))?;
-    thread["messages"] = runs::messages(ctx.db, &id)?.into();
-    thread["runs"] = runs::runs(ctx.db, &id)?.into();
-    Ok(Reply::ok(thread))
+    let mut json = views::thread(&thread);
+    json["messages"] = runs::messages(ctx.db, &id)?
+        .iter()
+        .map(views::message)
+        .collect();
+    json["runs"] = runs::runs(ctx.db, &id)?.iter().map(views::run).collect();
+    Ok(Reply::ok(json))
 }
 
 /// `GET /orgs/{org}/threads?status=&agent=&channel=&limit=&after=`.
@@ -248,20 +255,12 @@ pub fn list(ctx: &OrgCtx) -> ApiResult<Reply> {
     let org = &ctx.org;
     let bad =
         |field: &str, message: &str| ApiError::fields(&[(field.to_string(), message.to_string())]);
-    let status = query_param(ctx.req, "status");
-    const STATUSES: [&str; 8] = [
-        "active",
-        "waiting_approval",
-        "waiting_user",
-        "waiting_subagent",
-        "completed",
-        "failed",
-        "cancelled",
-        "rejected",
-    ];
-    if status.as_deref().is_some_and(|s| !STATUSES.contains(&s)) {
-        return Err(bad("status", "unknown thread status"));
-    }
+    let status = match query_param(ctx.req, "status") {
+        None => None,
+        Some(s) => {
+            Some(ThreadStatus::parse(&s).ok_or_else(|| bad("status", "unknown thread status"))?)
+        }
+    };
     let limit = match query_param(ctx.req, "limit") {
         None => 50,
         Some(l) => l
@@ -294,7 +293,7 @@ pub fn list(ctx: &OrgCtx) -> ApiResult<Reply> {
         ctx.db,
         &org.id,
         &ThreadFilter {
-            status: status.as_deref(),
+            status,
             agent_id: agent_id.as_deref(),
             channel_id: channel_id.as_deref(),
             in_channels: channels.as_deref(),
@@ -303,8 +302,9 @@ pub fn list(ctx: &OrgCtx) -> ApiResult<Reply> {
         },
     )?;
     let next = (threads.len() as i64 == limit)
-        .then(|| threads.last().map(|t| t["id"].clone()))
+        .then(|| threads.last().map(|t| t.id.clone()))
         .flatten();
+    let threads: Vec<_> = threads.iter().map(views::thread).collect();
     Ok(Reply::ok(
         json!({ "threads": threads, "next_cursor": next }),
     ))

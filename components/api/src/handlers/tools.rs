@@ -10,6 +10,7 @@ use crate::ctx::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Reply;
 use crate::input::Input;
+use crate::views;
 use synatra_db::tools;
 
 /// A WIT tool component uploaded with a definition.
@@ -88,10 +89,7 @@ fn not_in_use(ctx: &OrgCtx, name: &str, what: &str) -> ApiResult<()> {
 
 /// The current name of tool `id`.
 fn name_of(db: &crate::db::Db, id: &str) -> ApiResult<String> {
-    Ok(tools::get(db, id)?["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string())
+    Ok(tools::get(db, id)?.name)
 }
 
 fn tool_id(ctx: &OrgCtx, lock: bool) -> ApiResult<String> {
@@ -117,19 +115,22 @@ pub fn create(ctx: &OrgCtx) -> ApiResult<Reply> {
             )?)
         })
         .map_err(|e| e.on_conflict("name_taken", "a tool with this name already exists"))?;
-    Ok(Reply::created(tool))
+    Ok(Reply::created(views::tool(&tool)))
 }
 
 /// `GET /orgs/{org}/tools`.
 pub fn list(ctx: &OrgCtx) -> ApiResult<Reply> {
     Ok(Reply::ok(
-        json!({ "tools": tools::list(ctx.db, &ctx.org.id)? }),
+        json!({ "tools": tools::list(ctx.db, &ctx.org.id)?.iter().map(views::tool).collect::<Vec<_>>() }),
     ))
 }
 
 /// `GET /orgs/{org}/tools/{tool}` (name or id).
 pub fn get(ctx: &OrgCtx) -> ApiResult<Reply> {
-    Ok(Reply::ok(tools::get(ctx.db, &tool_id(ctx, false)?)?))
+    Ok(Reply::ok(views::tool(&tools::get(
+        ctx.db,
+        &tool_id(ctx, false)?,
+    )?)))
 }
 
 /// `PUT /orgs/{org}/tools/{tool}`: replaces the definition.
@@ -147,7 +148,7 @@ pub fn put(ctx: &OrgCtx) -> ApiResult<Reply> {
             Ok(tools::replace(db, &id, &def.name, &value, &def.version())?)
         })
         .map_err(|e| e.on_conflict("name_taken", "a tool with this name already exists"))?;
-    Ok(Reply::ok(tool))
+    Ok(Reply::ok(views::tool(&tool)))
 }
 
 /// `DELETE /orgs/{org}/tools/{tool}`.
@@ -171,17 +172,15 @@ pub fn put_component(ctx: &OrgCtx) -> ApiResult<Reply> {
     let sha256 = crate::auth::sha256_hex(wasm);
     let tool = ctx.db.transaction(|db| -> ApiResult<_> {
         let id = tool_id(ctx, true)?;
-        let mut value = tools::get(db, &id)?;
-        for generated in ["id", "version", "kind", "created_at", "updated_at", "code"] {
-            value.as_object_mut().map(|o| o.remove(generated));
-        }
+        let mut value = tools::get(db, &id)?.definition;
+        value.as_object_mut().map(|o| o.remove("code"));
         value["component_sha256"] = sha256.clone().into();
         let def = ToolDef::parse(&value).map_err(|errors| ApiError::fields(&errors))?;
         let value = serde_json::to_value(&def).map_err(|e| ApiError::internal(e.to_string()))?;
         tools::store_component(db, &ctx.org.id, &sha256, wasm, &imports)?;
         Ok(tools::replace(db, &id, &def.name, &value, &def.version())?)
     })?;
-    Ok(Reply::ok(tool))
+    Ok(Reply::ok(views::tool(&tool)))
 }
 
 /// `POST /orgs/{org}/tools/{tool}/test {params}`: runs the tool once in its
@@ -190,20 +189,21 @@ pub fn put_component(ctx: &OrgCtx) -> ApiResult<Reply> {
 pub fn test(ctx: &OrgCtx) -> ApiResult<Reply> {
     let id = tool_id(ctx, false)?;
     let tool = tools::get(ctx.db, &id)?;
+    let def = &tool.definition;
     let mut input = Input::parse(ctx.req.body())?;
     let params = input.object("params");
     input.finish()?;
     let mut errors = Vec::new();
-    synatra_runs::widgets::schema_errors(&tool["params"], &params, "params", &mut errors);
+    synatra_runs::widgets::schema_errors(&def["params"], &params, "params", &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::fields(&errors));
     }
-    let timeout_ms = tool["timeout_ms"].as_u64().unwrap_or(30_000);
+    let timeout_ms = def["timeout_ms"].as_u64().unwrap_or(30_000);
     let started = std::time::Instant::now();
     let code = ToolCode::of(
         &ctx.org.id,
-        tool["code"].as_str(),
-        tool["component_sha256"].as_str(),
+        def["code"].as_str(),
+        def["component_sha256"].as_str(),
     );
     let run = synatra_internal::run_tool(code, &params, timeout_ms, None);
     let answer =
@@ -211,6 +211,6 @@ pub fn test(ctx: &OrgCtx) -> ApiResult<Reply> {
     let mut outcome = json!(answer);
     let duration_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
     outcome["duration_ms"] = duration_ms.into();
-    outcome["version"] = tool["version"].clone();
+    outcome["version"] = tool.version.into();
     Ok(Reply::ok(outcome))
 }

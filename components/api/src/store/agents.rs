@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 use synatra_agents::Version;
 
-use crate::db::{jsonb, opt_text, opt_uuid, text, uuid, Db, Row};
+use crate::db::{jsonb, opt_text, opt_uuid, text, uuid, Db, DbResult, Row};
 use crate::error::ApiResult;
 
 const SELECT: &str =
@@ -12,23 +12,24 @@ const SELECT: &str =
     FROM agents a LEFT JOIN agent_releases r ON r.id = a.current_release_id";
 
 /// An agent's public JSON.
-fn to_json(r: &Row) -> Value {
-    let release = r
-        .opt_str("release_id")
-        .map(|id| json!({ "id": id, "version": r.str("release_version") }));
-    json!({
-        "id": r.str("id"), "slug": r.str("slug"), "name": r.str("name"),
-        "description": r.opt_str("description"), "icon": r.opt_str("icon"),
+fn to_json(r: &Row) -> DbResult<Value> {
+    let release = match r.opt_str("release_id")? {
+        Some(id) => json!({ "id": id, "version": r.str("release_version")? }),
+        None => Value::Null,
+    };
+    Ok(json!({
+        "id": r.str("id")?, "slug": r.str("slug")?, "name": r.str("name")?,
+        "description": r.opt_str("description")?, "icon": r.opt_str("icon")?,
         "current_release": release,
-        "created_at": r.time("created_at"), "updated_at": r.time("updated_at"),
-    })
+        "created_at": r.time("created_at")?, "updated_at": r.time("updated_at")?,
+    }))
 }
 
-fn release_json(r: &Row) -> Value {
-    json!({
-        "id": r.str("id"), "version": r.str("version"), "notes": r.str("notes"),
-        "config": r.json("config"), "created_at": r.time("created_at"),
-    })
+fn release_json(r: &Row) -> DbResult<Value> {
+    Ok(json!({
+        "id": r.str("id")?, "version": r.str("version")?, "notes": r.str("notes")?,
+        "config": r.json("config")?, "created_at": r.time("created_at")?,
+    }))
 }
 
 /// Fields of a new agent.
@@ -54,11 +55,11 @@ pub fn create(db: &Db, org_id: &str, a: &NewAgent, by: Option<&str>) -> ApiResul
                 opt_uuid(by),
             ],
         )?
-        .str("id");
+        .str("id")?;
     Ok(to_json(&db.query_one(
         &format!("{SELECT} WHERE a.id = $1"),
         &[uuid(&id)],
-    )?))
+    )?)?)
 }
 
 /// Agents of an org.
@@ -70,7 +71,7 @@ pub fn list(db: &Db, org_id: &str) -> ApiResult<Vec<Value>> {
         )?
         .iter()
         .map(to_json)
-        .collect())
+        .collect::<DbResult<Vec<_>>>()?)
 }
 
 /// The id of the agent named by `key` (slug or id) in the org, locking it
@@ -82,7 +83,8 @@ pub fn resolve(db: &Db, org_id: &str, key: &str, lock: bool) -> ApiResult<Option
     );
     Ok(db
         .query_opt(&sql, &[uuid(org_id), text(key)])?
-        .map(|r| r.str("id")))
+        .map(|r| -> DbResult<_> { r.str("id") })
+        .transpose()?)
 }
 
 /// An agent's JSON by id.
@@ -90,7 +92,7 @@ pub fn get(db: &Db, id: &str) -> ApiResult<Value> {
     Ok(to_json(&db.query_one(
         &format!("{SELECT} WHERE a.id = $1"),
         &[uuid(id)],
-    )?))
+    )?)?)
 }
 
 /// Updates name/slug/description/icon (only those given).
@@ -135,7 +137,7 @@ pub fn working_copy(db: &Db, id: &str) -> ApiResult<Value> {
         "SELECT working_copy, updated_at AT TIME ZONE 'UTC' AS updated_at FROM agents WHERE id = $1",
         &[uuid(id)],
     )?;
-    Ok(json!({ "config": r.json("working_copy"), "updated_at": r.time("updated_at") }))
+    Ok(json!({ "config": r.json("working_copy")?, "updated_at": r.time("updated_at")? }))
 }
 
 /// Replaces the working copy.
@@ -151,7 +153,7 @@ pub fn set_working_copy(db: &Db, id: &str, config: &Value) -> ApiResult<Value> {
 pub fn working_copy_config(db: &Db, id: &str) -> ApiResult<Value> {
     Ok(db
         .query_one("SELECT working_copy FROM agents WHERE id = $1", &[uuid(id)])?
-        .json("working_copy"))
+        .json("working_copy")?)
 }
 
 /// The newest release version, if any.
@@ -162,11 +164,14 @@ pub fn latest_version(db: &Db, agent_id: &str) -> ApiResult<Option<Version>> {
              ORDER BY major DESC, minor DESC, patch DESC LIMIT 1",
             &[uuid(agent_id)],
         )?
-        .map(|r| Version {
-            major: r.i64("major") as u32,
-            minor: r.i64("minor") as u32,
-            patch: r.i64("patch") as u32,
-        }))
+        .map(|r| -> DbResult<_> {
+            Ok(Version {
+                major: r.i64("major")? as u32,
+                minor: r.i64("minor")? as u32,
+                patch: r.i64("patch")? as u32,
+            })
+        })
+        .transpose()?)
 }
 
 /// Publishes `config` as release `version` and makes it current.
@@ -196,9 +201,9 @@ pub fn publish(
     )?;
     db.execute(
         "UPDATE agents SET current_release_id = $2, updated_at = now() WHERE id = $1",
-        &[uuid(agent_id), uuid(&r.str("id"))],
+        &[uuid(agent_id), uuid(&r.str("id")?)],
     )?;
-    Ok(release_json(&r))
+    Ok(release_json(&r)?)
 }
 
 /// Releases of an agent, newest first.
@@ -211,7 +216,7 @@ pub fn releases(db: &Db, agent_id: &str) -> ApiResult<Vec<Value>> {
         )?
         .iter()
         .map(release_json)
-        .collect())
+        .collect::<DbResult<Vec<_>>>()?)
 }
 
 /// A release's config by version.
@@ -221,7 +226,8 @@ pub fn release_config(db: &Db, agent_id: &str, version: &str) -> ApiResult<Optio
             "SELECT config FROM agent_releases WHERE agent_id = $1 AND version = $2",
             &[uuid(agent_id), text(version)],
         )?
-        .map(|r| r.json("config")))
+        .map(|r| -> DbResult<_> { r.json("config") })
+        .transpose()?)
 }
 
 /// The agent's current release: `(release id, config)`.
@@ -232,5 +238,6 @@ pub fn current_release(db: &Db, agent_id: &str) -> ApiResult<Option<(String, Val
              WHERE a.id = $1",
             &[uuid(agent_id)],
         )?
-        .map(|r| (r.str("id"), r.json("config"))))
+        .map(|r| -> DbResult<_> { Ok((r.str("id")?, r.json("config")?)) })
+        .transpose()?)
 }

@@ -4,16 +4,16 @@ use serde_json::{json, Value};
 use synatra_authz::Role;
 
 use crate::auth::Principal;
-use crate::db::{opt_uuid, text, uuid, Db, Row};
+use crate::db::{opt_uuid, text, uuid, Db, DbResult, Row};
 use crate::error::ApiResult;
 
 const COLUMNS: &str = "id, name, role, prefix, created_at AT TIME ZONE 'UTC' AS created_at, last_used_at AT TIME ZONE 'UTC' AS last_used_at";
 
-fn to_json(r: &Row) -> Value {
-    json!({
-        "id": r.str("id"), "name": r.str("name"), "role": r.str("role"), "prefix": r.str("prefix"),
-        "created_at": r.time("created_at"), "last_used_at": r.time("last_used_at"),
-    })
+fn to_json(r: &Row) -> DbResult<Value> {
+    Ok(json!({
+        "id": r.str("id")?, "name": r.str("name")?, "role": r.str("role")?, "prefix": r.str("prefix")?,
+        "created_at": r.time("created_at")?, "last_used_at": r.time("last_used_at")?,
+    }))
 }
 
 /// Creates a key; returns its JSON (without the token).
@@ -40,7 +40,7 @@ pub fn create(
             opt_uuid(by),
         ],
     )?;
-    Ok(to_json(&r))
+    Ok(to_json(&r)?)
 }
 
 /// Active keys of an org.
@@ -52,7 +52,7 @@ pub fn list(db: &Db, org_id: &str) -> ApiResult<Vec<Value>> {
         )?
         .iter()
         .map(to_json)
-        .collect())
+        .collect::<DbResult<Vec<_>>>()?)
 }
 
 /// Revokes a key; false if there was no active key with that id.
@@ -95,10 +95,13 @@ pub fn find_active(db: &Db, token_hash: &str) -> ApiResult<Option<Principal>> {
              RETURNING id, org_id, role, name",
             &[text(token_hash)],
         )?
-        .map(|r| Principal::ApiKey {
-            key_id: r.str("id"),
-            org_id: r.str("org_id"),
-            role: r.str("role").parse().unwrap_or(Role::Member),
-            name: r.str("name"),
-        }))
+        .map(|r| -> DbResult<_> {
+            Ok(Principal::ApiKey {
+                key_id: r.str("id")?,
+                org_id: r.str("org_id")?,
+                role: r.str("role")?.parse().unwrap_or(Role::Member),
+                name: r.str("name")?,
+            })
+        })
+        .transpose()?)
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use crate::db::{text, uuid, Db};
+use crate::db::{text, uuid, Db, DbResult};
 use crate::error::ApiResult;
 
 /// Creates a channel; a taken slug is a unique violation (409). `owner`
@@ -23,11 +23,11 @@ pub fn create(
         &[uuid(org_id), text(slug), text(name)],
     )?;
     if let Some(user) = owner {
-        set_member(db, &r.str("id"), user, "owner")?;
+        set_member(db, &r.str("id")?, user, "owner")?;
     }
     Ok(json!({
-        "id": r.str("id"), "slug": r.str("slug"), "name": r.str("name"),
-        "is_default": r.bool("is_default"), "created_at": r.time("created_at"),
+        "id": r.str("id")?, "slug": r.str("slug")?, "name": r.str("name")?,
+        "is_default": r.bool("is_default")?, "created_at": r.time("created_at")?,
     }))
 }
 
@@ -40,13 +40,13 @@ pub fn members(db: &Db, channel_id: &str) -> ApiResult<Vec<Value>> {
             &[uuid(channel_id)],
         )?
         .iter()
-        .map(|r| {
+        .map(|r| -> DbResult<_> { Ok({
             json!({
-                "user_id": r.str("id"), "email": r.str("email"), "name": r.str("name"),
-                "role": r.str("role"), "joined_at": r.time("created_at"),
+                "user_id": r.str("id")?, "email": r.str("email")?, "name": r.str("name")?,
+                "role": r.str("role")?, "joined_at": r.time("created_at")?,
             })
-        })
-        .collect())
+        }) })
+        .collect::<DbResult<Vec<_>>>()?)
 }
 
 /// Adds `user_id` to the channel or changes their role there.
@@ -96,6 +96,6 @@ pub fn roles_of(db: &Db, user_id: &str) -> ApiResult<HashMap<String, String>> {
             &[uuid(user_id)],
         )?
         .iter()
-        .map(|r| (r.str("channel_id"), r.str("role")))
-        .collect())
+        .map(|r| -> DbResult<_> { Ok((r.str("channel_id")?, r.str("role")?)) })
+        .collect::<DbResult<HashMap<_, _>>>()?)
 }

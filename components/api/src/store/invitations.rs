@@ -3,17 +3,17 @@
 use serde_json::{json, Value};
 use synatra_authz::Role;
 
-use crate::db::{opt_uuid, text, uuid, Db, Row};
+use crate::db::{opt_uuid, text, uuid, Db, DbResult, Row};
 use crate::error::ApiResult;
 
 /// Days an invitation stays valid.
 pub const VALID_DAYS: i64 = 7;
 
-fn to_json(r: &Row) -> Value {
-    json!({
-        "id": r.str("id"), "email": r.str("email"), "role": r.str("role"),
-        "created_at": r.time("created_at"), "expires_at": r.time("expires_at"),
-    })
+fn to_json(r: &Row) -> DbResult<Value> {
+    Ok(json!({
+        "id": r.str("id")?, "email": r.str("email")?, "role": r.str("role")?,
+        "created_at": r.time("created_at")?, "expires_at": r.time("expires_at")?,
+    }))
 }
 
 /// Creates an invitation; returns its JSON (without the token).
@@ -39,7 +39,7 @@ pub fn create(
             opt_uuid(by),
         ],
     )?;
-    Ok(to_json(&r))
+    Ok(to_json(&r)?)
 }
 
 /// Pending (unaccepted, unrevoked, unexpired) invitations of an org.
@@ -53,7 +53,7 @@ pub fn pending(db: &Db, org_id: &str) -> ApiResult<Vec<Value>> {
         )?
         .iter()
         .map(to_json)
-        .collect())
+        .collect::<DbResult<Vec<_>>>()?)
 }
 
 /// Revokes a pending invitation; false if there was none.
@@ -84,14 +84,17 @@ pub fn find_for_update(db: &Db, token_hash: &str) -> ApiResult<Option<Invitation
              FROM invitations WHERE token_hash = $1 FOR UPDATE",
             &[text(token_hash)],
         )?
-        .map(|r| Invitation {
-            id: r.str("id"),
-            org_id: r.str("org_id"),
-            email: r.str("email"),
-            role: r.str("role").parse().unwrap_or(Role::Member),
-            expired: r.bool("expired"),
-            used: r.bool("used"),
-        }))
+        .map(|r| -> DbResult<_> {
+            Ok(Invitation {
+                id: r.str("id")?,
+                org_id: r.str("org_id")?,
+                email: r.str("email")?,
+                role: r.str("role")?.parse().unwrap_or(Role::Member),
+                expired: r.bool("expired")?,
+                used: r.bool("used")?,
+            })
+        })
+        .transpose()?)
 }
 
 /// Marks an invitation accepted by `user_id`.

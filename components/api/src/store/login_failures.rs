@@ -35,7 +35,7 @@ pub fn attempt(db: &Db, email: &str, client: &str) -> ApiResult<bool> {
         ),
         &[text(email), text(client)],
     )?;
-    Ok(r.i64("by_email") > MAX_PER_EMAIL || r.i64("by_client") > MAX_PER_CLIENT)
+    Ok(r.i64("by_email")? > MAX_PER_EMAIL || r.i64("by_client")? > MAX_PER_CLIENT)
 }
 
 /// Forgets an email's failures after a successful sign-in.

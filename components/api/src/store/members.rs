@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 use synatra_authz::Role;
 
-use crate::db::{text, uuid, Db, Row};
+use crate::db::{text, uuid, Db, DbResult, Row};
 use crate::error::ApiResult;
 use crate::store::channels;
 
@@ -11,11 +11,11 @@ const SELECT: &str =
     "SELECT m.user_id, u.email, u.name, m.role, m.created_at AT TIME ZONE 'UTC' AS created_at
     FROM org_members m JOIN users u ON u.id = m.user_id";
 
-fn to_json(r: &Row) -> Value {
-    json!({
-        "user_id": r.str("user_id"), "email": r.str("email"), "name": r.str("name"),
-        "role": r.str("role"), "joined_at": r.time("created_at"),
-    })
+fn to_json(r: &Row) -> DbResult<Value> {
+    Ok(json!({
+        "user_id": r.str("user_id")?, "email": r.str("email")?, "name": r.str("name")?,
+        "role": r.str("role")?, "joined_at": r.time("created_at")?,
+    }))
 }
 
 /// Members of an org.
@@ -27,7 +27,7 @@ pub fn list(db: &Db, org_id: &str) -> ApiResult<Vec<Value>> {
         )?
         .iter()
         .map(to_json)
-        .collect())
+        .collect::<DbResult<Vec<_>>>()?)
 }
 
 /// A member's role, locking the row for the rest of the transaction.
@@ -37,7 +37,9 @@ pub fn role_for_update(db: &Db, org_id: &str, user_id: &str) -> ApiResult<Option
             "SELECT role FROM org_members WHERE org_id = $1 AND user_id = $2 FOR UPDATE",
             &[uuid(org_id), uuid(user_id)],
         )?
-        .and_then(|r| r.str("role").parse().ok()))
+        .map(|r| r.str("role"))
+        .transpose()?
+        .and_then(|role| role.parse().ok()))
 }
 
 /// Number of owners, locking them for the rest of the transaction.
@@ -69,7 +71,7 @@ pub fn set_role(db: &Db, org_id: &str, user_id: &str, role: Role) -> ApiResult<V
         &format!("{SELECT} WHERE m.org_id = $1 AND m.user_id = $2"),
         &[uuid(org_id), uuid(user_id)],
     )?;
-    Ok(to_json(&row))
+    Ok(to_json(&row)?)
 }
 
 /// Removes a member and their channel memberships in the org.

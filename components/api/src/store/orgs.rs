@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 use synatra_authz::Role;
 
-use crate::db::{text, uuid, Db, Row};
+use crate::db::{text, uuid, Db, DbResult, Row};
 use crate::error::ApiResult;
 use crate::store::channels;
 
@@ -14,19 +14,19 @@ pub struct OrgAccess {
     pub json: Value,
 }
 
-fn to_json(r: &Row) -> Value {
-    json!({
-        "id": r.str("id"), "name": r.str("name"), "slug": r.str("slug"),
-        "role": r.str("role"), "created_at": r.time("created_at"),
-    })
+fn to_json(r: &Row) -> DbResult<Value> {
+    Ok(json!({
+        "id": r.str("id")?, "name": r.str("name")?, "slug": r.str("slug")?,
+        "role": r.str("role")?, "created_at": r.time("created_at")?,
+    }))
 }
 
-fn access(r: Row) -> OrgAccess {
-    OrgAccess {
-        id: r.str("id"),
-        role: r.str("role").parse().unwrap_or(Role::Member),
-        json: to_json(&r),
-    }
+fn access(r: Row) -> DbResult<OrgAccess> {
+    Ok(OrgAccess {
+        id: r.str("id")?,
+        role: r.str("role")?.parse().unwrap_or(Role::Member),
+        json: to_json(&r)?,
+    })
 }
 
 /// The org named by `key` (slug or id) if `user_id` is a member.
@@ -38,7 +38,8 @@ pub fn for_member(db: &Db, key: &str, user_id: &str) -> ApiResult<Option<OrgAcce
              WHERE o.slug = $1 OR o.id::text = $1",
             &[text(key), uuid(user_id)],
         )?
-        .map(access))
+        .map(access)
+        .transpose()?)
 }
 
 /// The org named by `key` if it is `org_id` (an API key's org), with the key's role.
@@ -49,7 +50,8 @@ pub fn for_api_key(db: &Db, key: &str, org_id: &str, role: Role) -> ApiResult<Op
              FROM orgs o WHERE o.id = $2 AND (o.slug = $1 OR o.id::text = $1)",
             &[text(key), uuid(org_id), text(role.as_str())],
         )?
-        .map(access))
+        .map(access)
+        .transpose()?)
 }
 
 /// Orgs `user_id` belongs to, with their role.
@@ -63,7 +65,7 @@ pub fn list_for_user(db: &Db, user_id: &str) -> ApiResult<Vec<Value>> {
         )?
         .iter()
         .map(to_json)
-        .collect())
+        .collect::<DbResult<Vec<_>>>()?)
 }
 
 /// Creates an org owned by `user_id` with environments `production` and
@@ -75,7 +77,7 @@ pub fn create(db: &Db, name: &str, slug: &str, user_id: &str) -> ApiResult<Value
          RETURNING id, name, slug, created_at AT TIME ZONE 'UTC' AS created_at, 'owner' AS role",
         &[text(name), text(slug), uuid(user_id)],
     )?;
-    let org_id = org.str("id");
+    let org_id = org.str("id")?;
     db.execute(
         "INSERT INTO org_members (org_id, user_id, role) VALUES ($1, $2, 'owner')",
         &[uuid(&org_id), uuid(user_id)],
@@ -90,8 +92,8 @@ pub fn create(db: &Db, name: &str, slug: &str, user_id: &str) -> ApiResult<Value
          RETURNING id",
         &[uuid(&org_id)],
     )?;
-    channels::set_member(db, &channel.str("id"), user_id, "owner")?;
-    let mut json = to_json(&org);
+    channels::set_member(db, &channel.str("id")?, user_id, "owner")?;
+    let mut json = to_json(&org)?;
     json["environments"] = Value::Array(environments(db, &org_id)?);
     json["channels"] = Value::Array(channels(db, &org_id)?);
     Ok(json)
@@ -111,13 +113,13 @@ pub fn environments(db: &Db, org_id: &str) -> ApiResult<Vec<Value>> {
             &[uuid(org_id)],
         )?
         .iter()
-        .map(|r| {
+        .map(|r| -> DbResult<_> { Ok({
             json!({
-                "id": r.str("id"), "slug": r.str("slug"), "name": r.str("name"),
-                "protected": r.bool("protected"), "created_at": r.time("created_at"),
+                "id": r.str("id")?, "slug": r.str("slug")?, "name": r.str("name")?,
+                "protected": r.bool("protected")?, "created_at": r.time("created_at")?,
             })
-        })
-        .collect())
+        }) })
+        .collect::<DbResult<Vec<_>>>()?)
 }
 
 /// The org's channels.
@@ -128,13 +130,13 @@ pub fn channels(db: &Db, org_id: &str) -> ApiResult<Vec<Value>> {
             &[uuid(org_id)],
         )?
         .iter()
-        .map(|r| {
+        .map(|r| -> DbResult<_> { Ok({
             json!({
-                "id": r.str("id"), "slug": r.str("slug"), "name": r.str("name"),
-                "is_default": r.bool("is_default"), "created_at": r.time("created_at"),
+                "id": r.str("id")?, "slug": r.str("slug")?, "name": r.str("name")?,
+                "is_default": r.bool("is_default")?, "created_at": r.time("created_at")?,
             })
-        })
-        .collect())
+        }) })
+        .collect::<DbResult<Vec<_>>>()?)
 }
 
 /// A channel of the org by slug or id; the default channel when `key` is None.
@@ -145,7 +147,8 @@ pub fn channel_id(db: &Db, org_id: &str, key: Option<&str>) -> ApiResult<Option<
              AND (($2::text IS NULL AND is_default) OR slug = $2 OR id::text = $2)",
             &[uuid(org_id), crate::db::opt_text(key)],
         )?
-        .map(|r| r.str("id")))
+        .map(|r| -> DbResult<_> { r.str("id") })
+        .transpose()?)
 }
 
 /// An environment of the org by slug or id; `production` when `key` is None.
@@ -155,5 +158,6 @@ pub fn environment_id(db: &Db, org_id: &str, key: Option<&str>) -> ApiResult<Opt
             "SELECT id FROM environments WHERE org_id = $1 AND (slug = $2 OR id::text = $2)",
             &[uuid(org_id), text(key.unwrap_or("production"))],
         )?
-        .map(|r| r.str("id")))
+        .map(|r| -> DbResult<_> { r.str("id") })
+        .transpose()?)
 }

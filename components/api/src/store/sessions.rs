@@ -1,7 +1,7 @@
 //! `sessions`: only token hashes are stored.
 
 use crate::auth::{Principal, SESSION_DAYS};
-use crate::db::{text, uuid, Db};
+use crate::db::{text, uuid, Db, DbResult};
 use crate::error::ApiResult;
 
 /// Creates a session for `user_id` with the given token hash.
@@ -22,10 +22,13 @@ pub fn find_active(db: &Db, token_hash: &str) -> ApiResult<Option<Principal>> {
             "SELECT id, user_id FROM sessions WHERE token_hash = $1 AND expires_at > now()",
             &[text(token_hash)],
         )?
-        .map(|r| Principal::Session {
-            user_id: r.str("user_id"),
-            session_id: r.str("id"),
-        }))
+        .map(|r| -> DbResult<_> {
+            Ok(Principal::Session {
+                user_id: r.str("user_id")?,
+                session_id: r.str("id")?,
+            })
+        })
+        .transpose()?)
 }
 
 /// Ends a session.

@@ -2,14 +2,16 @@
 
 use serde_json::{json, Value};
 
-use crate::db::{text, uuid, Db, Row};
+use crate::db::{text, uuid, Db, DbResult, Row};
 use crate::error::ApiResult;
 
 const COLUMNS: &str = "id, email, name, created_at AT TIME ZONE 'UTC' AS created_at";
 
 /// The public JSON of a user row.
-pub fn to_json(r: &Row) -> Value {
-    json!({ "id": r.str("id"), "email": r.str("email"), "name": r.str("name"), "created_at": r.time("created_at") })
+pub fn to_json(r: &Row) -> DbResult<Value> {
+    Ok(
+        json!({ "id": r.str("id")?, "email": r.str("email")?, "name": r.str("name")?, "created_at": r.time("created_at")? }),
+    )
 }
 
 /// Inserts a user; a duplicate email is a unique violation (409).
@@ -27,10 +29,13 @@ pub fn find_for_login(db: &Db, email: &str) -> ApiResult<Option<(Row, String)>> 
             &format!("SELECT {COLUMNS}, password_hash FROM users WHERE lower(email) = lower($1)"),
             &[text(email)],
         )?
-        .map(|r| {
-            let hash = r.str("password_hash");
-            (r, hash)
-        }))
+        .map(|r| -> DbResult<_> {
+            Ok({
+                let hash = r.str("password_hash")?;
+                (r, hash)
+            })
+        })
+        .transpose()?)
 }
 
 /// A user by id.

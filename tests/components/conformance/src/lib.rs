@@ -326,12 +326,9 @@ fn pg_types(only: Option<&str>) -> anyhow::Result<serde_json::Value> {
 fn wrapped_queries() -> anyhow::Result<serde_json::Value> {
     let db = synatra_db::Db::open().map_err(|e| anyhow::anyhow!("{e}"))?;
     let run = |sql: &str| -> anyhow::Result<Vec<i64>> {
-        Ok(db
-            .query(sql, &[])
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .iter()
-            .map(|r| r.i64("v"))
-            .collect())
+        db.query(sql, &[])
+            .and_then(|rows| rows.iter().map(|r| r.i64("v")).collect())
+            .map_err(|e| anyhow::anyhow!("{e}"))
     };
     db.execute("CREATE TABLE IF NOT EXISTS conformance_ids (v bigint)", &[])
         .map_err(|e| anyhow::anyhow!("{e}"))?;
