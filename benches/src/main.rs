@@ -155,6 +155,13 @@ fn durable_runs() -> Result<()> {
         r.single_insert_us,
         r.record_us / r.single_insert_us
     );
+    println!("where a step's time goes at 1 concurrent run (an instance's time includes the calls it waits on):");
+    for s in &r.breakdown {
+        println!(
+            "  {:<12} {:>5.2} instances/step, {:>6.2} ms busy/step, of which instantiation {:>5.2} ms",
+            s.component, s.instances_per_step, s.busy_ms_per_step, s.instantiate_ms_per_step
+        );
+    }
     let base = r.steps_per_s[0].1;
     for (c, s) in &r.steps_per_s {
         println!(

@@ -9,6 +9,7 @@
 //! - approval → run resumed latency (approving a held tool call until the
 //!   provider sees the request with its result; the JavaScript call between).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -32,6 +33,82 @@ pub struct RunFigures {
     pub resume_p99_ms: f64,
     pub approval_p50_ms: f64,
     pub approval_p99_ms: f64,
+    /// Where a step's time goes at concurrency 1, per component.
+    pub breakdown: Vec<ComponentShare>,
+}
+
+/// One component's share of a durable step at concurrency 1, from the
+/// host's histograms (an instance's time includes the calls it waits on).
+pub struct ComponentShare {
+    pub component: String,
+    pub instances_per_step: f64,
+    pub busy_ms_per_step: f64,
+    pub instantiate_ms_per_step: f64,
+}
+
+/// `(sum, count)` per component of histogram `name` in a metrics text.
+fn histogram(text: &str, name: &str) -> BTreeMap<String, (f64, f64)> {
+    let mut out: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for line in text.lines() {
+        for (suffix, count) in [("_sum{", false), ("_count{", true)] {
+            let Some(rest) = line.strip_prefix(&format!("{name}{suffix}")) else {
+                continue;
+            };
+            let Some((labels, value)) = rest.split_once("} ") else {
+                continue;
+            };
+            let component = labels
+                .trim_start_matches("component=\"")
+                .trim_end_matches('"')
+                .to_string();
+            let value: f64 = value.trim().parse().unwrap_or(0.0);
+            let entry = out.entry(component).or_default();
+            if count {
+                entry.1 = value;
+            } else {
+                entry.0 = value;
+            }
+        }
+    }
+    out
+}
+
+/// The host's busy and instantiation histograms.
+fn component_times(admin: &str) -> Result<[BTreeMap<String, (f64, f64)>; 2]> {
+    let text = ureq::get(&format!("{admin}/metrics"))
+        .call()?
+        .into_string()?;
+    Ok([
+        histogram(&text, "synatra_component_busy_seconds"),
+        histogram(&text, "synatra_component_instantiate_seconds"),
+    ])
+}
+
+/// Each component's share of `steps` steps between two snapshots.
+fn shares(
+    before: &[BTreeMap<String, (f64, f64)>; 2],
+    after: &[BTreeMap<String, (f64, f64)>; 2],
+    steps: f64,
+) -> Vec<ComponentShare> {
+    let delta = |i: usize, c: &str| {
+        let (s1, n1) = after[i].get(c).copied().unwrap_or_default();
+        let (s0, n0) = before[i].get(c).copied().unwrap_or_default();
+        (s1 - s0, n1 - n0)
+    };
+    after[0]
+        .keys()
+        .map(|c| {
+            let (busy, n) = delta(0, c);
+            let (inst, _) = delta(1, c);
+            ComponentShare {
+                component: c.clone(),
+                instances_per_step: n / steps,
+                busy_ms_per_step: busy * 1e3 / steps,
+                instantiate_ms_per_step: inst * 1e3 / steps,
+            }
+        })
+        .filter(|s| s.instances_per_step > 0.0)
+        .collect()
 }
 
 fn rss_kib(pid: u32) -> Result<u64> {
@@ -72,7 +149,9 @@ pub fn measure() -> Result<RunFigures> {
     step("durable steps/s end to end (1, 8, 64 concurrent runs)");
     let db = app.host.database_url.clone();
     let mut steps_per_s = Vec::new();
+    let mut breakdown = Vec::new();
     for concurrency in [1usize, 8, 64] {
+        let times_before = component_times(&app.host.admin)?;
         step(&format!("{concurrency} concurrent runs"));
         // Busy time per round comes from the runs' own timestamps, so the
         // client's polling does not count.
@@ -115,6 +194,9 @@ pub fn measure() -> Result<RunFigures> {
             busy += secs.parse::<f64>()?;
         }
         steps_per_s.push((concurrency, steps / busy));
+        if concurrency == 1 {
+            breakdown = shares(&times_before, &component_times(&app.host.admin)?, steps);
+        }
     }
 
     step("reply → run resumed latency");
@@ -203,6 +285,7 @@ pub fn measure() -> Result<RunFigures> {
         resume_p99_ms: percentile(&latencies, 0.99) / 1000.0,
         approval_p50_ms: percentile(&approvals, 0.5) / 1000.0,
         approval_p99_ms: percentile(&approvals, 0.99) / 1000.0,
+        breakdown,
     })
 }
 

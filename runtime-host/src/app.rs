@@ -268,10 +268,14 @@ impl App {
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let guard = self.metrics.instance();
+        let app = self.clone();
         let task = tokio::spawn(async move {
             let _guard = guard;
+            let started = std::time::Instant::now();
             let work = async {
                 let proxy = runtime.pre.instantiate_async(&mut store).await?;
+                app.metrics
+                    .instantiated(&runtime.id, started.elapsed().as_secs_f64());
                 let req = store
                     .data_mut()
                     .http()
@@ -298,10 +302,13 @@ impl App {
                 }
                 std::future::pending::<()>().await
             };
-            tokio::select! {
+            let result = tokio::select! {
                 result = bounded => result,
                 () = cancelled => Err(Cancelled.into()),
-            }
+            };
+            app.metrics
+                .busy(&runtime.id, started.elapsed().as_secs_f64());
+            result
         });
 
         match receiver.await {

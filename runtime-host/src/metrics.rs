@@ -34,6 +34,8 @@ pub struct Metrics {
     errors: Family<ErrorLabels, Counter>,
     instances: Gauge<i64, std::sync::atomic::AtomicI64>,
     instantiations: Counter<u64, AtomicU64>,
+    instantiate: Family<ComponentLabels, Histogram>,
+    busy: Family<ComponentLabels, Histogram>,
     run_advances: Family<OutcomeLabels, Counter>,
 }
 
@@ -52,6 +54,9 @@ impl Default for Metrics {
         let errors = Family::<ErrorLabels, Counter>::default();
         let instances = Gauge::default();
         let instantiations = Counter::default();
+        let seconds = || Histogram::new(exponential_buckets(0.00005, 2.0, 20));
+        let instantiate = Family::<ComponentLabels, Histogram>::new_with_constructor(seconds);
+        let busy = Family::<ComponentLabels, Histogram>::new_with_constructor(seconds);
         let run_advances = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "run_advances",
@@ -79,6 +84,16 @@ impl Default for Metrics {
             "Component instances created",
             instantiations.clone(),
         );
+        registry.register(
+            "component_instantiate_seconds",
+            "Time to instantiate a component, per instance",
+            instantiate.clone(),
+        );
+        registry.register(
+            "component_busy_seconds",
+            "Time an instance lives, from dispatch until its handler returns (requests from components included)",
+            busy.clone(),
+        );
         Self {
             registry,
             requests,
@@ -86,6 +101,8 @@ impl Default for Metrics {
             errors,
             instances,
             instantiations,
+            instantiate,
+            busy,
             run_advances,
         }
     }
@@ -124,6 +141,24 @@ impl Metrics {
                 outcome: outcome.to_string(),
             })
             .inc();
+    }
+
+    /// Records how long instantiating `component` took.
+    pub fn instantiated(&self, component: &str, seconds: f64) {
+        self.instantiate
+            .get_or_create(&ComponentLabels {
+                component: component.to_string(),
+            })
+            .observe(seconds);
+    }
+
+    /// Records how long an instance of `component` lived.
+    pub fn busy(&self, component: &str, seconds: f64) {
+        self.busy
+            .get_or_create(&ComponentLabels {
+                component: component.to_string(),
+            })
+            .observe(seconds);
     }
 
     /// Counts a live instance until the guard drops.

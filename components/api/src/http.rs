@@ -145,6 +145,32 @@ pub fn check_body(req: &Request, rule: BodyRule) -> ApiResult<()> {
     Ok(())
 }
 
+/// The page a listing asks for: `limit` (1 to 100, default 50) and the
+/// keyset cursor `after` (the `next_cursor` of the previous page: an id of
+/// `what`).
+pub struct Page {
+    pub limit: usize,
+    pub after: Option<String>,
+}
+
+/// Reads and checks `limit` and `after`.
+pub fn page(req: &Request, what: &str) -> ApiResult<Page> {
+    let bad = |field: &str, message: String| ApiError::fields(&[(field.to_string(), message)]);
+    let limit = match query_param(req, "limit") {
+        None => 50,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=100).contains(l))
+            .ok_or_else(|| bad("limit", "must be 1 to 100".into()))?,
+    };
+    let after = query_param(req, "after");
+    if after.as_deref().is_some_and(|a| !crate::input::is_uuid(a)) {
+        return Err(bad("after", format!("must be {what} id from next_cursor")));
+    }
+    Ok(Page { limit, after })
+}
+
 /// A query-string parameter, percent-decoded.
 pub fn query_param(req: &Request, name: &str) -> Option<String> {
     req.query().split('&').find_map(|pair| {

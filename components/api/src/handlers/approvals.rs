@@ -10,8 +10,7 @@ use synatra_db::approvals::{self, Approval, ApprovalAccess, Decider};
 use crate::auth::Principal;
 use crate::ctx::OrgCtx;
 use crate::error::{ApiError, ApiResult};
-use crate::http::{query_param, Reply};
-use crate::input::is_uuid;
+use crate::http::{page, query_param, Page, Reply};
 use crate::views;
 use crate::visibility::Visibility;
 
@@ -85,21 +84,7 @@ pub fn list(ctx: &OrgCtx) -> ApiResult<Reply> {
             format!("must be one of {}", STATUSES.join(", ")),
         ));
     }
-    let limit = match query_param(ctx.req, "limit") {
-        None => 50,
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|l| (1..=100).contains(l))
-            .ok_or_else(|| bad("limit", "must be 1 to 100".into()))?,
-    };
-    let mut after = query_param(ctx.req, "after");
-    if after.as_deref().is_some_and(|a| !is_uuid(a)) {
-        return Err(bad(
-            "after",
-            "must be an approval id from next_cursor".into(),
-        ));
-    }
+    let Page { limit, mut after } = page(ctx.req, "an approval")?;
     let visibility = Visibility::of(ctx)?;
     let inbox = status.as_deref() == Some("pending");
     let mut out = Vec::new();

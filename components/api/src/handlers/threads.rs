@@ -11,8 +11,7 @@ use synatra_runs::ThreadStatus;
 use crate::auth::Principal;
 use crate::ctx::OrgCtx;
 use crate::error::{ApiError, ApiResult};
-use crate::http::{query_param, Reply};
-use crate::input::is_uuid;
+use crate::http::{page, query_param, Page, Reply};
 use crate::store::{agents, orgs};
 use crate::views;
 use crate::visibility::Visibility;
@@ -261,14 +260,7 @@ pub fn list(ctx: &OrgCtx) -> ApiResult<Reply> {
             Some(ThreadStatus::parse(&s).ok_or_else(|| bad("status", "unknown thread status"))?)
         }
     };
-    let limit = match query_param(ctx.req, "limit") {
-        None => 50,
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|l| (1..=100).contains(l))
-            .ok_or_else(|| bad("limit", "must be 1 to 100"))?,
-    };
+    let Page { limit, after } = page(ctx.req, "a thread")?;
     let agent_id = match query_param(ctx.req, "agent") {
         None => None,
         Some(a) => Some(
@@ -283,10 +275,6 @@ pub fn list(ctx: &OrgCtx) -> ApiResult<Reply> {
                 .ok_or_else(|| ApiError::not_found("channel"))?,
         ),
     };
-    let after = query_param(ctx.req, "after");
-    if after.as_deref().is_some_and(|a| !is_uuid(a)) {
-        return Err(bad("after", "must be a thread id from next_cursor"));
-    }
     let visibility = Visibility::of(ctx)?;
     let channels = visibility.channels().map(|c| c.join(","));
     let threads = runs::list_threads(
@@ -298,10 +286,10 @@ pub fn list(ctx: &OrgCtx) -> ApiResult<Reply> {
             channel_id: channel_id.as_deref(),
             in_channels: channels.as_deref(),
             after: after.as_deref(),
-            limit,
+            limit: limit as i64,
         },
     )?;
-    let next = (threads.len() as i64 == limit)
+    let next = (threads.len() == limit)
         .then(|| threads.last().map(|t| t.id.clone()))
         .flatten();
     let threads: Vec<_> = threads.iter().map(views::thread).collect();
