@@ -158,8 +158,13 @@ fn durable_runs() -> Result<()> {
     println!("where a step's time goes at 1 concurrent run (an instance's time includes the calls it waits on):");
     for s in &r.breakdown {
         println!(
-            "  {:<12} {:>5.2} instances/step, {:>6.2} ms busy/step, of which instantiation {:>5.2} ms",
-            s.component, s.instances_per_step, s.busy_ms_per_step, s.instantiate_ms_per_step
+            "  {:<12} {:>5.2} instances/step, {:>6.2} ms busy/step; of it instantiation {:>5.2} ms, {:>5.2} SQL statements {:>5.2} ms",
+            s.component,
+            s.instances_per_step,
+            s.busy_ms_per_step,
+            s.instantiate_ms_per_step,
+            s.statements_per_step,
+            s.statement_ms_per_step
         );
     }
     let base = r.steps_per_s[0].1;

@@ -44,6 +44,8 @@ pub struct ComponentShare {
     pub instances_per_step: f64,
     pub busy_ms_per_step: f64,
     pub instantiate_ms_per_step: f64,
+    pub statements_per_step: f64,
+    pub statement_ms_per_step: f64,
 }
 
 /// `(sum, count)` per component of histogram `name` in a metrics text.
@@ -74,20 +76,21 @@ fn histogram(text: &str, name: &str) -> BTreeMap<String, (f64, f64)> {
 }
 
 /// The host's busy and instantiation histograms.
-fn component_times(admin: &str) -> Result<[BTreeMap<String, (f64, f64)>; 2]> {
+fn component_times(admin: &str) -> Result<[BTreeMap<String, (f64, f64)>; 3]> {
     let text = ureq::get(&format!("{admin}/metrics"))
         .call()?
         .into_string()?;
     Ok([
         histogram(&text, "synatra_component_busy_seconds"),
         histogram(&text, "synatra_component_instantiate_seconds"),
+        histogram(&text, "synatra_postgres_statement_seconds"),
     ])
 }
 
 /// Each component's share of `steps` steps between two snapshots.
 fn shares(
-    before: &[BTreeMap<String, (f64, f64)>; 2],
-    after: &[BTreeMap<String, (f64, f64)>; 2],
+    before: &[BTreeMap<String, (f64, f64)>; 3],
+    after: &[BTreeMap<String, (f64, f64)>; 3],
     steps: f64,
 ) -> Vec<ComponentShare> {
     let delta = |i: usize, c: &str| {
@@ -100,7 +103,10 @@ fn shares(
         .map(|c| {
             let (busy, n) = delta(0, c);
             let (inst, _) = delta(1, c);
+            let (sql, statements) = delta(2, c);
             ComponentShare {
+                statements_per_step: statements / steps,
+                statement_ms_per_step: sql * 1e3 / steps,
                 component: c.clone(),
                 instances_per_step: n / steps,
                 busy_ms_per_step: busy * 1e3 / steps,

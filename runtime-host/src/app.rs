@@ -50,7 +50,7 @@ pub struct App {
     pub factors: AppStates,
     /// The application database (key-value store, host tables).
     pub db: PgPool,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// Resolved application variables (the host reads `service_secret`).
     pub variables: AppVariables,
     /// Services of the host reached like components, by name.
@@ -143,8 +143,10 @@ impl App {
         let mut linker = Linker::<InstanceState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         crate::factors::link(&mut linker)?;
+        let metrics = Arc::new(Metrics::default());
         let factors = AppStates::configure(&ConfigureContext {
             manifest,
+            metrics: &metrics,
             variables: &variables,
             db: &options.db,
             pg_max_connections: options.pg_max_connections,
@@ -201,7 +203,7 @@ impl App {
             components,
             factors,
             db: options.db,
-            metrics: Metrics::default(),
+            metrics,
             variables,
             services: options.services.into_iter().collect(),
         }))

@@ -36,6 +36,7 @@ pub struct Metrics {
     instantiations: Counter<u64, AtomicU64>,
     instantiate: Family<ComponentLabels, Histogram>,
     busy: Family<ComponentLabels, Histogram>,
+    statements: Family<ComponentLabels, Histogram>,
     run_advances: Family<OutcomeLabels, Counter>,
 }
 
@@ -57,6 +58,7 @@ impl Default for Metrics {
         let seconds = || Histogram::new(exponential_buckets(0.00005, 2.0, 20));
         let instantiate = Family::<ComponentLabels, Histogram>::new_with_constructor(seconds);
         let busy = Family::<ComponentLabels, Histogram>::new_with_constructor(seconds);
+        let statements = Family::<ComponentLabels, Histogram>::new_with_constructor(seconds);
         let run_advances = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "run_advances",
@@ -94,6 +96,11 @@ impl Default for Metrics {
             "Time an instance lives, from dispatch until its handler returns (requests from components included)",
             busy.clone(),
         );
+        registry.register(
+            "postgres_statement_seconds",
+            "Time of one spin:postgres query or execute, per component",
+            statements.clone(),
+        );
         Self {
             registry,
             requests,
@@ -103,6 +110,7 @@ impl Default for Metrics {
             instantiations,
             instantiate,
             busy,
+            statements,
             run_advances,
         }
     }
@@ -155,6 +163,15 @@ impl Metrics {
     /// Records how long an instance of `component` lived.
     pub fn busy(&self, component: &str, seconds: f64) {
         self.busy
+            .get_or_create(&ComponentLabels {
+                component: component.to_string(),
+            })
+            .observe(seconds);
+    }
+
+    /// Records one Postgres statement of `component`.
+    pub fn statement(&self, component: &str, seconds: f64) {
+        self.statements
             .get_or_create(&ComponentLabels {
                 component: component.to_string(),
             })

@@ -19,12 +19,15 @@ use wasmtime_wasi_http::WasiHttpView;
 
 use crate::allowed_hosts::AllowedHosts;
 use crate::manifest::{ComponentLimits, Manifest};
+use crate::metrics::Metrics;
 use outbound_http::InProcess;
 use variables::AppVariables;
 
 /// What a factor may read of the application when it is configured.
 pub struct ConfigureContext<'a> {
     pub manifest: &'a Manifest,
+    /// The host's metrics, for factors that report their own.
+    pub metrics: &'a Arc<Metrics>,
     /// Resolved application variables.
     pub variables: &'a AppVariables,
     /// The application database (key-value store).

@@ -32,6 +32,7 @@ use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 
 use super::{ConfigureContext, Factor, HasFactors, PrepareContext};
 use crate::allowed_hosts::AllowedHosts;
+use crate::metrics::Metrics;
 use bindings::spin::postgres::postgres::{
     add_to_linker, Column as WitColumn, DbDataType, DbError, DbValue, Error, Host, HostConnection,
     Interval, ParameterValue, QueryError, RowSet,
@@ -53,22 +54,25 @@ pub struct PostgresFactor;
 /// reach, and the connections it holds.
 pub struct PostgresInstance {
     pools: Arc<PgPools>,
+    metrics: Arc<Metrics>,
     component: String,
     allowed_hosts: Arc<AllowedHosts>,
     table: ResourceTable,
 }
 
 impl Factor for PostgresFactor {
-    type AppState = Arc<PgPools>;
+    type AppState = (Arc<PgPools>, Arc<Metrics>);
     type InstanceState = PostgresInstance;
 
-    fn configure(ctx: &ConfigureContext) -> anyhow::Result<Arc<PgPools>> {
-        Ok(Arc::new(PgPools::new(ctx.pg_max_connections)))
+    fn configure(ctx: &ConfigureContext) -> anyhow::Result<Self::AppState> {
+        let pools = Arc::new(PgPools::new(ctx.pg_max_connections));
+        Ok((pools, ctx.metrics.clone()))
     }
 
-    fn prepare(pools: &Arc<PgPools>, ctx: &PrepareContext) -> PostgresInstance {
+    fn prepare((pools, metrics): &Self::AppState, ctx: &PrepareContext) -> PostgresInstance {
         PostgresInstance {
             pools: pools.clone(),
+            metrics: metrics.clone(),
             component: ctx.component.to_string(),
             allowed_hosts: ctx.allowed_hosts.clone(),
             table: ResourceTable::new(),
@@ -216,6 +220,39 @@ impl HostConnection for PostgresInstance {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<RowSet, Error>> {
+        let started = std::time::Instant::now();
+        let result = self.run_query(this, statement, params).await;
+        self.metrics
+            .statement(&self.component, started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn execute(
+        &mut self,
+        this: Resource<PgConnection>,
+        statement: String,
+        params: Vec<ParameterValue>,
+    ) -> wasmtime::Result<Result<u64, Error>> {
+        let started = std::time::Instant::now();
+        let result = self.run_execute(this, statement, params).await;
+        self.metrics
+            .statement(&self.component, started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn drop(&mut self, this: Resource<PgConnection>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        Ok(())
+    }
+}
+
+impl PostgresInstance {
+    async fn run_query(
+        &mut self,
+        this: Resource<PgConnection>,
+        statement: String,
+        params: Vec<ParameterValue>,
+    ) -> wasmtime::Result<Result<RowSet, Error>> {
         let conn = self.table.get_mut(&this)?;
         let (prepared, args) = match conn.prepare(&statement, params).await {
             Ok(p) => p,
@@ -242,7 +279,7 @@ impl HostConnection for PostgresInstance {
         Ok(rows.map(|rows| RowSet { columns, rows }))
     }
 
-    async fn execute(
+    async fn run_execute(
         &mut self,
         this: Resource<PgConnection>,
         statement: String,
@@ -256,11 +293,6 @@ impl HostConnection for PostgresInstance {
         let conn = conn.pooled();
         let result = prepared.query_with(args).execute(&mut **conn).await;
         Ok(result.map(|r| r.rows_affected()).map_err(query_error))
-    }
-
-    async fn drop(&mut self, this: Resource<PgConnection>) -> wasmtime::Result<()> {
-        self.table.delete(this)?;
-        Ok(())
     }
 }
 
