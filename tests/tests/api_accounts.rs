@@ -97,6 +97,12 @@ fn login_logout_cycle() {
     );
     assert_eq!(wrong.status, 401);
     assert_eq!(wrong.code(), "invalid_credentials");
+    // Shorter than sign-up allows is still just a wrong password.
+    let short = c.post(
+        "/api/v1/auth/login",
+        json!({ "email": user.email, "password": "short" }),
+    );
+    assert_eq!((short.status, short.code()), (401, "invalid_credentials"));
     let unknown = c.post(
         "/api/v1/auth/login",
         json!({ "email": "nobody@example.com", "password": "whatever123" }),

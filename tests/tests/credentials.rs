@@ -180,6 +180,20 @@ fn credential_input_is_validated() {
         json!({ "base_url": "ftp://x.example" }),
     );
     assert_eq!(r.body["error"]["details"]["fields"][0]["field"], "base_url");
+    // A URL that would send the key elsewhere, or push our path into a query.
+    for (url, why) in [
+        ("https://attacker.example@api.openai.com/v1", "user"),
+        ("https://api.openai.com/v1?x=", "query"),
+    ] {
+        let r = put(&app, "production", "openai", json!({ "base_url": url }));
+        assert_eq!((r.status, r.code()), (400, "validation_failed"), "{url}");
+        let field = &r.body["error"]["details"]["fields"][0];
+        assert_eq!(field["field"], "base_url");
+        assert!(
+            field["message"].as_str().unwrap().contains(why),
+            "{url}: {field}"
+        );
+    }
     let r = put(&app, "production", "openai", json!({}));
     assert_eq!(r.status, 400);
     let r = put(&app, "production", "openai", json!({ "api_key": "short" }));

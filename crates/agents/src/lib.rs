@@ -4,6 +4,29 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// Why `url` cannot be a provider's base URL, if it cannot: it must be
+/// http(s) with a host, and carry no user, query or fragment (the request
+/// path is appended to it, and a key must go only where it names).
+pub fn base_url_problem(url: &str) -> Option<&'static str> {
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return Some("must be an http(s) URL");
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() {
+        return Some("must name a host");
+    }
+    if authority.contains('@') {
+        return Some("must not carry a user or password");
+    }
+    if url.contains('?') || url.contains('#') {
+        return Some("must not carry a query or fragment");
+    }
+    None
+}
+
 /// LLM provider families; `openai-compatible` is any server speaking the
 /// OpenAI Chat Completions wire format at `base_url` (vLLM, Ollama, LiteLLM).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,8 +198,10 @@ impl AgentConfig {
                         "config.model.base_url",
                         "openai-compatible models need a base_url",
                     )),
-                    (Some(u), _) if !(u.starts_with("http://") || u.starts_with("https://")) => {
-                        out.push(err("config.model.base_url", "must be an http(s) URL"))
+                    (Some(u), _) => {
+                        if let Some(problem) = base_url_problem(u) {
+                            out.push(err("config.model.base_url", problem))
+                        }
                     }
                     _ => {}
                 }
@@ -324,6 +349,36 @@ mod tests {
         );
         let e = AgentConfig::parse(
             &json!({ "model": { "provider": "openai-compatible", "model": "llama" } }),
+            true,
+        )
+        .unwrap_err();
+        assert_eq!(e[0].field, "config.model.base_url");
+    }
+
+    #[test]
+    fn base_urls_name_a_host_and_nothing_else() {
+        for ok in [
+            "http://localhost:11434/v1",
+            "https://api.example.com",
+            "http://10.0.0.5:8000/v1/",
+        ] {
+            assert_eq!(base_url_problem(ok), None, "{ok}");
+        }
+        for (bad, why) in [
+            ("ftp://x", "http(s)"),
+            ("localhost:11434", "http(s)"),
+            ("https://", "host"),
+            ("https:///v1", "host"),
+            ("https://user:pw@api.example.com", "user"),
+            ("https://evil.example@api.example.com/v1", "user"),
+            ("https://api.example.com/v1?x=", "query"),
+            ("https://api.example.com/v1#", "fragment"),
+        ] {
+            let problem = base_url_problem(bad).unwrap_or_default();
+            assert!(problem.contains(why), "{bad}: {problem}");
+        }
+        let e = AgentConfig::parse(
+            &json!({ "model": { "provider": "openai", "model": "m", "base_url": "https://a@b/v1" } }),
             true,
         )
         .unwrap_err();

@@ -10,9 +10,23 @@ pub const DEFAULT_BASE: &str = "https://generativelanguage.googleapis.com";
 /// The streaming request URL for `model` at `base_url` (or the default).
 pub fn url(base_url: Option<&str>, model: &str) -> String {
     format!(
-        "{}/v1beta/models/{model}:streamGenerateContent?alt=sse",
-        base_url.unwrap_or(DEFAULT_BASE).trim_end_matches('/')
+        "{}/v1beta/models/{}:streamGenerateContent?alt=sse",
+        base_url.unwrap_or(DEFAULT_BASE).trim_end_matches('/'),
+        path_segment(model)
     )
+}
+
+/// `s` percent-encoded as one URL path segment: a model name cannot reach
+/// another path (`../`) or the query.
+fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// The JSON body of a `generateContent` request. Function results travel as
@@ -178,6 +192,10 @@ mod tests {
         );
         assert_eq!(b["tools"][0]["functionDeclarations"][0]["name"], "add");
         assert_eq!(url(None, "gemini-x"), "https://generativelanguage.googleapis.com/v1beta/models/gemini-x:streamGenerateContent?alt=sse");
+        assert_eq!(
+            url(Some("http://h"), "../../x?key=1#y"),
+            "http://h/v1beta/models/..%2F..%2Fx%3Fkey%3D1%23y:streamGenerateContent?alt=sse"
+        );
     }
 
     fn run(s: &str) -> Result<Completion, LlmError> {

@@ -12,11 +12,14 @@ use crate::store::{login_failures, orgs, sessions, users};
 /// Verifying against this keeps unknown emails as slow as wrong passwords.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c3luYXRyYWR1bW15c2FsdA$0Yq0S5Ya1zLx7mN3tq2Tq0mU3k1tQ0z6p9hX0Q8oJ7A";
 
-fn credentials(ctx: &Ctx, with_name: bool) -> ApiResult<(String, String, String)> {
+/// The email, password and (when signing up) name of the body. Sign-up
+/// requires 8 characters of password; sign-in accepts any length, so a
+/// wrong short password is a wrong password (401), not a bad request.
+fn credentials(ctx: &Ctx, signing_up: bool) -> ApiResult<(String, String, String)> {
     let mut input = ctx.input()?;
     let email = input.string("email", 3, 254);
-    let password = input.string("password", 8, 256);
-    let name = if with_name {
+    let password = input.string("password", if signing_up { 8 } else { 1 }, 256);
+    let name = if signing_up {
         input.string("name", 1, 100)
     } else {
         String::new()

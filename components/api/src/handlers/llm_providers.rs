@@ -45,13 +45,13 @@ pub fn put(ctx: &OrgCtx) -> ApiResult<Reply> {
     let api_key = input.optional_string("api_key", 8, 500);
     let has_url = input.has("base_url");
     let base_url = input.optional_string("base_url", 8, 500);
-    input.check(
-        base_url
-            .as_deref()
-            .is_none_or(|u| u.is_empty() || u.starts_with("http://") || u.starts_with("https://")),
-        "base_url",
-        "`base_url` must be an http(s) URL",
-    );
+    if let Some(problem) = base_url
+        .as_deref()
+        .filter(|u| !u.is_empty())
+        .and_then(synatra_agents::base_url_problem)
+    {
+        input.check(false, "base_url", &format!("`base_url` {problem}"));
+    }
     input.check(
         has_key || has_url,
         "api_key",
