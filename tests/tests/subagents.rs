@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::json;
 use synatra_tests::fake_llm::{Answer, FakeLlm};
 use synatra_tests::runs::{
-    cancel, cancel_and_settle, kinds, messages_of, newest_thread_of, publish_boss_and_helper,
-    start, start_thread, wait_for,
+    cancel, cancel_and_settle, kinds, messages_of, newest_thread_of, publish,
+    publish_boss_and_helper, start, start_thread, wait_for,
 };
 
 #[test]
@@ -135,4 +135,35 @@ fn cancelling_a_subagents_thread_resumes_its_parent_with_the_outcome() {
         .as_str()
         .unwrap()
         .contains("cancelled"));
+}
+
+#[test]
+fn an_agent_cannot_delegate_to_itself_and_the_model_is_told_why() {
+    let fake = FakeLlm::start(vec![
+        Answer::ToolCall {
+            name: "delegate_to_echo".into(),
+            arguments: json!({ "message": "Ask yourself." }),
+        },
+        Answer::Text("I answer myself then.".into()),
+    ]);
+    let app = start();
+    let echo = json!({
+        "model": { "provider": "openai", "model": "echo-model", "base_url": fake.base_url() },
+        "subagents": ["echo"],
+    });
+    publish(&app, "echo", &echo);
+    let id = start_thread(&app, "echo", "go", "normal");
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "completed", "{t:#}");
+    let result = messages_of(&t, "tool_result")[0];
+    assert_eq!(result["content"]["is_error"], true, "{result:#}");
+    let error = result["content"]["result"]["error"].as_str().unwrap();
+    assert!(error.contains("may not loop"), "{error}");
+    // No run of the agent was started for the refused call.
+    let threads = app
+        .owner
+        .client
+        .get(&format!("/api/v1/orgs/{}/threads?agent=echo", app.org));
+    assert_eq!(threads.body["threads"].as_array().unwrap().len(), 1);
+    assert_eq!(fake.calls(), 2);
 }

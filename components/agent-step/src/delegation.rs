@@ -10,6 +10,28 @@ use synatra_runs::{delegate_tool, Step, WaitingFor};
 use crate::engine::{Next, Toolbox};
 use crate::recorder::Recorder;
 
+/// Sub-agent runs allowed below a thread's own run.
+const MAX_DEPTH: usize = 4;
+
+/// Why starting a run of `agent_id` from this run is refused, if it is: the
+/// agent is already working on this request (a cycle, itself included), or
+/// the chain of delegations is as deep as allowed.
+fn refusal(rec: &Recorder, agent_id: &str) -> Result<Option<String>, DbError> {
+    let chain = runs::delegation_chain(rec.db, &rec.run.id)?;
+    if chain.iter().any(|a| a == agent_id) {
+        return Ok(Some(
+            "refused: that agent is already working on this request (delegation may not loop)"
+                .into(),
+        ));
+    }
+    if chain.len() > MAX_DEPTH {
+        return Ok(Some(format!(
+            "refused: delegation is limited to {MAX_DEPTH} levels of sub-agents"
+        )));
+    }
+    Ok(None)
+}
+
 /// Starts the sub-agent's run, or tells the model what is wrong.
 pub fn delegate(rec: &mut Recorder, toolbox: &Toolbox, call: &ToolCall) -> Result<Next, DbError> {
     let sub = toolbox
@@ -28,6 +50,10 @@ pub fn delegate(rec: &mut Recorder, toolbox: &Toolbox, call: &ToolCall) -> Resul
         let step = Step::tool_result(call, json!({ "error": error }), true);
         return Ok(Next::Record(step, json!({ "call": call })));
     };
+    if let Some(error) = refusal(rec, &sub.agent_id)? {
+        let step = Step::tool_result(call, json!({ "error": error }), true);
+        return Ok(Next::Record(step, json!({ "call": call })));
+    }
     rec.transact(|tx| {
         let run = tx.run;
         let child_thread = runs::create_thread(

@@ -672,6 +672,23 @@ pub fn set_wake(db: &Db, run_id: &str, delay_ms: i64) -> DbResult<()> {
     Ok(())
 }
 
+/// The agents of run `run_id` and of the runs that delegated to it, from
+/// this run up to the thread's own run.
+pub fn delegation_chain(db: &Db, run_id: &str) -> DbResult<Vec<String>> {
+    db.query(
+        "WITH RECURSIVE chain AS (
+             SELECT id, parent_run_id, agent_id, 0 AS depth FROM runs WHERE id = $1
+             UNION ALL
+             SELECT r.id, r.parent_run_id, r.agent_id, c.depth + 1
+             FROM runs r JOIN chain c ON r.id = c.parent_run_id WHERE c.depth < 64)
+         SELECT agent_id::text AS agent_id FROM chain ORDER BY depth",
+        &[uuid(run_id)],
+    )?
+    .iter()
+    .map(|r| r.str("agent_id"))
+    .collect()
+}
+
 /// How a child run ended: `(status, error, final answer)`.
 pub fn child_outcome(
     db: &Db,

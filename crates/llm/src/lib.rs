@@ -226,12 +226,34 @@ impl Stream {
         }
     }
 
-    /// The whole turn.
+    /// The whole turn; every tool call has an id of its own.
     pub fn finish(self) -> Result<Completion, LlmError> {
-        match self {
+        let mut completion = match self {
             Stream::OpenAi(s) => s.finish(),
             Stream::Anthropic(s) => s.finish(),
             Stream::Google(s) => s.finish(),
+        }?;
+        distinct_call_ids(&mut completion.tool_calls);
+        Ok(completion)
+    }
+}
+
+/// Gives a call without an id, or with the id of an earlier call of the
+/// turn, the id `call_<n>` (some OpenAI-compatible servers send none): an
+/// approval or a result answers exactly one call.
+fn distinct_call_ids(calls: &mut [ToolCall]) {
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..calls.len() {
+        if calls[i].id.is_empty() || !seen.insert(calls[i].id.clone()) {
+            let mut n = i;
+            let id = loop {
+                let candidate = format!("call_{n}");
+                if !calls.iter().any(|c| c.id == candidate) && seen.insert(candidate.clone()) {
+                    break candidate;
+                }
+                n += calls.len();
+            };
+            calls[i].id = id;
         }
     }
 }
@@ -428,6 +450,32 @@ mod tests {
             None
         )
         .is_ok());
+    }
+
+    #[test]
+    fn every_call_of_a_turn_gets_its_own_id() {
+        let call = |id: &str| ToolCall {
+            id: id.into(),
+            name: "refund".into(),
+            arguments: serde_json::json!({}),
+        };
+        let mut calls = vec![call(""), call(""), call("call_1"), call("a"), call("a")];
+        distinct_call_ids(&mut calls);
+        let ids: Vec<&str> = calls.iter().map(|c| c.id.as_str()).collect();
+        let unique: std::collections::HashSet<&str> = ids.iter().copied().collect();
+        assert_eq!(unique.len(), calls.len(), "{ids:?}");
+        assert_eq!(ids[2], "call_1", "a given id is kept");
+        assert_eq!(ids[3], "a", "the first of two equal ids is kept");
+        // A stream of calls without ids assembles to distinct ids.
+        let stream = concat!(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"name\":\"a\",\"arguments\":\"{}\"}},{\"index\":1,\"function\":{\"name\":\"b\",\"arguments\":\"{}\"}}]}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n",
+            "data: [DONE]\n\n",
+        );
+        let c = replay(Provider::Openai, stream).1.unwrap();
+        assert_eq!(c.tool_calls.len(), 2);
+        assert!(c.tool_calls.iter().all(|c| !c.id.is_empty()));
+        assert_ne!(c.tool_calls[0].id, c.tool_calls[1].id);
     }
 
     #[test]
