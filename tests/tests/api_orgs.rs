@@ -484,3 +484,65 @@ fn keys_do_not_outlive_or_outrank_their_creator() {
     assert_eq!(removed.status, 204);
     assert_eq!(me(&builder_key), 401);
 }
+
+#[test]
+fn invitations_do_not_outrank_their_sender() {
+    let host = start_app();
+    let owner = sign_up(&host, "invowner");
+    let org = create_org(&owner, "invites");
+    let admin = sign_up(&host, "invadmin");
+    add_member(&owner, &org, &admin, "admin");
+    let invite = |email: &str, role: &str| {
+        let r = admin.client.post(
+            &format!("/api/v1/orgs/{org}/invitations"),
+            json!({ "email": email, "role": role }),
+        );
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        r.body["token"].as_str().unwrap().to_string()
+    };
+    let (future_admin, future_member) = (sign_up(&host, "fadmin"), sign_up(&host, "fmember"));
+    let (as_admin, as_member) = (
+        invite(&future_admin.email, "admin"),
+        invite(&future_member.email, "member"),
+    );
+    // Demoted to builder: the admin invitation goes, the member one stays.
+    let demoted = owner.client.send(
+        "PATCH",
+        &format!("/api/v1/orgs/{org}/members/{}", admin.id),
+        Some(&json!({ "role": "builder" })),
+    );
+    assert_eq!(demoted.status, 200, "{:?}", demoted.body);
+    let pending = owner.client.get(&format!("/api/v1/orgs/{org}/invitations"));
+    let roles: Vec<&str> = pending.body["invitations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["member"], "{:?}", pending.body);
+    let accept = |user: &synatra_tests::User, token: &str| {
+        user.client
+            .post(&format!("/api/v1/invitations/{token}/accept"), json!({}))
+    };
+    let r = accept(&future_admin, &as_admin);
+    assert_eq!(
+        (r.status, r.code()),
+        (409, "invitation_used"),
+        "{:?}",
+        r.body
+    );
+    // Removed: every invitation they sent goes.
+    let removed = owner.client.send(
+        "DELETE",
+        &format!("/api/v1/orgs/{org}/members/{}", admin.id),
+        None,
+    );
+    assert_eq!(removed.status, 204);
+    let r = accept(&future_member, &as_member);
+    assert_eq!(
+        (r.status, r.code()),
+        (409, "invitation_used"),
+        "{:?}",
+        r.body
+    );
+}

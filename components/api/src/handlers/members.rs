@@ -76,6 +76,7 @@ pub fn update(ctx: &OrgCtx) -> ApiResult<Reply> {
     let member = ctx.db.transaction(|db| {
         guard_target(db, &org.id, user_id, org.role, role == Role::Owner)?;
         crate::store::api_keys::revoke_created_by(db, &org.id, user_id, Some(role))?;
+        crate::store::invitations::revoke_sent_by(db, &org.id, user_id, Some(role))?;
         members::set_role(db, &org.id, user_id, role)
     })?;
     Ok(Reply::ok(member))
@@ -88,6 +89,7 @@ pub fn remove(ctx: &OrgCtx) -> ApiResult<Reply> {
     ctx.db.transaction(|db| {
         guard_target(db, &org.id, user_id, org.role, false)?;
         crate::store::api_keys::revoke_created_by(db, &org.id, user_id, None)?;
+        crate::store::invitations::revoke_sent_by(db, &org.id, user_id, None)?;
         members::remove(db, &org.id, user_id)
     })?;
     Ok(Reply::no_content())

@@ -56,6 +56,29 @@ pub fn pending(db: &Db, org_id: &str) -> ApiResult<Vec<Value>> {
         .collect::<DbResult<Vec<_>>>()?)
 }
 
+/// Revokes the pending invitations `user_id` sent in the org that a
+/// `still_may_grant` member could not send (all of them when None): an
+/// invitation never grants more than its sender still could.
+pub fn revoke_sent_by(
+    db: &Db,
+    org_id: &str,
+    user_id: &str,
+    still_may_grant: Option<Role>,
+) -> ApiResult<()> {
+    let allowed: Vec<&str> = Role::ALL
+        .iter()
+        .filter(|r| still_may_grant.is_some_and(|g| g.may_grant(**r)))
+        .map(|r| r.as_str())
+        .collect();
+    db.execute(
+        "UPDATE invitations SET revoked_at = now()
+         WHERE org_id = $1 AND invited_by = $2 AND accepted_at IS NULL AND revoked_at IS NULL
+           AND NOT (role = ANY (string_to_array($3, ',')))",
+        &[uuid(org_id), uuid(user_id), text(&allowed.join(","))],
+    )?;
+    Ok(())
+}
+
 /// Revokes a pending invitation; false if there was none.
 pub fn revoke(db: &Db, org_id: &str, id: &str) -> ApiResult<bool> {
     Ok(db.execute(
