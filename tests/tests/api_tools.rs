@@ -181,3 +181,65 @@ fn a_tool_in_use_is_neither_deleted_nor_renamed_and_releases_pin_it() {
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_ne!(r.body["version"], version.as_str());
 }
+
+#[test]
+fn members_see_tools_and_releases_without_code_or_configs() {
+    let host = start_app();
+    let owner = sign_up(&host, "redactor");
+    let org = create_org(&owner, "redact");
+    let member = sign_up(&host, "reader");
+    synatra_tests::add_member(&owner, &org, &member, "member");
+    let builder = sign_up(&host, "maker");
+    synatra_tests::add_member(&owner, &org, &builder, "builder");
+    let created = owner
+        .client
+        .post(&format!("/api/v1/orgs/{org}/tools"), def());
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let agents = format!("/api/v1/orgs/{org}/agents");
+    assert_eq!(
+        owner
+            .client
+            .post(&agents, json!({ "slug": "helper", "name": "Helper" }))
+            .status,
+        201
+    );
+    let wc = owner.client.send(
+        "PUT",
+        &format!("{agents}/helper/working-copy"),
+        Some(
+            &json!({ "config": { "model": { "provider": "openai", "model": "m" },
+                                   "system_prompt": "secret sauce" } }),
+        ),
+    );
+    assert_eq!(wc.status, 200, "{:?}", wc.body);
+    let released = owner.client.post(
+        &format!("{agents}/helper/releases"),
+        json!({ "bump": "minor" }),
+    );
+    assert_eq!(released.status, 201, "{:?}", released.body);
+    for (who, sees) in [(&member, false), (&builder, true)] {
+        let tool = who
+            .client
+            .get(&format!("/api/v1/orgs/{org}/tools/refund_order"));
+        assert_eq!(tool.status, 200);
+        assert_eq!(
+            tool.body.get("code").is_some(),
+            sees,
+            "{}: {:?}",
+            who.email,
+            tool.body
+        );
+        assert_eq!(tool.body["params"]["required"][0], "order_id");
+        let listed = who.client.get(&format!("/api/v1/orgs/{org}/tools"));
+        assert_eq!(listed.body["tools"][0].get("code").is_some(), sees);
+        let releases = who.client.get(&format!("{agents}/helper/releases"));
+        let first = &releases.body["releases"][0];
+        assert!(first["version"].is_string(), "{:?}", releases.body);
+        assert_eq!(
+            first.get("config").is_some(),
+            sees,
+            "{}: {first}",
+            who.email
+        );
+    }
+}

@@ -58,9 +58,13 @@ pub fn audit_entry(e: &AuditEntry) -> Value {
     })
 }
 
-/// A tool: its definition with its id, version, kind and times.
-pub fn tool(t: &Tool) -> Value {
+/// A tool: its definition with its id, version, kind and times; its code
+/// only for those who may change it (`with_code`: builders and above).
+pub fn tool(t: &Tool, with_code: bool) -> Value {
     let mut v = t.definition.clone();
+    if !with_code {
+        v.as_object_mut().map(|o| o.remove("code"));
+    }
     v["id"] = t.id.as_str().into();
     v["version"] = t.version.as_str().into();
     v["kind"] = json!(if v.get("component_sha256").is_some() {

@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 use synatra_agents::{AgentConfig, Bump, FieldError, Version};
+use synatra_authz::Role;
 
 use crate::ctx::OrgCtx;
 use crate::error::{ApiError, ApiResult};
@@ -200,12 +201,18 @@ pub fn create_release(ctx: &OrgCtx) -> ApiResult<Reply> {
     Ok(Reply::created(release))
 }
 
-/// `GET /orgs/{org}/agents/{agent}/releases`: newest first.
+/// `GET /orgs/{org}/agents/{agent}/releases`: newest first (configs for
+/// builders and above).
 pub fn list_releases(ctx: &OrgCtx) -> ApiResult<Reply> {
     let id = agent_id(ctx, false)?;
-    Ok(Reply::ok(
-        json!({ "releases": agents::releases(ctx.db, &id)? }),
-    ))
+    let mut releases = agents::releases(ctx.db, &id)?;
+    // Members see which versions exist, not how an agent is configured.
+    if ctx.org.role < Role::Builder {
+        for r in &mut releases {
+            r.as_object_mut().map(|o| o.remove("config"));
+        }
+    }
+    Ok(Reply::ok(json!({ "releases": releases })))
 }
 
 /// `POST /orgs/{org}/agents/{agent}/releases/{version}/checkout`: copies the

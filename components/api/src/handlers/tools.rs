@@ -3,6 +3,7 @@
 
 use base64::Engine as _;
 use serde_json::json;
+use synatra_authz::Role;
 use synatra_internal::ToolCode;
 use synatra_tools::ToolDef;
 
@@ -115,22 +116,22 @@ pub fn create(ctx: &OrgCtx) -> ApiResult<Reply> {
             )?)
         })
         .map_err(|e| e.on_conflict("name_taken", "a tool with this name already exists"))?;
-    Ok(Reply::created(views::tool(&tool)))
+    Ok(Reply::created(views::tool(&tool, true)))
 }
 
-/// `GET /orgs/{org}/tools`.
+/// `GET /orgs/{org}/tools` (the code only for builders and above).
 pub fn list(ctx: &OrgCtx) -> ApiResult<Reply> {
+    let builder = ctx.org.role >= Role::Builder;
     Ok(Reply::ok(
-        json!({ "tools": tools::list(ctx.db, &ctx.org.id)?.iter().map(views::tool).collect::<Vec<_>>() }),
+        json!({ "tools": tools::list(ctx.db, &ctx.org.id)?.iter().map(|t| views::tool(t, builder)).collect::<Vec<_>>() }),
     ))
 }
 
-/// `GET /orgs/{org}/tools/{tool}` (name or id).
+/// `GET /orgs/{org}/tools/{tool}` (name or id; the code only for builders
+/// and above).
 pub fn get(ctx: &OrgCtx) -> ApiResult<Reply> {
-    Ok(Reply::ok(views::tool(&tools::get(
-        ctx.db,
-        &tool_id(ctx, false)?,
-    )?)))
+    let tool = tools::get(ctx.db, &tool_id(ctx, false)?)?;
+    Ok(Reply::ok(views::tool(&tool, ctx.org.role >= Role::Builder)))
 }
 
 /// `PUT /orgs/{org}/tools/{tool}`: replaces the definition.
@@ -148,7 +149,7 @@ pub fn put(ctx: &OrgCtx) -> ApiResult<Reply> {
             Ok(tools::replace(db, &id, &def.name, &value, &def.version())?)
         })
         .map_err(|e| e.on_conflict("name_taken", "a tool with this name already exists"))?;
-    Ok(Reply::ok(views::tool(&tool)))
+    Ok(Reply::ok(views::tool(&tool, true)))
 }
 
 /// `DELETE /orgs/{org}/tools/{tool}`.
@@ -180,7 +181,7 @@ pub fn put_component(ctx: &OrgCtx) -> ApiResult<Reply> {
         tools::store_component(db, &ctx.org.id, &sha256, wasm, &imports)?;
         Ok(tools::replace(db, &id, &def.name, &value, &def.version())?)
     })?;
-    Ok(Reply::ok(views::tool(&tool)))
+    Ok(Reply::ok(views::tool(&tool, true)))
 }
 
 /// `POST /orgs/{org}/tools/{tool}/test {params}`: runs the tool once in its
