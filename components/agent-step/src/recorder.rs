@@ -271,5 +271,6 @@ fn write_step(
 
 /// How often a lease of `lease_secs` is renewed while a call is in flight.
 pub fn renew_interval(lease_secs: i32) -> Duration {
-    Duration::from_secs(u64::from(lease_secs.max(3).unsigned_abs()) / 3)
+    let lease_ms = u64::from(lease_secs.max(1).unsigned_abs()) * 1000;
+    Duration::from_millis((lease_ms / 3).max(100))
 }

@@ -209,7 +209,9 @@ impl Worker {
                 .app
                 .dispatch_cancellable(AGENT_STEP, request, 0, Some(cancel));
             tokio::pin!(step);
-            let every = Duration::from_secs(u64::from(self.config.lease_secs.max(3) as u32) / 3);
+            // A third of the lease: two renewals may fail before it lapses.
+            let lease_ms = u64::from(self.config.lease_secs.max(1).unsigned_abs()) * 1000;
+            let every = Duration::from_millis((lease_ms / 3).max(100));
             loop {
                 tokio::select! {
                     result = &mut step => break result,
