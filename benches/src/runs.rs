@@ -35,6 +35,9 @@ pub struct RunFigures {
     pub approval_p99_ms: f64,
     /// Where a step's time goes at concurrency 1, per component.
     pub breakdown: Vec<ComponentShare>,
+    /// A run's timeline at concurrency 1: mean ms from its creation to its
+    /// first recorded step, between steps, and from the last to its end.
+    pub timeline_ms: Vec<(String, f64)>,
 }
 
 /// One component's share of a durable step at concurrency 1, from the
@@ -156,7 +159,9 @@ pub fn measure() -> Result<RunFigures> {
     let db = app.host.database_url.clone();
     let mut steps_per_s = Vec::new();
     let mut breakdown = Vec::new();
+    let mut timeline_ms = Vec::new();
     for concurrency in [1usize, 8, 64] {
+        let phase = psql(&db, "SELECT now()");
         let times_before = component_times(&app.host.admin)?;
         step(&format!("{concurrency} concurrent runs"));
         // Busy time per round comes from the runs' own timestamps, so the
@@ -202,6 +207,7 @@ pub fn measure() -> Result<RunFigures> {
         steps_per_s.push((concurrency, steps / busy));
         if concurrency == 1 {
             breakdown = shares(&times_before, &component_times(&app.host.admin)?, steps);
+            timeline_ms = timeline(&db, &phase)?;
         }
     }
 
@@ -292,7 +298,40 @@ pub fn measure() -> Result<RunFigures> {
         approval_p50_ms: percentile(&approvals, 0.5) / 1000.0,
         approval_p99_ms: percentile(&approvals, 0.99) / 1000.0,
         breakdown,
+        timeline_ms,
     })
+}
+
+/// Mean ms of each stretch of the runs created since `since`: creation to
+/// step 0, step n-1 to step n, the last step to the run's end (each time is
+/// when its statement started).
+fn timeline(db: &str, since: &str) -> Result<Vec<(String, f64)>> {
+    let rows = psql(
+        db,
+        &format!(
+            "WITH marks AS (
+                 SELECT r.id, s.seq, s.recorded_at AS at FROM runs r JOIN run_steps s ON s.run_id = r.id
+                 WHERE r.created_at >= '{since}'
+                 UNION ALL SELECT id, -1, created_at FROM runs WHERE created_at >= '{since}'
+                 UNION ALL SELECT id, 1000, finished_at FROM runs WHERE created_at >= '{since}'),
+             gaps AS (
+                 SELECT seq, extract(epoch FROM at - lag(at) OVER (PARTITION BY id ORDER BY seq)) AS secs
+                 FROM marks)
+             SELECT string_agg(seq || ':' || round(avg * 1000, 2), ' ' ORDER BY seq)
+             FROM (SELECT seq, avg(secs) AS avg FROM gaps WHERE secs IS NOT NULL GROUP BY seq) g"
+        ),
+    );
+    rows.split_whitespace()
+        .map(|pair| {
+            let (seq, ms) = pair.split_once(':').context("timeline figures")?;
+            let label = match seq {
+                "0" => "created → step 0".to_string(),
+                "1000" => "last step → ended".to_string(),
+                n => format!("step {} → step {n}", n.parse::<i64>()? - 1),
+            };
+            Ok((label, ms.parse()?))
+        })
+        .collect()
 }
 
 /// Mean µs per recorded step, per bare INSERT + COMMIT and per single

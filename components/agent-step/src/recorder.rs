@@ -61,9 +61,7 @@ impl Tx<'_> {
     /// Adds a thread message of the run, with the event announcing it.
     pub fn message(&self, kind: &str, content: &Value) -> Result<(), DbError> {
         let (thread, run) = (&self.run.thread_id, Some(self.run.id.as_str()));
-        let id = runs::add_message(self.db, thread, run, kind, content)?;
-        let data = serde_json::json!({ "id": id, "kind": kind, "content": content });
-        runs::add_event(self.db, thread, run, "message", &data)
+        runs::add_message(self.db, thread, run, kind, content).map(drop)
     }
 
     /// Parks the run until what it waits for answers it.

@@ -55,14 +55,7 @@ pub fn open(db: &Db, a: &NewApproval) -> DbResult<String> {
     let id = approval.id.clone();
     audit(db, &id, "requested", None, None, None, None)?;
     let content = snapshot(&approval);
-    let message = add_message(db, a.thread_id, Some(a.run_id), "approval", &content)?;
-    add_event(
-        db,
-        a.thread_id,
-        Some(a.run_id),
-        "message",
-        &json!({ "id": message, "kind": "approval", "content": content }),
-    )?;
+    add_message(db, a.thread_id, Some(a.run_id), "approval", &content)?;
     Ok(id)
 }
 

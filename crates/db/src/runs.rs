@@ -45,7 +45,8 @@ pub fn create_thread(db: &Db, t: &NewThread) -> DbResult<String> {
         .str("id")
 }
 
-/// Appends a message to a thread; returns its id.
+/// Appends a message to a thread with the `message` event announcing it
+/// (SQL `add_message`, one statement); returns its id.
 pub fn add_message(
     db: &Db,
     thread_id: &str,
@@ -53,12 +54,11 @@ pub fn add_message(
     kind: &str,
     content: &Value,
 ) -> DbResult<i64> {
-    db
-        .query_one(
-            "INSERT INTO thread_messages (thread_id, run_id, kind, content) VALUES ($1, $2, $3, $4) RETURNING id",
-            &[uuid(thread_id), opt_uuid(run_id), text(kind), jsonb(content)],
-        )?
-        .i64("id")
+    db.query_one(
+        "SELECT add_message($1, $2, $3, $4) AS id",
+        &[uuid(thread_id), opt_uuid(run_id), text(kind), jsonb(content)],
+    )?
+    .i64("id")
 }
 
 /// Appends an event for the thread's stream and announces it.
@@ -93,39 +93,24 @@ pub struct NewRun<'a> {
     pub started_by_key: Option<&'a str>,
 }
 
-/// Creates a ready run, sets the thread active, and wakes a dispatcher.
+/// Creates a ready run, sets the thread active, announces the run and
+/// wakes a dispatcher (SQL `create_run`, one statement).
 pub fn create_run(db: &Db, r: &NewRun) -> DbResult<String> {
-    let id = db
-        .query_one(
-            "INSERT INTO runs (org_id, thread_id, agent_id, release_id, config, input_upto, parent_run_id,
-                               started_by, started_by_key)
-             VALUES ($1, $2, $3, $4, $5, $6, $7,
-                     coalesce($8, (SELECT started_by FROM runs WHERE id = $7)),
-                     coalesce($9, (SELECT started_by_key FROM runs WHERE id = $7)))
-             RETURNING id",
-            &[
-                uuid(r.org_id),
-                uuid(r.thread_id),
-                uuid(r.agent_id),
-                opt_uuid(r.release_id),
-                jsonb(r.config),
-                Int64(r.input_upto),
-                opt_uuid(r.parent_run_id),
-                opt_uuid(r.started_by),
-                opt_uuid(r.started_by_key),
-            ],
-        )?
-        .str("id")?;
-    set_thread_status(db, r.thread_id, ThreadStatus::Active)?;
-    add_event(
-        db,
-        r.thread_id,
-        Some(&id),
-        "run",
-        &serde_json::json!({ "run_id": id, "status": "ready" }),
-    )?;
-    db.execute("SELECT pg_notify($1, $2)", &[text(RUNS_CHANNEL), text(&id)])?;
-    Ok(id)
+    db.query_one(
+        "SELECT create_run($1, $2, $3, $4, $5, $6, $7, $8, $9)::text AS id",
+        &[
+            uuid(r.org_id),
+            uuid(r.thread_id),
+            uuid(r.agent_id),
+            opt_uuid(r.release_id),
+            jsonb(r.config),
+            Int64(r.input_upto),
+            opt_uuid(r.parent_run_id),
+            opt_uuid(r.started_by),
+            opt_uuid(r.started_by_key),
+        ],
+    )?
+    .str("id")
 }
 
 /// Sets a thread's status.

@@ -34,6 +34,7 @@ pub const MIGRATIONS: &[(&str, &str)] = migrations![
     "0015_claim_next_run.sql",
     "0016_step_recording.sql",
     "0017_hold_lease.sql",
+    "0018_one_statement_writes.sql",
 ];
 
 /// One migration file.

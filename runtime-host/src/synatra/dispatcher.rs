@@ -118,7 +118,9 @@ async fn listen(
                             let _ = switch.send(true);
                         }
                     }
-                    Ok(_) => wake.notify_waiters(),
+                    // One worker per notification (a permit is kept if
+                    // all are busy); a worker that claims wakes the next.
+                    Ok(_) => wake.notify_one(),
                     Err(e) => {
                         tracing::warn!(error = %e, "notification stream broke; reconnecting");
                         break;
@@ -143,7 +145,11 @@ impl Worker {
     async fn run(self, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
         while !*shutdown.borrow() {
             match self.claim().await {
-                Ok(Some((run_id, lease))) => self.advance(&run_id, &lease).await,
+                Ok(Some((run_id, lease))) => {
+                    // More may be ready: let one more idle worker look.
+                    wake.notify_one();
+                    self.advance(&run_id, &lease).await
+                }
                 Ok(None) => {
                     tokio::select! {
                         _ = wake.notified() => {}

@@ -130,13 +130,6 @@ fn start_run(
     message: &str,
 ) -> ApiResult<String> {
     let message_id = runs::add_message(db, thread_id, None, "user", &json!({ "text": message }))?;
-    runs::add_event(
-        db,
-        thread_id,
-        None,
-        "message",
-        &json!({ "id": message_id, "kind": "user", "content": { "text": message } }),
-    )?;
     let (user, key) = match ctx.principal()? {
         Principal::Session { user_id, .. } => (Some(user_id.as_str()), None),
         Principal::ApiKey { key_id, .. } => (None, Some(key_id.as_str())),
@@ -171,14 +164,7 @@ pub fn post_message(ctx: &OrgCtx) -> ApiResult<Reply> {
         let Some((request_id, _)) = runs::pending_request(db, &id, None)? else {
             return Ok(false);
         };
-        let message_id = runs::add_message(db, &id, None, "user", &json!({ "text": message }))?;
-        runs::add_event(
-            db,
-            &id,
-            None,
-            "message",
-            &json!({ "id": message_id, "kind": "user", "content": { "text": message } }),
-        )?;
+        runs::add_message(db, &id, None, "user", &json!({ "text": message }))?;
         runs::answer_request(
             db,
             &request_id,
