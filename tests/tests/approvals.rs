@@ -508,7 +508,7 @@ fn kill_9_right_after_an_approval_records_the_call_once_and_reruns_it_only_with_
 }
 
 #[test]
-fn self_approval_covers_whoever_continued_the_thread_and_api_keys() {
+fn self_approval_covers_whoever_continued_the_thread_and_api_keys_as_their_creators() {
     let fake = FakeLlm::start(vec![
         Answer::Text("Hello.".into()),
         Answer::ToolCalls(vec![refund_call("o1", 5.0)]),
@@ -548,16 +548,22 @@ fn self_approval_covers_whoever_continued_the_thread_and_api_keys() {
     );
     wait_for(&app, &id, &["completed"], Duration::from_secs(30));
 
-    // A run started with an API key cannot be approved with that key.
-    let key = |name: &str| {
-        let k = app.owner.client.post(
+    // A run started with an API key cannot be approved with that key, nor
+    // by its creator, nor with another key of theirs: a key counts as the
+    // person who created it.
+    let key = |by: &synatra_tests::User, name: &str| {
+        let k = by.client.post(
             &format!("/api/v1/orgs/{}/api-keys", app.org),
             json!({ "name": name, "role": "member" }),
         );
         assert_eq!(k.status, 201, "{:?}", k.body);
         synatra_tests::Client::new(&app.host.base).with_bearer(k.body["token"].as_str().unwrap())
     };
-    let (starter, other) = (key("starter"), key("other"));
+    let (starter, admins_other, owners) = (
+        key(&admin, "starter"),
+        key(&admin, "other"),
+        key(&app.owner, "owners"),
+    );
     let r = starter.post(
         &format!("/api/v1/orgs/{}/threads/{id}/messages", app.org),
         json!({ "message": "refund o2" }),
@@ -568,15 +574,13 @@ fn self_approval_covers_whoever_continued_the_thread_and_api_keys() {
         .last()
         .map(|m| m["content"]["id"].as_str().unwrap().to_string())
         .unwrap();
-    let r = starter.post(
-        &format!("/api/v1/orgs/{}/approvals/{pending}/approve", app.org),
-        json!({}),
-    );
-    assert_eq!((r.status, r.code()), (403, "not_an_approver"));
-    let r = other.post(
-        &format!("/api/v1/orgs/{}/approvals/{pending}/approve", app.org),
-        json!({}),
-    );
+    let path = format!("/api/v1/orgs/{}/approvals/{pending}/approve", app.org);
+    // The thread's author's own key is refused as the author is.
+    for client in [&starter, &admins_other, &admin.client, &owners] {
+        let r = client.post(&path, json!({}));
+        assert_eq!((r.status, r.code()), (403, "not_an_approver"), "{:?}", r.body);
+    }
+    let r = member.client.post(&path, json!({}));
     assert_eq!(r.status, 200, "{:?}", r.body);
     let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
     assert_eq!(t["status"], "completed", "{t:#}");

@@ -31,6 +31,8 @@ pub enum Principal {
         org_id: String,
         role: Role,
         name: String,
+        /// Who created the key (gone once they are deleted).
+        created_by: Option<String>,
     },
 }
 

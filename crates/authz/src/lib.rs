@@ -177,27 +177,36 @@ pub struct Approver<'a> {
     pub user_id: Option<&'a str>,
     /// The API key, when one is deciding.
     pub api_key_id: Option<&'a str>,
+    /// Who created that key: for self-approval a key counts as its creator.
+    pub api_key_creator: Option<&'a str>,
     /// Their role in the thread's channel (`owner` or `member`), if any.
     pub channel_role: Option<&'a str>,
 }
 
 /// Who asked for a call: the thread's author and whoever started the run
-/// (a person or an API key; they differ when someone continues another
-/// person's thread).
+/// (a person or an API key, which counts as its creator too; they differ
+/// when someone continues another person's thread).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Requesters<'a> {
     pub thread_author: Option<&'a str>,
     pub run_starter: Option<&'a str>,
     pub run_starter_key: Option<&'a str>,
+    pub run_starter_key_creator: Option<&'a str>,
 }
 
 impl Requesters<'_> {
     fn include(&self, who: &Approver) -> bool {
-        let user = who
-            .user_id
-            .is_some_and(|u| Some(u) == self.thread_author || Some(u) == self.run_starter);
+        let people = [
+            self.thread_author,
+            self.run_starter,
+            self.run_starter_key_creator,
+        ];
+        let person = [who.user_id, who.api_key_creator]
+            .into_iter()
+            .flatten()
+            .any(|u| people.contains(&Some(u)));
         let key = who.api_key_id.is_some() && who.api_key_id == self.run_starter_key;
-        user || key
+        person || key
     }
 }
 
@@ -324,6 +333,7 @@ mod tests {
             role,
             user_id: user,
             api_key_id: None,
+            api_key_creator: None,
             channel_role,
         };
         let none = Requesters::default();
@@ -350,7 +360,7 @@ mod tests {
         let continued = Requesters {
             thread_author: Some("v"),
             run_starter: Some("u"),
-            run_starter_key: None,
+            ..Requesters::default()
         };
         assert!(may_decide_approval("any-member", false, &continued, &member).is_err());
         let by_key = Requesters {
@@ -363,6 +373,22 @@ mod tests {
         };
         assert!(may_decide_approval("any-member", false, &by_key, &the_key).is_err());
         assert!(may_decide_approval("any-member", true, &by_key, &the_key).is_ok());
+        // A key counts as its creator: their own key cannot approve what
+        // they asked for, nor they what their key asked for.
+        let keys_creator = Approver {
+            api_key_id: Some("k2"),
+            api_key_creator: Some("v"),
+            ..key
+        };
+        assert!(may_decide_approval("any-member", false, &thread_by("v"), &keys_creator).is_err());
+        assert!(may_decide_approval("any-member", false, &thread_by("w"), &keys_creator).is_ok());
+        let by_vs_key = Requesters {
+            run_starter_key: Some("k"),
+            run_starter_key_creator: Some("u"),
+            ..Requesters::default()
+        };
+        assert!(may_decide_approval("owner-only", false, &by_vs_key, &admin).is_err());
+        assert!(may_decide_approval("owner-only", true, &by_vs_key, &admin).is_ok());
         assert!(may_decide_approval("auto-approve", true, &none, &admin).is_err());
     }
 

@@ -65,7 +65,8 @@ const COLUMNS: &str = "id, org_id, thread_id, run_id, call_id, tool_name, tool_v
 
 /// The thread's channel and author and the run's starter, for permission checks.
 const REQUESTERS: &str = "t.channel_id::text AS channel_id, t.created_by::text AS thread_author,
-    r.started_by::text AS run_author, r.started_by_key::text AS run_author_key";
+    r.started_by::text AS run_author, r.started_by_key::text AS run_author_key,
+    (SELECT k.created_by::text FROM api_keys k WHERE k.id = r.started_by_key) AS run_author_key_creator";
 
 /// An approval of a tool call.
 pub struct Approval {
@@ -155,6 +156,8 @@ pub struct ApprovalAccess {
     pub thread_author: Option<String>,
     pub run_author: Option<String>,
     pub run_author_key: Option<String>,
+    /// Who created that key (a key counts as its creator).
+    pub run_author_key_creator: Option<String>,
 }
 
 impl FromRow for ApprovalAccess {
@@ -165,6 +168,7 @@ impl FromRow for ApprovalAccess {
             thread_author: r.get("thread_author")?,
             run_author: r.get("run_author")?,
             run_author_key: r.get("run_author_key")?,
+            run_author_key_creator: r.get("run_author_key_creator")?,
         })
     }
 }

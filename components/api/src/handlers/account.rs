@@ -116,6 +116,7 @@ pub fn me(ctx: &Ctx) -> ApiResult<Reply> {
             org_id,
             role,
             name,
+            ..
         } => Ok(Reply::ok(json!({
             "api_key": { "id": key_id, "name": name, "role": role.as_str(), "org_id": org_id },
         }))),

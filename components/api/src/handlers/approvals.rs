@@ -23,21 +23,25 @@ struct Access {
 }
 
 fn access(ctx: &OrgCtx, visibility: &Visibility, row: &ApprovalAccess) -> ApiResult<Access> {
-    let api_key_id = match ctx.principal()? {
-        Principal::ApiKey { key_id, .. } => Some(key_id.as_str()),
-        Principal::Session { .. } => None,
+    let (api_key_id, api_key_creator) = match ctx.principal()? {
+        Principal::ApiKey {
+            key_id, created_by, ..
+        } => (Some(key_id.as_str()), created_by.as_deref()),
+        Principal::Session { .. } => (None, None),
     };
     let channel = row.channel_id.as_deref();
     let who = Approver {
         role: ctx.org.role,
         user_id: visibility.user_id(),
         api_key_id,
+        api_key_creator,
         channel_role: visibility.channel_role(channel),
     };
     let requesters = Requesters {
         thread_author: row.thread_author.as_deref(),
         run_starter: row.run_author.as_deref(),
         run_starter_key: row.run_author_key.as_deref(),
+        run_starter_key_creator: row.run_author_key_creator.as_deref(),
     };
     Ok(Access {
         visible: visibility.sees(channel),

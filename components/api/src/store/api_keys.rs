@@ -92,7 +92,7 @@ pub fn find_active(db: &Db, token_hash: &str) -> ApiResult<Option<Principal>> {
         .query_opt(
             "UPDATE api_keys SET last_used_at = now()
              WHERE token_hash = $1 AND revoked_at IS NULL
-             RETURNING id, org_id, role, name",
+             RETURNING id, org_id, role, name, created_by::text AS created_by",
             &[text(token_hash)],
         )?
         .map(|r| -> DbResult<_> {
@@ -101,6 +101,7 @@ pub fn find_active(db: &Db, token_hash: &str) -> ApiResult<Option<Principal>> {
                 org_id: r.str("org_id")?,
                 role: r.str("role")?.parse().unwrap_or(Role::Member),
                 name: r.str("name")?,
+                created_by: r.get("created_by")?,
             })
         })
         .transpose()?)
