@@ -1,7 +1,7 @@
 //! Organisations, members, invitations, role changes and API keys.
 
 use serde_json::json;
-use synatra_tests::{add_member, create_org, sign_up, start_app};
+use synatra_tests::{add_member, create_org, sign_up, start_app, User};
 
 #[test]
 fn org_creation_makes_owner_protected_environments_and_general_channel() {
@@ -387,6 +387,20 @@ fn channels_have_owners_and_members() {
     assert_eq!(bad.status, 400);
 
     let members = format!("/api/v1/orgs/{org}/channels/refunds/members");
+    // A member sees the channels they belong to, and only their members.
+    let slugs = |user: &User| -> Vec<String> {
+        let r = user.client.get(&format!("/api/v1/orgs/{org}/channels"));
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        r.body["channels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["slug"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(slugs(&owner), ["general", "refunds"]);
+    assert_eq!(slugs(&member), ["general"]);
+    assert_eq!(member.client.get(&members).status, 404);
     let list = owner.client.get(&members);
     let roles: Vec<(&str, &str)> = list.body["members"]
         .as_array()
@@ -425,6 +439,7 @@ fn channels_have_owners_and_members() {
         Some(&json!({ "role": "owner" })),
     );
     assert_eq!(r.status, 200);
+    assert_eq!(slugs(&member), ["general", "refunds"]);
     let list = member.client.get(&members);
     assert_eq!(list.body["members"].as_array().unwrap().len(), 2);
     assert!(list.body["members"]
@@ -441,6 +456,8 @@ fn channels_have_owners_and_members() {
         .client
         .send("DELETE", &format!("{members}/{}", member.id), None);
     assert_eq!(gone.status, 404);
+    assert_eq!(slugs(&member), ["general"]);
+    assert_eq!(member.client.get(&members).status, 404);
 }
 
 #[test]

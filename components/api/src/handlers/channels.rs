@@ -9,6 +9,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::Reply;
 use crate::input::is_slug;
 use crate::store::{channels, members, orgs};
+use crate::visibility::Visibility;
 
 /// The `:channel` of the path (slug or id), or 404.
 fn channel_id(ctx: &OrgCtx) -> ApiResult<String> {
@@ -43,9 +44,13 @@ pub fn create(ctx: &OrgCtx) -> ApiResult<Reply> {
     Ok(Reply::created(channel))
 }
 
-/// `GET /orgs/{org}/channels/{channel}/members`.
+/// `GET /orgs/{org}/channels/{channel}/members`: for those who see the
+/// channel's threads (404 for other members).
 pub fn members(ctx: &OrgCtx) -> ApiResult<Reply> {
     let id = channel_id(ctx)?;
+    if !Visibility::of(ctx)?.sees(Some(&id)) {
+        return Err(ApiError::not_found("channel"));
+    }
     Ok(Reply::ok(
         json!({ "members": channels::members(ctx.db, &id)? }),
     ))

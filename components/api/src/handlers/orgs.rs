@@ -8,6 +8,7 @@ use crate::error::ApiResult;
 use crate::http::Reply;
 use crate::input::is_slug;
 use crate::store::orgs;
+use crate::visibility::Visibility;
 
 /// `POST /orgs {name, slug}`: the caller becomes owner; the org gets
 /// environments `production` and `staging` and the channel `general`.
@@ -63,9 +64,13 @@ pub fn environments(ctx: &OrgCtx) -> ApiResult<Reply> {
     ))
 }
 
-/// `GET /orgs/{org}/channels`.
+/// `GET /orgs/{org}/channels`: the channels whose threads the caller sees
+/// (members: theirs; owners, admins and API keys: all).
 pub fn channels(ctx: &OrgCtx) -> ApiResult<Reply> {
-    Ok(Reply::ok(
-        json!({ "channels": orgs::channels(ctx.db, &ctx.org.id)? }),
-    ))
+    let visibility = Visibility::of(ctx)?;
+    let channels: Vec<_> = orgs::channels(ctx.db, &ctx.org.id)?
+        .into_iter()
+        .filter(|c| visibility.sees(c["id"].as_str()))
+        .collect();
+    Ok(Reply::ok(json!({ "channels": channels })))
 }
