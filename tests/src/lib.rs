@@ -569,6 +569,8 @@ pub fn app_config() -> HostConfig {
         .env("TICK_SECRET", TEST_TICK_SECRET)
         .env("ENCRYPTION_KEY", TEST_ENCRYPTION_KEY)
         .env("SYNATRA_RUN_LEASE_SECS", "3")
+        // Tests sign many users up from one address; the limit has its own test.
+        .env("SIGNUP_LIMIT_PER_HOUR", "100000")
 }
 
 /// A signed-up user: a cookie client plus identity.

@@ -39,16 +39,52 @@ fn signup_sets_http_only_session_cookie_and_me_returns_the_user() {
     assert_eq!(me.body["orgs"], json!([]));
 }
 
+/// A sign-up's reply as seen from `client` (sent as `X-Forwarded-For`,
+/// believed only from a trusted proxy) over a proxy saying `proto`.
+fn signup_via_proxy(host: &Host, email: &str, client: &str, proto: &str) -> ureq::Response {
+    let r = ureq::post(&format!("{}/api/v1/auth/signup", host.base))
+        .set("x-forwarded-for", client)
+        .set("x-forwarded-proto", proto)
+        .send_json(json!({ "email": email, "password": "correct horse battery", "name": "S" }));
+    match r {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("sign-up failed: {e}"),
+    }
+}
+
+/// `(status, Retry-After)` of a sign-in from `client` (as above).
+fn login_from(host: &Host, client: &str, email: &str, password: &str) -> (u16, Option<u64>) {
+    let r = ureq::post(&format!("{}/api/v1/auth/login", host.base))
+        .set("x-forwarded-for", client)
+        .send_json(json!({ "email": email, "password": password }));
+    let r = match r {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("sign-in failed: {e}"),
+    };
+    let retry = r.header("retry-after").map(|v| v.parse().unwrap());
+    (r.status(), retry)
+}
+
+fn behind_trusted_proxy() -> Host {
+    Host::start(&app_config().env("TRUSTED_PROXIES", "10.9.9.9, 127.0.0.1"))
+}
+
 #[test]
-fn secure_cookie_behind_https_proxy() {
-    let host = start_app();
-    let reply = ureq::post(&format!("{}/api/v1/auth/signup", host.base))
-        .set("x-forwarded-proto", "https")
-        .send_json(
-            json!({ "email": "sec@example.com", "password": "correct horse battery", "name": "S" }),
-        )
-        .unwrap();
-    assert!(reply.header("set-cookie").unwrap().contains("; Secure"));
+fn secure_cookie_only_when_https_is_known_or_always() {
+    let secure = |host: &Host, email: &str| {
+        let r = signup_via_proxy(host, email, "203.0.113.1", "https");
+        assert_eq!(r.status(), 201);
+        r.header("set-cookie").unwrap().contains("; Secure")
+    };
+    // Anyone can send X-Forwarded-Proto: believed only from a trusted proxy.
+    assert!(!secure(&start_app(), "a@example.com"));
+    assert!(secure(&behind_trusted_proxy(), "b@example.com"));
+    let always = Host::start(&app_config().env("SECURE_COOKIES", "always"));
+    let plain = always.client().post(
+        "/api/v1/auth/signup",
+        json!({ "email": "c@example.com", "password": "correct horse battery", "name": "C" }),
+    );
+    assert!(plain.header("set-cookie").unwrap().contains("; Secure"));
 }
 
 #[test]
@@ -124,32 +160,63 @@ fn login_logout_cycle() {
     assert_eq!(user.client.get("/api/v1/me").status, 200);
 }
 
+/// Failures count per (email, client address): a stranger's wrong
+/// passwords make the stranger wait, never the account's owner elsewhere.
 #[test]
-fn failed_logins_are_rate_limited_per_email() {
-    let host = start_app();
+fn a_strangers_failures_never_lock_the_owner_out() {
+    let host = behind_trusted_proxy();
     let user = sign_up(&host, "limited");
-    let c = host.client();
-    for _ in 0..5 {
-        let r = c.post(
-            "/api/v1/auth/login",
-            json!({ "email": user.email, "password": "wrong password!" }),
-        );
-        assert_eq!(r.status, 401);
-    }
-    let blocked = c.post(
-        "/api/v1/auth/login",
-        json!({ "email": user.email, "password": "correct horse battery" }),
-    );
-    assert_eq!(blocked.status, 429);
-    assert_eq!(blocked.code(), "rate_limited");
-    assert_eq!(blocked.header("retry-after"), Some("900"));
-    // Another account is unaffected.
     let other = sign_up(&host, "other");
-    let ok = c.post(
-        "/api/v1/auth/login",
-        json!({ "email": other.email, "password": "correct horse battery" }),
+    let (stranger, owner) = ("203.0.113.7", "198.51.100.9");
+    for _ in 0..5 {
+        let r = login_from(&host, stranger, &user.email, "wrong");
+        assert_eq!(r.0, 401, "a wrong password of any length is 401");
+    }
+    // The stranger now waits (backoff), even with the right password...
+    let (status, retry) = login_from(&host, stranger, &user.email, "correct horse battery");
+    assert_eq!(status, 429);
+    assert!(retry.is_some_and(|s| (1..=15).contains(&s)), "{retry:?}");
+    // ...while the owner signs in from their own address, and the stranger's
+    // address may still sign in to another account.
+    assert_eq!(
+        login_from(&host, owner, &user.email, "correct horse battery").0,
+        200
     );
-    assert_eq!(ok.status, 200);
+    assert_eq!(
+        login_from(&host, stranger, &other.email, "correct horse battery").0,
+        200
+    );
+
+    // Without a trusted proxy, X-Forwarded-For is the caller's to invent:
+    // every attempt counts for the connection's own address.
+    let host = start_app();
+    let user = sign_up(&host, "direct");
+    for i in 0..5 {
+        let r = login_from(&host, &format!("192.0.2.{i}"), &user.email, "wrong");
+        assert_eq!(r.0, 401);
+    }
+    let r = login_from(&host, owner, &user.email, "correct horse battery");
+    assert_eq!(r.0, 429);
+}
+
+#[test]
+fn sign_ups_are_limited_per_client_address() {
+    let host = Host::start(
+        &app_config()
+            .env("TRUSTED_PROXIES", "127.0.0.1")
+            .env("SIGNUP_LIMIT_PER_HOUR", "3"),
+    );
+    for i in 0..3 {
+        let r = signup_via_proxy(&host, &format!("s{i}@example.com"), "203.0.113.5", "http");
+        assert_eq!(r.status(), 201);
+    }
+    let r = signup_via_proxy(&host, "s3@example.com", "203.0.113.5", "http");
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((3000..=3600).contains(&retry), "{retry}");
+    // A refused sign-up is not counted against anyone else.
+    let r = signup_via_proxy(&host, "s3@example.com", "203.0.113.6", "http");
+    assert_eq!(r.status(), 201);
 }
 
 /// 20 failed sign-ins per client address per 15 minutes, across emails:

@@ -210,21 +210,3 @@ pub fn cookie(req: &Request, name: &str) -> Option<String> {
         (k == name).then(|| v.to_string())
     })
 }
-
-/// Whether the client reached us over HTTPS (directly or via a proxy).
-pub fn is_https(req: &Request) -> bool {
-    header(req, "x-forwarded-proto").is_some_and(|p| p.eq_ignore_ascii_case("https"))
-        || header(req, "spin-full-url").is_some_and(|u| u.starts_with("https://"))
-}
-
-/// The client address Spin reports (without the port).
-pub fn client_ip(req: &Request) -> String {
-    header(req, "spin-client-addr")
-        .map(|a| {
-            a.rsplit_once(':')
-                .map(|(ip, _)| ip)
-                .unwrap_or(a)
-                .to_string()
-        })
-        .unwrap_or_default()
-}

@@ -10,6 +10,7 @@
 //! where the route says so. Handlers cannot be reached any other way.
 
 mod auth;
+mod client;
 mod ctx;
 mod error;
 mod handlers;

@@ -35,6 +35,7 @@ pub const MIGRATIONS: &[(&str, &str)] = migrations![
     "0016_step_recording.sql",
     "0017_hold_lease.sql",
     "0018_one_statement_writes.sql",
+    "0019_sign_in_limits.sql",
 ];
 
 /// One migration file.

@@ -5,9 +5,13 @@ use serde_json::json;
 use crate::auth::{self, Principal};
 use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
-use crate::http::{client_ip, is_https, Reply};
+use spin_sdk::variables;
+
+use crate::client::Client;
+use crate::http::Reply;
 use crate::input::is_email;
-use crate::store::{login_failures, orgs, sessions, users};
+use crate::store::sign_in_limits::{self, Attempt};
+use crate::store::{orgs, sessions, users};
 
 /// Verifying against this keeps unknown emails as slow as wrong passwords.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c3luYXRyYWR1bW15c2FsdA$0Yq0S5Ya1zLx7mN3tq2Tq0mU3k1tQ0z6p9hX0Q8oJ7A";
@@ -36,12 +40,30 @@ fn credentials(ctx: &Ctx, signing_up: bool) -> ApiResult<(String, String, String
 fn new_session(ctx: &Ctx, user_id: &str) -> ApiResult<String> {
     let token = auth::new_token()?;
     sessions::create(ctx.db, user_id, &auth::hash_token(&token))?;
-    Ok(auth::session_cookie(&token, is_https(ctx.req)))
+    let secure = Client::of(ctx.req).secure_cookies();
+    Ok(auth::session_cookie(&token, secure))
 }
 
-/// `POST /auth/signup {email, password, name}`: creates the user and signs in.
+/// 429 `rate_limited`, retry after `secs`.
+fn rate_limited(message: &str, secs: i64) -> ApiError {
+    ApiError::new(429, "rate_limited", message)
+        .with_details(json!({ "retry_after_seconds": secs }))
+}
+
+/// `POST /auth/signup {email, password, name}`: creates the user and signs
+/// in; limited per client address (`signup_limit_per_hour`).
 pub fn signup(ctx: &Ctx) -> ApiResult<Reply> {
     let (email, password, name) = credentials(ctx, true)?;
+    let limit = variables::get("signup_limit_per_hour")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(sign_in_limits::SIGNUPS_PER_HOUR);
+    if let Some(secs) = sign_in_limits::signup(ctx.db, &Client::of(ctx.req).address, limit)? {
+        return Err(rate_limited(
+            &format!("at most {limit} sign-ups per hour from one address; try again later"),
+            secs,
+        ));
+    }
     let hash = auth::hash_password(&password)?;
     let (user, cookie) = ctx
         .db
@@ -54,17 +76,16 @@ pub fn signup(ctx: &Ctx) -> ApiResult<Reply> {
     Ok(Reply::created(json!({ "user": user })).with_cookie(cookie))
 }
 
-/// `POST /auth/login {email, password}`: rate limited per email and client.
+/// `POST /auth/login {email, password}`: failures limited per (email,
+/// client address) with backoff, and per client address.
 pub fn login(ctx: &Ctx) -> ApiResult<Reply> {
     let (email, password, _) = credentials(ctx, false)?;
-    let client = client_ip(ctx.req);
-    if login_failures::attempt(ctx.db, &email, &client)? {
-        return Err(ApiError::new(
-            429,
-            "rate_limited",
-            "too many failed sign-ins; try again later",
-        )
-        .with_details(json!({ "retry_after_seconds": login_failures::WINDOW_MINUTES * 60 })));
+    let client = Client::of(ctx.req).address;
+    if let Attempt::Wait(secs) = sign_in_limits::attempt(ctx.db, &email, &client)? {
+        return Err(rate_limited(
+            "too many failed sign-ins from this address; try again later",
+            secs,
+        ));
     }
     let found = users::find_for_login(ctx.db, &email)?;
     let hash = found
@@ -80,7 +101,7 @@ pub fn login(ctx: &Ctx) -> ApiResult<Reply> {
         ));
     };
     let cookie = ctx.db.transaction(|db| {
-        login_failures::clear(db, &email)?;
+        sign_in_limits::signed_in(db, &email, &client)?;
         new_session(ctx, &user.str("id")?)
     })?;
     Ok(Reply::ok(json!({ "user": users::to_json(&user)? })).with_cookie(cookie))
@@ -91,7 +112,8 @@ pub fn logout(ctx: &Ctx) -> ApiResult<Reply> {
     match ctx.principal()? {
         Principal::Session { session_id, .. } => {
             sessions::delete(ctx.db, session_id)?;
-            Ok(Reply::no_content().with_cookie(auth::clear_session_cookie(is_https(ctx.req))))
+            let secure = Client::of(ctx.req).secure_cookies();
+            Ok(Reply::no_content().with_cookie(auth::clear_session_cookie(secure)))
         }
         Principal::ApiKey { .. } => Err(ApiError::new(
             403,

@@ -4,7 +4,7 @@ pub mod agents;
 pub mod api_keys;
 pub mod channels;
 pub mod invitations;
-pub mod login_failures;
+pub mod sign_in_limits;
 pub mod members;
 pub mod orgs;
 pub mod sessions;
