@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use synatra_tests::fake_llm::{Answer, FakeLlm};
+use synatra_tests::{psql, try_psql};
 use synatra_tests::runs::{
     agent_config, agent_with_tools, kinds, publish, sse_events, start, start_thread, wait_for,
 };
@@ -426,4 +427,96 @@ fn a_continued_thread_replays_earlier_tool_calls_with_their_results() {
         "add_numbers"
     );
     assert_eq!(messages[3]["content"], "{\"sum\":5.0}");
+}
+
+#[test]
+fn a_threads_messages_come_in_pages() {
+    let fake = FakeLlm::start(vec![
+        Answer::Text("one".into()),
+        Answer::Text("two".into()),
+        Answer::Text("three".into()),
+    ]);
+    let app = start();
+    publish(&app, "pager", &agent_config(&fake, "m", json!({})));
+    let id = start_thread(&app, "pager", "first", "normal");
+    wait_for(&app, &id, &["completed"], Duration::from_secs(30));
+    for message in ["second", "third"] {
+        let r = app.owner.client.post(
+            &format!("/api/v1/orgs/{}/threads/{id}/messages", app.org),
+            json!({ "message": message }),
+        );
+        assert_eq!(r.status, 201);
+        wait_for(&app, &id, &["completed"], Duration::from_secs(30));
+    }
+    let path = format!("/api/v1/orgs/{}/threads/{id}", app.org);
+    let whole = app.owner.client.get(&path).body;
+    assert_eq!(whole["messages"].as_array().unwrap().len(), 6);
+    assert_eq!(whole["next_cursor"], Value::Null);
+    let mut paged = Vec::new();
+    let mut query = "limit=4".to_string();
+    loop {
+        let page = app.owner.client.get(&format!("{path}?{query}")).body;
+        paged.extend(page["messages"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_i64() {
+            Some(cursor) => query = format!("limit=4&after={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(Value::from(paged), whole["messages"]);
+    for bad in ["limit=0", "limit=501", "after=abc", "after=-1"] {
+        let r = app.owner.client.get(&format!("{path}?{bad}"));
+        assert_eq!((r.status, r.code()), (400, "validation_failed"), "{bad}");
+    }
+}
+
+#[test]
+fn an_agent_with_threads_is_archived_never_deleted() {
+    let fake = FakeLlm::start(vec![Answer::Text("hi".into())]);
+    let app = start();
+    publish(&app, "keeper", &agent_config(&fake, "m", json!({})));
+    let id = start_thread(&app, "keeper", "hello", "normal");
+    wait_for(&app, &id, &["completed"], Duration::from_secs(30));
+    let c = &app.owner.client;
+    let agents = format!("/api/v1/orgs/{}/agents", app.org);
+
+    let archived = c.delete(&format!("{agents}/keeper"));
+    assert_eq!(archived.status, 200, "{:?}", archived.body);
+    assert!(archived.body["archived_at"].is_string(), "{:?}", archived.body);
+    // Hidden from the list, still readable, and its thread with it.
+    assert_eq!(c.get(&agents).body["agents"], json!([]));
+    assert_eq!(c.get(&format!("{agents}/keeper")).status, 200);
+    let thread = c.get(&format!("/api/v1/orgs/{}/threads/{id}", app.org));
+    assert_eq!(thread.body["messages"].as_array().unwrap().len(), 2);
+    // It starts nothing new.
+    let refused = [
+        c.post(
+            &format!("/api/v1/orgs/{}/threads", app.org),
+            json!({ "agent": "keeper", "message": "again" }),
+        ),
+        c.post(
+            &format!("/api/v1/orgs/{}/threads/{id}/messages", app.org),
+            json!({ "message": "again" }),
+        ),
+        c.post(&format!("{agents}/keeper/releases"), json!({ "bump": "patch" })),
+    ];
+    for r in refused {
+        assert_eq!((r.status, r.code()), (409, "agent_archived"), "{:?}", r.body);
+    }
+    // The database itself refuses to drop an agent that threads name.
+    let db = &app.host.database_url;
+    let err = try_psql(db, "DELETE FROM agents WHERE slug = 'keeper'").unwrap_err();
+    assert!(err.contains("foreign key"), "{err}");
+
+    // An agent no thread names is deleted.
+    publish(&app, "unused", &agent_config(&fake, "m", json!({})));
+    assert_eq!(c.delete(&format!("{agents}/unused")).status, 204);
+    assert_eq!(c.get(&format!("{agents}/unused")).status, 404);
+
+    // Deleting the org removes everything.
+    assert_eq!(c.delete(&format!("/api/v1/orgs/{}", app.org)).status, 204);
+    let left = psql(
+        db,
+        &format!("SELECT count(*) FROM threads WHERE id = '{id}'"),
+    );
+    assert_eq!(left, "0");
 }

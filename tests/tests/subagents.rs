@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use synatra_tests::fake_llm::{Answer, FakeLlm};
+use synatra_tests::psql;
 use synatra_tests::runs::{
     cancel, cancel_and_settle, kinds, messages_of, newest_thread_of, publish,
     publish_boss_and_helper, start, start_thread, wait_for,
@@ -138,7 +139,58 @@ fn cancelling_a_subagents_thread_resumes_its_parent_with_the_outcome() {
 }
 
 #[test]
-fn an_agent_cannot_delegate_to_itself_and_the_model_is_told_why() {
+fn loops_and_too_deep_chains_are_refused_when_saved() {
+    let fake = FakeLlm::start(vec![]);
+    let app = start();
+    let config = |subagents: &[&str]| {
+        json!({
+            "model": { "provider": "openai", "model": "m", "base_url": fake.base_url() },
+            "subagents": subagents,
+        })
+    };
+    // alpha → bravo → charlie → delta: three levels below a thread's run, the default limit.
+    publish(&app, "delta", &config(&[]));
+    publish(&app, "charlie", &config(&["delta"]));
+    publish(&app, "bravo", &config(&["charlie"]));
+    publish(&app, "alpha", &config(&["bravo"]));
+    let c = &app.owner.client;
+    let agents = format!("/api/v1/orgs/{}/agents", app.org);
+    assert_eq!(
+        c.post(&agents, json!({ "slug": "top", "name": "top" })).status,
+        201
+    );
+    let save = |slug: &str, subagents: &[&str]| {
+        let r = c.send(
+            "PUT",
+            &format!("{agents}/{slug}/working-copy"),
+            Some(&json!({ "config": config(subagents) })),
+        );
+        let message = r.body["error"]["details"]["fields"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        (r.status, message)
+    };
+    let (status, why) = save("top", &["alpha"]);
+    assert_eq!(status, 400);
+    assert_eq!(
+        why,
+        "delegation would be 4 levels deep (top → alpha → bravo → charlie → delta); at most 3 are allowed (max_delegation_depth)"
+    );
+    assert_eq!(save("delta", &["alpha"]), (400, "delegation may not loop: delta → alpha → bravo → charlie → delta".into()));
+    assert_eq!(save("delta", &["delta"]), (400, "delegation may not loop: delta → delta".into()));
+    // Shortening the chain below (working copy and release) makes room above.
+    publish(&app, "bravo", &config(&[]));
+    assert_eq!(save("top", &["alpha"]).0, 200);
+    // Other agents' working copies count too: bravo may not take charlie
+    // back now that top's working copy names alpha.
+    assert_eq!(save("bravo", &["charlie"]).0, 400, "top → alpha → bravo → charlie → delta");
+}
+
+/// A loop saved before saving checked for loops (or by another version)
+/// is still refused when the model asks for it.
+#[test]
+fn an_agent_cannot_delegate_to_itself_at_run_time_and_the_model_is_told_why() {
     let fake = FakeLlm::start(vec![
         Answer::ToolCall {
             name: "delegate_to_echo".into(),
@@ -149,9 +201,14 @@ fn an_agent_cannot_delegate_to_itself_and_the_model_is_told_why() {
     let app = start();
     let echo = json!({
         "model": { "provider": "openai", "model": "echo-model", "base_url": fake.base_url() },
-        "subagents": ["echo"],
     });
     publish(&app, "echo", &echo);
+    psql(
+        &app.host.database_url,
+        "ALTER TABLE agent_releases DISABLE TRIGGER agent_releases_no_update;
+         UPDATE agent_releases SET config = jsonb_set(config, '{subagents}', '[\"echo\"]');
+         ALTER TABLE agent_releases ENABLE TRIGGER agent_releases_no_update;",
+    );
     let id = start_thread(&app, "echo", "go", "normal");
     let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
     assert_eq!(t["status"], "completed", "{t:#}");

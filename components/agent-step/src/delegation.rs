@@ -10,8 +10,13 @@ use synatra_runs::{delegate_tool, Step, WaitingFor};
 use crate::engine::{Next, Toolbox};
 use crate::recorder::Recorder;
 
-/// Sub-agent runs allowed below a thread's own run.
-const MAX_DEPTH: usize = 4;
+/// Sub-agent levels allowed below a thread's own run (`max_delegation_depth`).
+fn max_depth() -> usize {
+    spin_sdk::variables::get("max_delegation_depth")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(synatra_agents::delegation::DEFAULT_MAX_DEPTH)
+}
 
 /// Why starting a run of `agent_id` from this run is refused, if it is: the
 /// agent is already working on this request (a cycle, itself included), or
@@ -24,9 +29,10 @@ fn refusal(rec: &Recorder, agent_id: &str) -> Result<Option<String>, DbError> {
                 .into(),
         ));
     }
-    if chain.len() > MAX_DEPTH {
+    let max = max_depth();
+    if chain.len() > max {
         return Ok(Some(format!(
-            "refused: delegation is limited to {MAX_DEPTH} levels of sub-agents"
+            "refused: delegation is limited to {max} levels of sub-agents (max_delegation_depth)"
         )));
     }
     Ok(None)

@@ -153,22 +153,47 @@ pub struct Page {
     pub after: Option<String>,
 }
 
-/// Reads and checks `limit` and `after`.
-pub fn page(req: &Request, what: &str) -> ApiResult<Page> {
-    let bad = |field: &str, message: String| ApiError::fields(&[(field.to_string(), message)]);
-    let limit = match query_param(req, "limit") {
-        None => 50,
+fn bad_param(field: &str, message: String) -> ApiError {
+    ApiError::fields(&[(field.to_string(), message)])
+}
+
+/// `limit` (`default` when absent, 1 to `max`).
+fn limit(req: &Request, default: usize, max: usize) -> ApiResult<usize> {
+    match query_param(req, "limit") {
+        None => Ok(default),
         Some(l) => l
             .parse::<usize>()
             .ok()
-            .filter(|l| (1..=100).contains(l))
-            .ok_or_else(|| bad("limit", "must be 1 to 100".into()))?,
-    };
+            .filter(|l| (1..=max).contains(l))
+            .ok_or_else(|| bad_param("limit", format!("must be 1 to {max}"))),
+    }
+}
+
+/// Reads and checks `limit` (1 to 100, default 50) and `after` (the id of
+/// `what` a previous page's `next_cursor` gave).
+pub fn page(req: &Request, what: &str) -> ApiResult<Page> {
+    let limit = limit(req, 50, 100)?;
     let after = query_param(req, "after");
     if after.as_deref().is_some_and(|a| !crate::input::is_uuid(a)) {
-        return Err(bad("after", format!("must be {what} id from next_cursor")));
+        return Err(bad_param(
+            "after",
+            format!("must be {what} id from next_cursor"),
+        ));
     }
     Ok(Page { limit, after })
+}
+
+/// A page of a thread's messages: `limit` (1 to 500, default 200) and
+/// `after` (a message id from `next_cursor`; messages come oldest first).
+pub fn message_page(req: &Request) -> ApiResult<(usize, i64)> {
+    let limit = limit(req, 200, 500)?;
+    let after = match query_param(req, "after") {
+        None => 0,
+        Some(a) => a.parse::<i64>().ok().filter(|a| *a >= 0).ok_or_else(|| {
+            bad_param("after", "must be a message id from next_cursor".into())
+        })?,
+    };
+    Ok((limit, after))
 }
 
 /// A query-string parameter, percent-decoded.

@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub mod delegation;
+
 /// Why `url` cannot be a provider's base URL, if it cannot: it must be
 /// http(s) with a host, and carry no user, query or fragment (the request
 /// path is appended to it, and a key must go only where it names).

@@ -480,11 +480,17 @@ impl FromRow for ThreadMessage {
     }
 }
 
-/// A thread's messages in order.
-pub fn messages(db: &Db, thread_id: &str) -> DbResult<Vec<ThreadMessage>> {
+/// A thread's messages after message `after`, oldest first, at most `limit`.
+pub fn messages(
+    db: &Db,
+    thread_id: &str,
+    after: i64,
+    limit: i64,
+) -> DbResult<Vec<ThreadMessage>> {
     db.query_as(
-        "SELECT id, run_id, kind, content, created_at AT TIME ZONE 'UTC' AS created_at FROM thread_messages WHERE thread_id = $1 ORDER BY id",
-        &[uuid(thread_id)],
+        "SELECT id, run_id, kind, content, created_at AT TIME ZONE 'UTC' AS created_at
+         FROM thread_messages WHERE thread_id = $1 AND id > $2::bigint ORDER BY id LIMIT $3::bigint",
+        &[uuid(thread_id), Int64(after), Int64(limit)],
     )
 }
 
@@ -702,12 +708,12 @@ pub struct SubAgent {
     pub config: Value,
 }
 
-/// Resolves a sub-agent; None if it does not exist or has no release.
+/// Resolves a sub-agent; None if it does not exist, is archived or has no release.
 pub fn subagent(db: &Db, org_id: &str, key: &str) -> DbResult<Option<SubAgent>> {
     db.query_opt_as(
             "SELECT a.id, a.slug, a.name, coalesce(a.description, '') AS description, r.id AS release_id, r.config
              FROM agents a JOIN agent_releases r ON r.id = a.current_release_id
-             WHERE a.org_id = $1 AND (a.slug = $2 OR a.id::text = $2)",
+             WHERE a.org_id = $1 AND (a.slug = $2 OR a.id::text = $2) AND a.archived_at IS NULL",
             &[uuid(org_id), text(key)],
         )
 }

@@ -36,6 +36,7 @@ pub const MIGRATIONS: &[(&str, &str)] = migrations![
     "0017_hold_lease.sql",
     "0018_one_statement_writes.sql",
     "0019_sign_in_limits.sql",
+    "0020_agent_archiving.sql",
 ];
 
 /// One migration file.

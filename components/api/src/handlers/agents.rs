@@ -1,7 +1,8 @@
 //! Agents: metadata, the working copy, and immutable releases.
 
 use serde_json::{json, Value};
-use synatra_agents::{AgentConfig, Bump, FieldError, Version};
+use spin_sdk::variables;
+use synatra_agents::{delegation, AgentConfig, Bump, FieldError, Version};
 use synatra_authz::Role;
 
 use crate::ctx::OrgCtx;
@@ -59,6 +60,23 @@ pub(crate) fn resolve_tools(
         Ok(())
     } else {
         Err(ApiError::fields(&errors))
+    }
+}
+
+/// Refuses sub-agents that would make delegation loop back to agent `id`
+/// or run deeper than `max_delegation_depth`.
+fn check_delegation(db: &crate::db::Db, org_id: &str, id: &str, config: &AgentConfig) -> ApiResult<()> {
+    if config.subagents.is_empty() {
+        return Ok(());
+    }
+    let max_depth = variables::get("max_delegation_depth")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(delegation::DEFAULT_MAX_DEPTH);
+    let graph = agents::delegation_graph(db, org_id)?;
+    match delegation::delegation_problem(&graph, id, &config.subagents, max_depth) {
+        None => Ok(()),
+        Some(why) => Err(ApiError::fields(&[("config.subagents".to_string(), why)])),
     }
 }
 
@@ -134,13 +152,34 @@ pub fn update(ctx: &OrgCtx) -> ApiResult<Reply> {
     Ok(Reply::ok(agent))
 }
 
-/// `DELETE /orgs/{org}/agents/{agent}`.
+/// `DELETE /orgs/{org}/agents/{agent}`: deletes an agent no thread names
+/// (204); one with threads is archived instead (200 with the agent), so
+/// its threads, runs and approvals stay readable.
 pub fn delete(ctx: &OrgCtx) -> ApiResult<Reply> {
-    ctx.db.transaction(|db| {
+    let archived = ctx.db.transaction(|db| {
         let id = agent_id(ctx, true)?;
-        agents::delete(db, &id)
+        if agents::has_threads(db, &id)? {
+            agents::archive(db, &id)?;
+            return Ok(Some(agents::get(db, &id)?));
+        }
+        agents::delete(db, &id)?;
+        Ok::<_, ApiError>(None)
     })?;
-    Ok(Reply::no_content())
+    Ok(match archived {
+        Some(agent) => Reply::ok(agent),
+        None => Reply::no_content(),
+    })
+}
+
+/// 409 `agent_archived` for an archived agent: it starts nothing new.
+pub(crate) fn refuse_archived(db: &crate::db::Db, id: &str) -> ApiResult<()> {
+    if agents::is_archived(db, id)? {
+        return Err(ApiError::conflict(
+            "agent_archived",
+            "this agent is archived: its threads stay readable, but it starts no new runs or releases",
+        ));
+    }
+    Ok(())
 }
 
 /// `GET /orgs/{org}/agents/{agent}/working-copy`.
@@ -163,6 +202,7 @@ pub fn put_working_copy(ctx: &OrgCtx) -> ApiResult<Reply> {
         serde_json::to_value(&config).map_err(|e| ApiError::internal(e.to_string()))?;
     let body = ctx.db.transaction(|db| {
         let id = agent_id(ctx, true)?;
+        check_delegation(db, &ctx.org.id, &id, &config)?;
         agents::set_working_copy(db, &id, &normalized)
     })?;
     Ok(Reply::ok(body))
@@ -188,9 +228,11 @@ pub fn create_release(ctx: &OrgCtx) -> ApiResult<Reply> {
     let by = ctx.principal()?.user_id().ok();
     let release = ctx.db.transaction(|db| {
         let id = agent_id(ctx, true)?;
+        refuse_archived(db, &id)?;
         let raw = agents::working_copy_config(db, &id)?;
         let mut config = AgentConfig::parse(&raw, true).map_err(config_errors)?;
         resolve_tools(db, &ctx.org.id, &mut config, true)?;
+        check_delegation(db, &ctx.org.id, &id, &config)?;
         let config =
             serde_json::to_value(&config).map_err(|e| ApiError::internal(e.to_string()))?;
         let next = agents::latest_version(db, &id)?

@@ -11,7 +11,7 @@ use synatra_runs::ThreadStatus;
 use crate::auth::Principal;
 use crate::ctx::OrgCtx;
 use crate::error::{ApiError, ApiResult};
-use crate::http::{page, query_param, Page, Reply};
+use crate::http::{message_page, page, query_param, Page, Reply};
 use crate::store::{agents, orgs};
 use crate::views;
 use crate::visibility::Visibility;
@@ -34,6 +34,7 @@ fn run_config(
     agent_id: &str,
     playground: bool,
 ) -> ApiResult<(Option<String>, serde_json::Value)> {
+    super::agents::refuse_archived(ctx.db, agent_id)?;
     if playground {
         if ctx.org.role < Role::Builder {
             return Err(ApiError::forbidden(
@@ -187,6 +188,7 @@ pub fn post_message(ctx: &OrgCtx) -> ApiResult<Reply> {
     let (release_id, config) = if playground {
         run_config(ctx, &agent_id, true)?
     } else {
+        super::agents::refuse_archived(ctx.db, &agent_id)?;
         runs::latest_run_config(ctx.db, &id)?
             .ok_or_else(|| ApiError::internal("thread has no run"))?
     };
@@ -221,16 +223,20 @@ pub fn cancel(ctx: &OrgCtx) -> ApiResult<Reply> {
     Ok(reply)
 }
 
-/// `GET /orgs/{org}/threads/{thread}`: the thread, its messages and runs.
+/// `GET /orgs/{org}/threads/{thread}?limit=&after=`: the thread, a page of
+/// its messages (oldest first; `next_cursor` continues) and its runs.
 pub fn get(ctx: &OrgCtx) -> ApiResult<Reply> {
     let id = thread_id(ctx)?;
     let thread =
         runs::thread(ctx.db, &ctx.org.id, &id)?.ok_or_else(|| ApiError::not_found("thread"))?;
+    let (limit, after) = message_page(ctx.req)?;
+    let messages = runs::messages(ctx.db, &id, after, limit as i64)?;
+    let next = (messages.len() == limit)
+        .then(|| messages.last().map(|m| m.id))
+        .flatten();
     let mut json = views::thread(&thread);
-    json["messages"] = runs::messages(ctx.db, &id)?
-        .iter()
-        .map(views::message)
-        .collect();
+    json["messages"] = messages.iter().map(views::message).collect();
+    json["next_cursor"] = next.into();
     json["runs"] = runs::runs(ctx.db, &id)?.iter().map(views::run).collect();
     Ok(Reply::ok(json))
 }

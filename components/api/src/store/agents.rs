@@ -1,6 +1,7 @@
 //! `agents` and `agent_releases`.
 
 use serde_json::{json, Value};
+use synatra_agents::delegation::AgentNode;
 use synatra_agents::Version;
 
 use crate::db::{jsonb, opt_text, opt_uuid, text, uuid, Db, DbResult, Row};
@@ -8,6 +9,7 @@ use crate::error::ApiResult;
 
 const SELECT: &str =
     "SELECT a.id, a.slug, a.name, a.description, a.icon, a.created_at AT TIME ZONE 'UTC' AS created_at, a.updated_at AT TIME ZONE 'UTC' AS updated_at,
+        a.archived_at AT TIME ZONE 'UTC' AS archived_at,
         r.id AS release_id, r.version AS release_version
     FROM agents a LEFT JOIN agent_releases r ON r.id = a.current_release_id";
 
@@ -22,6 +24,7 @@ fn to_json(r: &Row) -> DbResult<Value> {
         "description": r.opt_str("description")?, "icon": r.opt_str("icon")?,
         "current_release": release,
         "created_at": r.time("created_at")?, "updated_at": r.time("updated_at")?,
+        "archived_at": r.time("archived_at")?,
     }))
 }
 
@@ -66,7 +69,7 @@ pub fn create(db: &Db, org_id: &str, a: &NewAgent, by: Option<&str>) -> ApiResul
 pub fn list(db: &Db, org_id: &str) -> ApiResult<Vec<Value>> {
     Ok(db
         .query(
-            &format!("{SELECT} WHERE a.org_id = $1 ORDER BY a.slug"),
+            &format!("{SELECT} WHERE a.org_id = $1 AND a.archived_at IS NULL ORDER BY a.slug"),
             &[uuid(org_id)],
         )?
         .iter()
@@ -131,6 +134,35 @@ pub fn delete(db: &Db, id: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// Whether any thread belongs to the agent (then it is archived, never deleted).
+pub fn has_threads(db: &Db, id: &str) -> ApiResult<bool> {
+    Ok(db
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM threads WHERE agent_id = $1) AS used",
+            &[uuid(id)],
+        )?
+        .bool("used")?)
+}
+
+/// Archives the agent (once).
+pub fn archive(db: &Db, id: &str) -> ApiResult<()> {
+    db.execute(
+        "UPDATE agents SET archived_at = coalesce(archived_at, now()), updated_at = now() WHERE id = $1",
+        &[uuid(id)],
+    )?;
+    Ok(())
+}
+
+/// Whether the agent is archived.
+pub fn is_archived(db: &Db, id: &str) -> ApiResult<bool> {
+    Ok(db
+        .query_one(
+            "SELECT archived_at IS NOT NULL AS archived FROM agents WHERE id = $1",
+            &[uuid(id)],
+        )?
+        .bool("archived")?)
+}
+
 /// The working copy and when it last changed.
 pub fn working_copy(db: &Db, id: &str) -> ApiResult<Value> {
     let r = db.query_one(
@@ -154,6 +186,33 @@ pub fn working_copy_config(db: &Db, id: &str) -> ApiResult<Value> {
     Ok(db
         .query_one("SELECT working_copy FROM agents WHERE id = $1", &[uuid(id)])?
         .json("working_copy")?)
+}
+
+/// The org's delegation graph: each agent with the sub-agents its working
+/// copy or current release names.
+pub fn delegation_graph(db: &Db, org_id: &str) -> ApiResult<Vec<AgentNode>> {
+    let rows = db.query(
+        "SELECT a.id, a.slug,
+                coalesce(a.working_copy->'subagents', '[]') || coalesce(r.config->'subagents', '[]') AS subagents
+         FROM agents a LEFT JOIN agent_releases r ON r.id = a.current_release_id
+         WHERE a.org_id = $1",
+        &[uuid(org_id)],
+    )?;
+    let nodes = rows.iter().map(|r| -> DbResult<_> {
+        let subagents = match r.json("subagents")? {
+            Value::Array(keys) => keys
+                .into_iter()
+                .filter_map(|k| k.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        };
+        Ok(AgentNode {
+            id: r.str("id")?,
+            slug: r.str("slug")?,
+            subagents,
+        })
+    });
+    Ok(nodes.collect::<DbResult<_>>()?)
 }
 
 /// The newest release version, if any.
