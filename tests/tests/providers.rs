@@ -75,6 +75,53 @@ fn a_persistent_failure_fails_the_run_with_a_clear_error() {
     let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
     assert_eq!(t["status"], "failed");
     assert_eq!(fake.calls(), 1, "a rejected request is not retried");
+    let error = t["runs"][0]["error"].as_str().unwrap();
+    assert!(error.contains("refused the credentials (HTTP 401)"), "{error}");
+
+    let fake = FakeLlm::start(vec![Answer::Status {
+        status: 404,
+        retry_after: None,
+    }]);
+    publish(&app, "unknown", &agent_config(&fake, "no-such-model", json!({})));
+    let id = start_thread(&app, "unknown", "hi", "normal");
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    let error = t["runs"][0]["error"].as_str().unwrap();
+    assert!(error.contains("does not know this model or URL (HTTP 404)"), "{error}");
+    assert_eq!(fake.calls(), 1);
+}
+
+/// A provider the gateway cannot reach fails the run saying why: a host it
+/// may not call at once, naming the setting; a refused connection after
+/// its retries (it may be a server restarting).
+#[test]
+fn unreachable_providers_fail_saying_what_happened_and_only_passing_failures_retry() {
+    let app = start();
+    let fails_with = |slug: &str, base_url: &str| -> String {
+        let config = json!({ "model": { "provider": "openai-compatible", "model": "m", "base_url": base_url } });
+        publish(&app, slug, &config);
+        let id = start_thread(&app, slug, "hi", "normal");
+        let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+        assert_eq!(t["status"], "failed", "{t:#}");
+        t["runs"][0]["error"].as_str().unwrap().to_string()
+    };
+    // `localhost` is not `127.0.0.1`, the only local host the tests allow.
+    let denied = fails_with("denied", "http://localhost:9/v1");
+    assert!(
+        denied.starts_with("model call failed: the gateway may not connect to localhost:9")
+            && denied.contains("LOCAL_LLM_HOST (now `127.0.0.1:*`"),
+        "{denied}"
+    );
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let refused = fails_with("refused", &format!("http://127.0.0.1:{port}/v1"));
+    assert!(
+        refused.starts_with(&format!(
+            "model call failed after 5 retries: connection to 127.0.0.1:{port} refused"
+        )),
+        "{refused}"
+    );
 }
 
 /// Runs the tool-then-answer conversation against `provider`'s wire format.

@@ -3,11 +3,15 @@
 
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
+use spin_sdk::http::conversions::TryIntoOutgoingRequest;
 use spin_sdk::http::{
-    Fields, IncomingResponse, Method, OutgoingResponse, Request, ResponseOutparam,
+    ErrorCode, Fields, IncomingResponse, Method, OutgoingRequest, OutgoingResponse, Request,
+    ResponseOutparam,
 };
 use synatra_agents::ModelConfig;
-use synatra_llm::{key_variable, prepare, ChatRequest, LlmError, Message, ToolSpec};
+use synatra_llm::{
+    key_variable, prepare, ChatRequest, LlmError, Message, ToolSpec, UNREACHABLE_HEADER,
+};
 
 use crate::{credentials, error, reply};
 
@@ -58,9 +62,13 @@ pub async fn complete(body: &[u8], out: ResponseOutparam) {
         builder.header(name, value);
     }
     let outbound = builder.body(prepared.body.to_string()).build();
-    let response: IncomingResponse = match spin_sdk::http::send(outbound).await {
+    let host = authority(outbound.uri()).to_string();
+    let response = match send(outbound).await {
         Ok(r) => r,
-        Err(e) => return reply(out, 502, error("provider_unreachable", e)).await,
+        Err(code) => {
+            let (retryable, message) = unreachable(&host, &code);
+            return unreachable_reply(out, retryable, &message).await;
+        }
     };
     let mut headers = Vec::new();
     for name in ["content-type", "retry-after"] {
@@ -84,4 +92,87 @@ pub async fn complete(body: &[u8], out: ResponseOutparam) {
             Err(_) => return,
         }
     }
+}
+
+/// Sends `request`; the transport's own error code when it fails (the
+/// body is written alongside, so a refused request reports why rather than
+/// a closed body stream).
+async fn send(request: Request) -> Result<IncomingResponse, ErrorCode> {
+    let (outgoing, body) = match request.try_into_outgoing_request() {
+        Ok(r) => r,
+        Err(e) => return Err(ErrorCode::InternalError(Some(e.to_string()))),
+    };
+    let mut sink = outgoing.take_body();
+    let write = async move {
+        if let Some(body) = body {
+            // A failed write shows up as the response's error.
+            let _ = sink.send(body).await;
+        }
+        drop(sink);
+    };
+    let response = spin_sdk::http::send::<OutgoingRequest, IncomingResponse>(outgoing);
+    let ((), response) = futures::join!(write, response);
+    response.map_err(|e| match e {
+        spin_sdk::http::SendError::Http(code) => code,
+        other => ErrorCode::InternalError(Some(other.to_string())),
+    })
+}
+
+/// The `host[:port]` of `url`.
+fn authority(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split(['/', '?', '#']).next().unwrap_or(rest)
+}
+
+/// Whether a failure to reach `host` may pass on retry, and what to tell
+/// the user (what happened and the setting or check that fixes it).
+fn unreachable(host: &str, code: &ErrorCode) -> (bool, String) {
+    match code {
+        ErrorCode::HttpRequestDenied => {
+            let local = spin_sdk::variables::get("local_llm_host").unwrap_or_default();
+            (false, format!(
+                "the gateway may not connect to {host}: a local OpenAI-compatible server must match LOCAL_LLM_HOST (now `{local}`; `127.0.0.1:*` allows any local port); other hosts must be added to the gateway's allowed_outbound_hosts in spin.toml"
+            ))
+        }
+        ErrorCode::DnsError(_) | ErrorCode::DestinationNotFound => (
+            false,
+            format!("cannot resolve {host}: check the base URL's host name"),
+        ),
+        ErrorCode::TlsProtocolError
+        | ErrorCode::TlsCertificateError
+        | ErrorCode::TlsAlertReceived(_) => (
+            false,
+            format!(
+                "TLS with {host} failed ({code:?}): check that the URL's scheme (https or http) matches the server, and its certificate"
+            ),
+        ),
+        ErrorCode::ConnectionRefused => (
+            true,
+            format!("connection to {host} refused: is the server running and listening there?"),
+        ),
+        ErrorCode::ConnectionTimeout
+        | ErrorCode::ConnectionReadTimeout
+        | ErrorCode::ConnectionWriteTimeout
+        | ErrorCode::HttpResponseTimeout => {
+            (true, format!("{host} did not answer in time"))
+        }
+        ErrorCode::DestinationUnavailable => (true, format!("{host} is unreachable")),
+        other => (true, format!("calling {host} failed: {other:?}")),
+    }
+}
+
+/// 502 (may pass on retry) or 424 (will not), marked as the gateway's own.
+async fn unreachable_reply(out: ResponseOutparam, retryable: bool, message: &str) {
+    let headers = Fields::from_list(&[
+        ("content-type".to_string(), b"application/json".to_vec()),
+        (
+            UNREACHABLE_HEADER.to_string(),
+            if retryable { "retryable" } else { "final" }.into(),
+        ),
+    ])
+    .expect("valid headers");
+    let response = OutgoingResponse::new(headers);
+    let _ = response.set_status_code(if retryable { 502 } else { 424 });
+    let body = error("provider_unreachable", message).to_string();
+    let _ = out.set_with_body(response, body.into_bytes()).await;
 }

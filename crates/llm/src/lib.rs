@@ -95,12 +95,23 @@ pub enum LlmError {
     Malformed(String),
     /// 4xx other than 429: retrying will not help.
     Rejected { status: u16, message: String },
+    /// The provider could not be reached (the gateway says why); retried
+    /// only when it may pass (a refused, reset or timed-out connection).
+    Unreachable { retryable: bool, message: String },
 }
+
+/// How the gateway marks its own answers about reaching a provider (as
+/// opposed to the provider's): the header's value is `retryable` or `final`.
+pub const UNREACHABLE_HEADER: &str = "synatra-provider-unreachable";
 
 impl LlmError {
     /// Whether a retry may succeed.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, LlmError::Rejected { .. })
+        match self {
+            LlmError::Rejected { .. } => false,
+            LlmError::Unreachable { retryable, .. } => *retryable,
+            _ => true,
+        }
     }
 
     /// Classifies a non-2xx HTTP answer.
@@ -124,10 +135,19 @@ impl std::fmt::Display for LlmError {
             LlmError::Unavailable(m) => write!(f, "provider unavailable: {m}"),
             LlmError::Truncated(m) => write!(f, "response truncated: {m}"),
             LlmError::Malformed(m) => write!(f, "malformed response: {m}"),
+            LlmError::Rejected { status: s @ (401 | 403), message } => write!(
+                f,
+                "the provider refused the credentials (HTTP {s}): {message}; check the environment's provider credential or the key variable"
+            ),
+            LlmError::Rejected { status: 404, message } => write!(
+                f,
+                "the provider does not know this model or URL (HTTP 404): {message}; check `model.model` and the base URL"
+            ),
             LlmError::Rejected { status, message } => write!(
                 f,
                 "provider rejected the request (HTTP {status}): {message}"
             ),
+            LlmError::Unreachable { message, .. } => f.write_str(message),
         }
     }
 }

@@ -114,4 +114,26 @@ mod tests {
         };
         assert!(error.contains("after 5 retries"), "{error}");
     }
+
+    #[test]
+    fn unreachable_providers_retry_only_when_it_may_pass() {
+        let unreachable = |retryable| LlmError::Unreachable {
+            retryable,
+            message: "connection to h refused".into(),
+        };
+        assert_eq!(
+            after_model_error(&unreachable(false), 0, 500, 0),
+            Retry::GiveUp {
+                error: "model call failed: connection to h refused".into()
+            }
+        );
+        assert_eq!(
+            after_model_error(&unreachable(true), 0, 500, 0),
+            Retry::After { delay_ms: 500 }
+        );
+        let denied = LlmError::from_status(403, None, r#"{"error":{"message":"no"}}"#);
+        assert!(denied.to_string().starts_with("the provider refused the credentials (HTTP 403): no"));
+        let missing = LlmError::from_status(404, None, "model not found");
+        assert!(missing.to_string().contains("check `model.model` and the base URL"));
+    }
 }
