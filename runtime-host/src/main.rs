@@ -83,6 +83,10 @@ struct UpArgs {
     /// another host takes it over once this passes).
     #[arg(long, env = "SYNATRA_RUN_LEASE_SECS", default_value_t = 30)]
     run_lease_secs: i32,
+    /// Runs of one org advanced at once across all hosts (default: the
+    /// workers less one, so another org always finds a worker).
+    #[arg(long, env = "SYNATRA_MAX_RUNS_PER_ORG")]
+    max_runs_per_org: Option<i32>,
 }
 
 fn main() -> Result<()> {
@@ -214,6 +218,10 @@ fn up(args: UpArgs) -> Result<()> {
             DispatcherConfig {
                 workers: args.dispatcher_workers,
                 lease_secs: args.run_lease_secs,
+                org_limit: args.max_runs_per_org.unwrap_or_else(|| {
+                    i32::try_from(args.dispatcher_workers.saturating_sub(1).max(1))
+                        .unwrap_or(i32::MAX)
+                }),
                 poll: std::time::Duration::from_secs(1),
             },
             stopped.clone(),

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use synatra_tests::fake_llm::{Answer, FakeLlm};
-use synatra_tests::{psql, try_psql};
 use synatra_tests::runs::{
-    agent_config, agent_with_tools, kinds, publish, sse_events, start, start_thread, wait_for,
+    agent_config, agent_with_tools, config_for_fakes, kinds, publish, sse_events, start, start_on,
+    start_thread, wait_for,
 };
+use synatra_tests::{create_org, psql, sign_up, try_psql};
 
 #[test]
 fn agent_calls_a_tool_then_answers_and_tokens_stream() {
@@ -519,4 +520,54 @@ fn an_agent_with_threads_is_archived_never_deleted() {
         &format!("SELECT count(*) FROM threads WHERE id = '{id}'"),
     );
     assert_eq!(left, "0");
+}
+
+/// Claiming takes turns between orgs and no org may hold every worker:
+/// with 4 workers (3 runs per org at most), six hour-long runs of one org
+/// leave a worker for another org's new run.
+#[test]
+fn one_orgs_long_runs_never_hold_every_worker() {
+    let slow = FakeLlm::start_with(|_| {
+        Answer::Delayed(Duration::from_secs(3600), Box::new(Answer::Text("late".into())))
+    });
+    let fast = FakeLlm::start(vec![Answer::Text("here".into())]);
+    let app = start_on(&config_for_fakes().env("SYNATRA_DISPATCHER_WORKERS", "4"));
+    publish(&app, "slow", &agent_config(&slow, "m", json!({})));
+    for _ in 0..6 {
+        start_thread(&app, "slow", "take your time", "normal");
+    }
+    slow.wait_for_calls(3);
+
+    // Another org, another owner, an agent on the fast fake.
+    let other = sign_up(&app.host, "second-owner");
+    let org = create_org(&other, "second");
+    let c = &other.client;
+    let agents = format!("/api/v1/orgs/{org}/agents");
+    assert_eq!(c.post(&agents, json!({ "slug": "fast", "name": "fast" })).status, 201);
+    let wc = c.send(
+        "PUT",
+        &format!("{agents}/fast/working-copy"),
+        Some(&json!({ "config": agent_config(&fast, "m", json!({})) })),
+    );
+    assert_eq!(wc.status, 200, "{:?}", wc.body);
+    assert_eq!(c.post(&format!("{agents}/fast/releases"), json!({ "bump": "patch" })).status, 201);
+    let t = c.post(
+        &format!("/api/v1/orgs/{org}/threads"),
+        json!({ "agent": "fast", "message": "hi" }),
+    );
+    assert_eq!(t.status, 201, "{:?}", t.body);
+    let id = t.body["thread"]["id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let t = c.get(&format!("/api/v1/orgs/{org}/threads/{id}")).body;
+        if t["status"] == "completed" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second org's run waited behind the first's: {t:#}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(slow.calls(), 3, "the first org kept to 3 of the 4 workers");
 }

@@ -37,6 +37,7 @@ pub const MIGRATIONS: &[(&str, &str)] = migrations![
     "0018_one_statement_writes.sql",
     "0019_sign_in_limits.sql",
     "0020_agent_archiving.sql",
+    "0021_fair_claims.sql",
 ];
 
 /// One migration file.

@@ -32,6 +32,9 @@ pub struct DispatcherConfig {
     pub workers: usize,
     /// How long a claim holds a run without progress.
     pub lease_secs: i32,
+    /// Runs of one org leased at once (across hosts) beyond which its runs
+    /// wait for the others' turn.
+    pub org_limit: i32,
     /// Sweep interval when no notification arrives.
     pub poll: Duration,
 }
@@ -67,6 +70,7 @@ pub async fn run(
     tracing::info!(
         workers = config.workers,
         lease_secs = config.lease_secs,
+        org_limit = config.org_limit,
         "run dispatcher started"
     );
     let workers: Vec<_> = (0..config.workers)
@@ -165,13 +169,16 @@ impl Worker {
         }
     }
 
-    /// Leases the oldest run that is ready (unleased or lease-expired) or whose
-    /// durable timer is due.
+    /// Leases a run that is ready (unleased or lease-expired) or whose
+    /// durable timer is due, taking turns between orgs (SQL
+    /// `claim_next_run`).
     async fn claim(&self) -> sqlx::Result<Option<(String, String)>> {
         let lease = format!("{}:{}", self.owner, uuid::Uuid::new_v4());
-        let row: Option<(Option<String>,)> = sqlx::query_as("SELECT claim_next_run($1, $2)::text")
-            .bind(&lease)
-            .bind(self.config.lease_secs)
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT claim_next_run($1, $2, NULL, $3)::text")
+                .bind(&lease)
+                .bind(self.config.lease_secs)
+                .bind(self.config.org_limit)
             .fetch_optional(&self.db)
             .await?;
         Ok(row.and_then(|(id,)| id).map(|id| (id, lease)))
