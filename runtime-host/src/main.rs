@@ -83,8 +83,8 @@ struct UpArgs {
     /// another host takes it over once this passes).
     #[arg(long, env = "SYNATRA_RUN_LEASE_SECS", default_value_t = 30)]
     run_lease_secs: i32,
-    /// Runs of one org advanced at once across all hosts (default: the
-    /// workers less one, so another org always finds a worker).
+    /// Runs of one org this host advances at once (default: the workers
+    /// less one, so another org always finds a worker).
     #[arg(long, env = "SYNATRA_MAX_RUNS_PER_ORG")]
     max_runs_per_org: Option<i32>,
 }

@@ -32,8 +32,8 @@ pub struct DispatcherConfig {
     pub workers: usize,
     /// How long a claim holds a run without progress.
     pub lease_secs: i32,
-    /// Runs of one org leased at once (across hosts) beyond which its runs
-    /// wait for the others' turn.
+    /// Runs of one org this host advances at once; beyond them the org's
+    /// runs wait for other orgs' turn (or another host).
     pub org_limit: i32,
     /// Sweep interval when no notification arrives.
     pub poll: Duration,
@@ -79,6 +79,7 @@ pub async fn run(
                 app: app.clone(),
                 db: db.clone(),
                 in_flight: in_flight.clone(),
+                host: format!("{owner}-"),
                 owner: format!("{owner}-{i}"),
                 secret: secret.clone(),
                 config,
@@ -140,6 +141,8 @@ struct Worker {
     app: Arc<App>,
     db: PgPool,
     in_flight: InFlight,
+    /// This host's lease prefix (`{host}-{worker}:`).
+    host: String,
     owner: String,
     secret: String,
     config: DispatcherConfig,
@@ -175,10 +178,11 @@ impl Worker {
     async fn claim(&self) -> sqlx::Result<Option<(String, String)>> {
         let lease = format!("{}:{}", self.owner, uuid::Uuid::new_v4());
         let row: Option<(Option<String>,)> =
-            sqlx::query_as("SELECT claim_next_run($1, $2, NULL, $3)::text")
+            sqlx::query_as("SELECT claim_next_run($1, $2, NULL, $3, $4)::text")
                 .bind(&lease)
                 .bind(self.config.lease_secs)
                 .bind(self.config.org_limit)
+                .bind(&self.host)
             .fetch_optional(&self.db)
             .await?;
         Ok(row.and_then(|(id,)| id).map(|id| (id, lease)))
