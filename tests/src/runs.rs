@@ -220,3 +220,41 @@ pub fn sse_events(text: &str) -> Vec<(Option<i64>, String, Value)> {
         })
         .collect()
 }
+
+/// A newcomer's whole path on `host` in an org of their own: sign up,
+/// create an org, publish an agent answering on `fake`, start a thread and
+/// wait (up to 30 s) until it completes; returns the thread. Shows the app
+/// still serves others while one org loads it.
+pub fn answer_in_new_org<S: Server>(host: &S, fake: &FakeLlm) -> Value {
+    let user = sign_up(host, "bystander");
+    let org = create_org(&user, "bystander");
+    let c = &user.client;
+    let agents = format!("/api/v1/orgs/{org}/agents");
+    let r = c.post(&agents, json!({ "slug": "fast", "name": "fast" }));
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let config = json!({ "config": agent_config(fake, "m", json!({})) });
+    let r = c.send("PUT", &format!("{agents}/fast/working-copy"), Some(&config));
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = c.post(&format!("{agents}/fast/releases"), json!({ "bump": "patch" }));
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let r = c.post(
+        &format!("/api/v1/orgs/{org}/threads"),
+        json!({ "agent": "fast", "message": "hi" }),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let id = r.body["thread"]["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let t = c.get(&format!("/api/v1/orgs/{org}/threads/{id}"));
+        assert_eq!(t.status, 200, "{:?}", t.body);
+        if t.body["status"] == "completed" {
+            return t.body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the newcomer's run did not complete: {:#}",
+            t.body
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -9,10 +9,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use synatra_tests::fake_llm::{Answer, FakeLlm};
 use synatra_tests::runs::{
-    agent_config, agent_with_tools, config_for_fakes, kinds, publish, sse_events, start, start_on,
-    start_thread, wait_for,
+    agent_config, agent_with_tools, answer_in_new_org, config_for_fakes, kinds, publish,
+    sse_events, start, start_on, start_thread, wait_for,
 };
-use synatra_tests::{create_org, psql, sign_up, try_psql};
+use synatra_tests::{psql, try_psql};
 
 #[test]
 fn agent_calls_a_tool_then_answers_and_tokens_stream() {
@@ -538,36 +538,7 @@ fn one_orgs_long_runs_never_hold_every_worker() {
     }
     slow.wait_for_calls(3);
 
-    // Another org, another owner, an agent on the fast fake.
-    let other = sign_up(&app.host, "second-owner");
-    let org = create_org(&other, "second");
-    let c = &other.client;
-    let agents = format!("/api/v1/orgs/{org}/agents");
-    assert_eq!(c.post(&agents, json!({ "slug": "fast", "name": "fast" })).status, 201);
-    let wc = c.send(
-        "PUT",
-        &format!("{agents}/fast/working-copy"),
-        Some(&json!({ "config": agent_config(&fast, "m", json!({})) })),
-    );
-    assert_eq!(wc.status, 200, "{:?}", wc.body);
-    assert_eq!(c.post(&format!("{agents}/fast/releases"), json!({ "bump": "patch" })).status, 201);
-    let t = c.post(
-        &format!("/api/v1/orgs/{org}/threads"),
-        json!({ "agent": "fast", "message": "hi" }),
-    );
-    assert_eq!(t.status, 201, "{:?}", t.body);
-    let id = t.body["thread"]["id"].as_str().unwrap().to_string();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let t = c.get(&format!("/api/v1/orgs/{org}/threads/{id}")).body;
-        if t["status"] == "completed" {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the second org's run waited behind the first's: {t:#}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // Another org's new run finds a worker.
+    answer_in_new_org(&app.host, &fast);
     assert_eq!(slow.calls(), 3, "the first org kept to 3 of the 4 workers");
 }

@@ -4,7 +4,8 @@
 //! results) end as clean tool errors, and the host keeps serving.
 
 use serde_json::{json, Value};
-use synatra_tests::runs::agent_with_tools;
+use synatra_tests::fake_llm::{Answer, FakeLlm};
+use synatra_tests::runs::{agent_with_tools, answer_in_new_org};
 use synatra_tests::{create_org, sign_up, start_app, Host, User};
 
 struct Lab {
@@ -188,4 +189,56 @@ fn a_nul_character_in_a_result_or_log_is_stored_not_fatal() {
     let result = messages_of(&t, "tool_result")[0];
     assert_eq!(result["content"]["result"]["text"], "a\u{fffd}b");
     assert_eq!(fake.calls(), 2, "the tool ran once and the run went on");
+}
+
+/// Live component instances on the host (its metrics).
+fn live_instances(admin: &str) -> i64 {
+    let text = ureq::get(&format!("{admin}/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("synatra_component_instances "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Sandboxed tools give their pooled connection back while they run: 24
+/// endless-loop tool tests at once (the pool has 20 connections) while a
+/// newcomer signs up, starts a thread in an org of their own and gets the
+/// answer; then every test ends as a clean time-limit error.
+#[test]
+fn endless_tool_tests_do_not_hold_the_database_pool() {
+    let fake = FakeLlm::start(vec![Answer::Text("still here".into())]);
+    let app = synatra_tests::runs::start();
+    let c = &app.owner.client;
+    let tool = json!({
+        "name": "spin", "params": { "type": "object" }, "timeout_ms": 10000,
+        "code": "while (true) {}",
+    });
+    let r = c.post(&format!("/api/v1/orgs/{}/tools", app.org), tool);
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let path = format!("/api/v1/orgs/{}/tools/spin/test", app.org);
+    let testers: Vec<_> = (0..24)
+        .map(|_| {
+            let (c, path) = (c.clone(), path.clone());
+            std::thread::spawn(move || c.post(&path, json!({ "params": {} })))
+        })
+        .collect();
+    // Each test is an API instance waiting on a tool-js instance.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while live_instances(&app.host.admin) < 48 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the 24 tool tests never ran at once"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    answer_in_new_org(&app.host, &fake);
+    for t in testers {
+        let r = t.join().unwrap();
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(r.body["ok"], false, "{:?}", r.body);
+    }
 }

@@ -55,6 +55,8 @@ pub async fn call(
         if buffer.len() >= TOKEN_FLUSH_BYTES {
             flush_tokens(db, run, &mut buffer);
         }
+        // Between chunks the model may pause for long.
+        db.release();
     })
     .await;
     flush_tokens(db, run, &mut buffer);

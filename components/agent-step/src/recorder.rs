@@ -199,15 +199,17 @@ impl<'a> Recorder<'a> {
         Ok(parked.map(|()| waiting.outcome()))
     }
 
-    /// Holds the lease for at least `secs` more before a call starts.
+    /// Holds the lease for at least `secs` more before a model or tool
+    /// call starts, and gives the pooled connection back for the call.
     pub fn hold(&self, secs: i32) -> Result<(), DbError> {
         // The last fence (every recorded step) extended the lease already.
-        if self.last_fence.elapsed() < renew_interval(secs) {
-            return Ok(());
-        }
-        match runs::hold_lease(self.db, &self.run.id, self.lease, secs)? {
-            true => Ok(()),
-            false => Err(DbError::LeaseLost),
+        let held = self.last_fence.elapsed() < renew_interval(secs)
+            || runs::hold_lease(self.db, &self.run.id, self.lease, secs)?;
+        self.db.release();
+        if held {
+            Ok(())
+        } else {
+            Err(DbError::LeaseLost)
         }
     }
 

@@ -91,6 +91,8 @@ pub fn advance_due(db: &Db, org_id: Option<&str>) -> usize {
         advanced += 1;
         let body = json!({ "run_id": run_id, "lease": lease, "lease_secs": lease_secs });
         let request = synatra_internal::request(Method::Post, AGENT_STEP, body.to_string());
+        // The agent step works with connections of its own meanwhile.
+        db.release();
         let result = spin_sdk::http::run(async move {
             let response: IncomingResponse = spin_sdk::http::send(request).await?;
             let status = response.status();

@@ -11,6 +11,7 @@ pub mod tools;
 
 pub use row::{FromColumn, FromRow, Timestamp};
 
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use spin_sdk::pg4::{self, DbValue, ParameterValue};
@@ -117,9 +118,12 @@ pub fn at_least_one_row(sql: &str) -> String {
     )
 }
 
-/// One connection for the request.
+/// The request's database: one pooled connection, taken when a statement
+/// needs it and given back by [`Db::release`] before a long wait.
 pub struct Db {
-    conn: pg4::Connection,
+    url: String,
+    conn: RefCell<Option<pg4::Connection>>,
+    in_transaction: Cell<bool>,
 }
 
 impl Db {
@@ -127,9 +131,33 @@ impl Db {
     pub fn open() -> DbResult<Self> {
         let url = variables::get("database_url")
             .map_err(|e| DbError::Unavailable(format!("database_url is not configured: {e}")))?;
+        let conn = pg4::Connection::open(&url)?;
         Ok(Self {
-            conn: pg4::Connection::open(&url)?,
+            url,
+            conn: RefCell::new(Some(conn)),
+            in_transaction: Cell::new(false),
         })
+    }
+
+    /// Gives the connection back to the pool until the next statement, so
+    /// a model call, a sandboxed tool or another component's work does not
+    /// hold it; inside a transaction it is kept.
+    pub fn release(&self) {
+        if !self.in_transaction.get() {
+            self.conn.borrow_mut().take();
+        }
+    }
+
+    /// Runs `f` on the connection, taking one from the pool if released.
+    fn with<T>(&self, f: impl FnOnce(&pg4::Connection) -> Result<T, pg4::PgError>) -> DbResult<T> {
+        let mut slot = self.conn.borrow_mut();
+        let conn = match slot.take() {
+            Some(conn) => conn,
+            None => pg4::Connection::open(&self.url)?,
+        };
+        let result = f(&conn);
+        *slot = Some(conn);
+        Ok(result?)
     }
 
     /// Rows of a query (a `SELECT`, or a write with `RETURNING`).
@@ -139,7 +167,7 @@ impl Db {
     /// always yields a row: a marker column tells a real row from the stand-in
     /// for an empty result, which is dropped here.
     pub fn query(&self, sql: &str, params: Params) -> DbResult<Vec<Row>> {
-        let set = self.conn.query(&at_least_one_row(sql), params)?;
+        let set = self.with(|c| c.query(&at_least_one_row(sql), params))?;
         let mut names = set.columns.into_iter().map(|c| c.name);
         if names.next().as_deref() != Some(ROW_MARKER) {
             return Err(DbError::Other("the row marker column is missing".into()));
@@ -185,7 +213,7 @@ impl Db {
 
     /// Runs a statement; returns the number of rows affected.
     pub fn execute(&self, sql: &str, params: Params) -> DbResult<u64> {
-        Ok(self.conn.execute(sql, params)?)
+        self.with(|c| c.execute(sql, params))
     }
 
     /// Runs `f` in one transaction: committed if it succeeds, rolled back otherwise.
@@ -194,15 +222,17 @@ impl Db {
         f: impl FnOnce(&Db) -> Result<T, E>,
     ) -> Result<T, E> {
         self.execute("BEGIN", &[])?;
-        match f(self) {
-            Ok(v) => {
-                self.execute("COMMIT", &[])?;
-                Ok(v)
-            }
-            Err(e) => {
-                let _ = self.execute("ROLLBACK", &[]);
-                Err(e)
-            }
+        self.in_transaction.set(true);
+        let result = f(self);
+        let end = match &result {
+            Ok(_) => self.execute("COMMIT", &[]),
+            Err(_) => self.execute("ROLLBACK", &[]),
+        };
+        self.in_transaction.set(false);
+        match (result, end) {
+            (Ok(v), Ok(_)) => Ok(v),
+            (Ok(_), Err(e)) => Err(e.into()),
+            (Err(e), _) => Err(e),
         }
     }
 }

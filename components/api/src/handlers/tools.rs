@@ -207,6 +207,9 @@ pub fn test(ctx: &OrgCtx) -> ApiResult<Reply> {
         def["component_sha256"].as_str(),
     );
     let run = synatra_internal::run_tool(code, &params, timeout_ms, None);
+    // The sandbox may take the tool's whole time limit: no pooled
+    // connection waits with it.
+    ctx.db.release();
     let answer =
         spin_sdk::http::run(run).map_err(|e| ApiError::new(502, "sandbox_unreachable", e))?;
     let mut outcome = json!(answer);
