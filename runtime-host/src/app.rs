@@ -15,6 +15,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::WasiHttpView as _;
 
+use crate::admission::Slots;
 use crate::allowed_hosts::AllowedHosts;
 use crate::engine::{self, ComponentCache, EngineSettings};
 use crate::factors::outbound_http::InProcess;
@@ -39,6 +40,8 @@ pub struct ComponentRuntime {
     pub allowed_hosts: Arc<AllowedHosts>,
     pub wasi: WasiGrants,
     pub limits: ComponentLimits,
+    /// Concurrency slots for requests from the network.
+    pub slots: Slots,
 }
 
 /// The running application shared by all requests.
@@ -175,6 +178,7 @@ impl App {
                 .map(|f| file_mount(manifest, f))
                 .collect::<Result<Vec<_>>>()
                 .with_context(ctx)?;
+            let limits = decl.limits()?;
             let runtime = ComponentRuntime {
                 id: id.clone(),
                 pre,
@@ -187,7 +191,8 @@ impl App {
                         .collect(),
                     dirs,
                 },
-                limits: decl.limits()?,
+                limits,
+                slots: Slots::new(&limits),
             };
             components.insert(id.clone(), Arc::new(runtime));
         }

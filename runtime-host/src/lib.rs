@@ -2,6 +2,7 @@
 //! components once, and serves each HTTP request on a fresh, limited
 //! instance with only the capabilities the manifest grants.
 
+pub mod admission;
 pub mod allowed_hosts;
 pub mod app;
 pub mod database;

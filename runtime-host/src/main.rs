@@ -83,6 +83,9 @@ struct UpArgs {
     /// another host takes it over once this passes).
     #[arg(long, env = "SYNATRA_RUN_LEASE_SECS", default_value_t = 30)]
     run_lease_secs: i32,
+    /// Client connections open at once; more wait in the listen backlog.
+    #[arg(long, env = "SYNATRA_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
     /// Runs of one org this host advances at once (default: the workers
     /// less one, so another org always finds a worker).
     #[arg(long, env = "SYNATRA_MAX_RUNS_PER_ORG")]
@@ -226,7 +229,12 @@ fn up(args: UpArgs) -> Result<()> {
             },
             stopped.clone(),
         ));
-        let server = tokio::spawn(synatra_host::server::serve(app.clone(), listener, stopped));
+        let server = tokio::spawn(synatra_host::server::serve(
+            app.clone(),
+            listener,
+            args.max_connections,
+            stopped,
+        ));
         shutdown_signal().await;
         tracing::info!("shutting down");
         let _ = stop.send(true);

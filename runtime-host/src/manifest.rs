@@ -174,6 +174,22 @@ pub struct ComponentLimits {
     /// between two chunks of it, in ms (connecting gets at most 10 s).
     #[serde(default = "default_outbound_timeout_ms")]
     pub outbound_timeout_ms: u64,
+    /// Largest request body accepted from the network, in bytes; a larger
+    /// one is refused (413) before any instance starts.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: u64,
+    /// Requests from the network this component serves at once; more wait
+    /// up to 5 s for a slot, then get 503.
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: usize,
+}
+
+fn default_max_body_bytes() -> u64 {
+    10 << 20
+}
+
+fn default_max_concurrency() -> usize {
+    256
 }
 
 fn default_outbound_timeout_ms() -> u64 {
@@ -194,6 +210,8 @@ impl Default for ComponentLimits {
             memory_limit_mb: default_memory_mb(),
             timeout_ms: default_timeout_ms(),
             outbound_timeout_ms: default_outbound_timeout_ms(),
+            max_body_bytes: default_max_body_bytes(),
+            max_concurrency: default_max_concurrency(),
         }
     }
 }

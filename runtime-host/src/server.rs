@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use crate::admission;
 use crate::app::{App, DispatchError};
 use crate::router::RouteMatch;
 
@@ -193,17 +194,7 @@ async fn handle(
                     )),
                 ),
                 Some(route) => {
-                    let mut request =
-                        with_spin_headers(request, &route, &client.to_string(), "localhost");
-                    set(request.headers_mut(), "x-request-id", &request_id);
-                    let response = match app.dispatch(&route.component, request, 0).await {
-                        Ok(r) => r,
-                        Err(e) => {
-                            tracing::error!(error = %e, kind = e.kind(), "component failed");
-                            app.metrics.error(&route.component, e.kind());
-                            full(dispatch_error_response(&e))
-                        }
-                    };
+                    let response = admit_and_dispatch(&app, request, &route, client, &request_id).await;
                     (route.component, response)
                 }
             }
@@ -220,17 +211,77 @@ async fn handle(
     .await
 }
 
-/// Accepts connections until `shutdown` flips, then lets in-flight requests finish.
-pub async fn serve(app: Arc<App>, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+/// Reads the body and takes a slot of the component (see [`admission`]),
+/// then dispatches; a refusal answers without starting an instance.
+async fn admit_and_dispatch(
+    app: &Arc<App>,
+    request: Request<Incoming>,
+    route: &RouteMatch,
+    client: SocketAddr,
+    request_id: &str,
+) -> Response<HyperOutgoingBody> {
+    let Some(runtime) = app.components.get(&route.component).cloned() else {
+        let e = DispatchError::NoSuchComponent(route.component.clone());
+        return full(dispatch_error_response(&e));
+    };
+    let refused = |r: admission::Refusal| {
+        app.metrics.error(&route.component, r.code);
+        let mut response = json_error(r.status, r.code, &r.message);
+        // A refused body is not read to its end: the connection cannot be reused.
+        set(response.headers_mut(), "connection", "close");
+        full(response)
+    };
+    let request = match admission::read_body(request, &runtime.limits).await {
+        Ok(r) => r,
+        Err(r) => return refused(r),
+    };
+    let permit = match runtime.slots.take(&route.component).await {
+        Ok(p) => p,
+        Err(r) => return refused(r),
+    };
+    let mut request = with_spin_headers(request, route, &client.to_string(), "localhost");
+    set(request.headers_mut(), "x-request-id", request_id);
+    let response = match app.dispatch(&route.component, request, 0).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, kind = e.kind(), "component failed");
+            app.metrics.error(&route.component, e.kind());
+            return full(dispatch_error_response(&e));
+        }
+    };
+    // The slot is held until the response body has been sent.
+    response.map(|body| {
+        body.map_frame(move |frame| {
+            let _ = &permit;
+            frame
+        })
+        .boxed_unsync()
+    })
+}
+
+/// Accepts connections until `shutdown` flips, then lets in-flight
+/// requests finish. At most `max_connections` are open at once; more wait
+/// in the listen backlog.
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    max_connections: usize,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let open = Arc::new(tokio::sync::Semaphore::new(max_connections));
     loop {
-        let (stream, client) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
+        let (stream, client, permit) = tokio::select! {
+            accepted = async {
+                let permit = open.clone().acquire_owned().await;
+                (listener.accept().await, permit)
+            } => match accepted {
+                (Ok((stream, client)), Ok(permit)) => (stream, client, permit),
+                (Err(e), _) => {
                     tracing::warn!(error = %e, "accept failed");
                     continue;
                 }
+                (_, Err(_)) => break,
             },
             _ = shutdown.changed() => break,
         };
@@ -244,13 +295,14 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, mut shutdown: watch::Re
         let service = service_fn(move |req| handle(app.clone(), req, client));
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(std::time::Duration::from_secs(30))
+            .header_read_timeout(std::time::Duration::from_secs(10))
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection closed with error");
             }
+            drop(permit);
         });
     }
     tokio::select! {

@@ -623,3 +623,16 @@ pub fn add_member(admin: &User, org: &str, user: &User, role: &str) {
     );
     assert_eq!(accepted.status, 200, "accept: {:?}", accepted.body);
 }
+
+/// Live component instances on a host (from its admin metrics).
+pub fn live_instances(admin: &str) -> i64 {
+    let text = ureq::get(&format!("{admin}/metrics"))
+        .call()
+        .expect("metrics")
+        .into_string()
+        .expect("metrics text");
+    text.lines()
+        .find_map(|l| l.strip_prefix("synatra_component_instances "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}

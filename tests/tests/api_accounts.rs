@@ -2,7 +2,11 @@
 //! durability across host restarts.
 
 use serde_json::json;
-use synatra_tests::{app_config, create_org, sign_up, start_app, Host, TEST_ORIGIN};
+use synatra_tests::fake_llm::{Answer, FakeLlm};
+use synatra_tests::runs::answer_in_new_org;
+use synatra_tests::{
+    app_config, create_org, live_instances, sign_up, start_app, Host, TEST_ORIGIN,
+};
 
 #[test]
 fn health_reports_database_ok() {
@@ -410,4 +414,45 @@ fn health_answers_503_when_the_database_is_down_and_host_keeps_serving() {
         signup.body
     );
     assert_eq!(host.client().get("/.well-known/spin/health").status, 200);
+}
+
+/// Admission before instantiation: 1,000 connections trickling request
+/// bodies hold no instance (the host reads bodies), so health and a
+/// newcomer's whole first thread still answer; a body declared larger than
+/// the component allows is refused unread.
+#[test]
+fn slow_and_huge_bodies_are_refused_before_any_instance_starts() {
+    use std::io::{Read, Write};
+    let fake = FakeLlm::start(vec![Answer::Text("still here".into())]);
+    let app = synatra_tests::runs::start();
+    let addr = app.host.base.trim_start_matches("http://").to_string();
+    let slow: Vec<std::net::TcpStream> = (0..1000)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            write!(
+                s,
+                "POST /api/v1/auth/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{"
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    assert!(
+        live_instances(&app.host.admin) < 10,
+        "slow bodies started instances"
+    );
+    assert_eq!(app.host.client().get("/api/v1/health").status, 200);
+    answer_in_new_org(&app.host, &fake);
+
+    let mut huge = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        huge,
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 300000000\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    huge.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("payload_too_large"), "{answer}");
+    drop(slow);
 }

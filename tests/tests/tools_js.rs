@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 use synatra_tests::fake_llm::{Answer, FakeLlm};
 use synatra_tests::runs::{agent_with_tools, answer_in_new_org};
-use synatra_tests::{create_org, sign_up, start_app, Host, User};
+use synatra_tests::{create_org, live_instances, sign_up, start_app, Host, User};
 
 struct Lab {
     host: Host,
@@ -189,19 +189,6 @@ fn a_nul_character_in_a_result_or_log_is_stored_not_fatal() {
     let result = messages_of(&t, "tool_result")[0];
     assert_eq!(result["content"]["result"]["text"], "a\u{fffd}b");
     assert_eq!(fake.calls(), 2, "the tool ran once and the run went on");
-}
-
-/// Live component instances on the host (its metrics).
-fn live_instances(admin: &str) -> i64 {
-    let text = ureq::get(&format!("{admin}/metrics"))
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("synatra_component_instances "))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// Sandboxed tools give their pooled connection back while they run: 24
