@@ -61,6 +61,11 @@ impl Input {
         self.seen.push(field);
         match self.fields.get(field) {
             None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.contains('\0') => {
+                // PostgreSQL text cannot hold NUL.
+                self.fail(field, format!("`{field}` may not contain NUL characters"));
+                Some(String::new())
+            }
             Some(Value::String(s)) => {
                 let s = s.trim().to_string();
                 let len = s.chars().count();
