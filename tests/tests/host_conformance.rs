@@ -11,7 +11,9 @@ use std::net::TcpListener;
 
 use serde_json::Value;
 use synatra_tests::spin::{host_port, Backend, SpinUp};
-use synatra_tests::{fresh_database, temp_dir, wasm, write_file, Host, HostConfig, Server};
+use synatra_tests::{
+    fresh_database, live_instances, temp_dir, wasm, write_file, Host, HostConfig, Server,
+};
 
 /// A local HTTP server that waits `delay` before answering; returns its port.
 fn slow_server(delay: std::time::Duration) -> u16 {
@@ -83,6 +85,9 @@ component = "limited"
 route = "/spinner/..."
 component = "spinner"
 [[trigger.http]]
+route = "/single/..."
+component = "single"
+[[trigger.http]]
 route = "/data/..."
 component = "data"
 [[trigger.http]]
@@ -116,6 +121,12 @@ source = "{source}"
 variables = {{ component_name = "spinner" }}
 [component.spinner.tool.synatra]
 timeout_ms = 3000
+[component.single]
+source = "{source}"
+variables = {{ component_name = "single" }}
+[component.single.tool.synatra]
+timeout_ms = 8000
+max_concurrency = 1
 [component.impatient]
 source = "{source}"
 allowed_outbound_hosts = ["http://127.0.0.1:*"]
@@ -543,6 +554,25 @@ fn concurrent_loops_do_not_starve_other_requests() {
         assert_eq!(status, 504);
         assert!(answered < ended, "the request waited for a loop to end");
     }
+}
+
+/// A component's `max_concurrency` slots are its own: with its one slot
+/// taken, a second request waits 5 s and gets 503 `component_busy`, while
+/// other components answer at once.
+#[test]
+fn a_full_component_answers_busy_and_others_keep_serving() {
+    let (host, _) = start(&[]);
+    let c = host.client();
+    let looping = std::thread::spawn(move || c.get("/single/loop").status);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while live_instances(&host.admin) < 1 {
+        assert!(std::time::Instant::now() < deadline, "the loop never started");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(host.client().get("/api/exact").status, 200);
+    let busy = host.client().get("/single/loop");
+    assert_eq!((busy.status, busy.code()), (503, "component_busy"));
+    assert_eq!(looping.join().unwrap(), 504);
 }
 
 #[test]
