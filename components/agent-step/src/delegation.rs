@@ -12,9 +12,7 @@ use crate::recorder::Recorder;
 
 /// Sub-agent levels allowed below a thread's own run (`max_delegation_depth`).
 fn max_depth() -> usize {
-    spin_sdk::variables::get("max_delegation_depth")
-        .ok()
-        .and_then(|v| v.parse().ok())
+    synatra_internal::setting(synatra_names::variables::MAX_DELEGATION_DEPTH)
         .unwrap_or(synatra_agents::delegation::DEFAULT_MAX_DEPTH)
 }
 

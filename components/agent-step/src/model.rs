@@ -13,7 +13,8 @@ use synatra_runs::{after_model_error, conversation, Ending, Outcome, Retry, Step
 
 use crate::engine::{Next, Toolbox};
 use crate::provider;
-use crate::recorder::{renew_interval, Recorder};
+use crate::recorder::Recorder;
+use synatra_names::limits::renew_interval;
 
 /// Streamed text is written as an event at least every this many bytes.
 const TOKEN_FLUSH_BYTES: usize = 48;
@@ -92,10 +93,7 @@ pub async fn call(
 
 /// The first retry's delay (`llm_retry_base_ms`; tests shorten it).
 fn retry_base_ms() -> i64 {
-    spin_sdk::variables::get("llm_retry_base_ms")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(DEFAULT_RETRY_BASE_MS)
+    synatra_internal::setting("llm_retry_base_ms").unwrap_or(DEFAULT_RETRY_BASE_MS)
 }
 
 /// Streamed text as an ephemeral event; the recorded message is the record.

@@ -8,11 +8,12 @@
 //! invocation with nothing recorded. (Streamed token events and lease
 //! renewals are written outside steps: they record nothing a replay reads.)
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::Value;
 use synatra_db::runs::{self, Recorded, RunState, StepRecord};
 use synatra_db::{Db, DbError};
+use synatra_names::limits::renew_interval;
 use synatra_runs::{idempotency_key, project, Ending, Outcome, Step, WaitingFor};
 
 /// An invocation's hold on one run: its lease, its recorded steps, and
@@ -267,10 +268,4 @@ fn write_step(
             projection: &project(step, input),
         },
     )
-}
-
-/// How often a lease of `lease_secs` is renewed while a call is in flight.
-pub fn renew_interval(lease_secs: i32) -> Duration {
-    let lease_ms = u64::from(lease_secs.max(1).unsigned_abs()) * 1000;
-    Duration::from_millis((lease_ms / 3).max(100))
 }

@@ -26,9 +26,7 @@ use synatra_names::services::AGENT_STEP_ADVANCE as AGENT_STEP;
 const LEASE_SECS: i32 = 150;
 
 fn lease_secs() -> i32 {
-    variables::get("inline_lease_secs")
-        .ok()
-        .and_then(|v| v.parse().ok())
+    synatra_internal::setting("inline_lease_secs")
         .filter(|s| *s >= 3)
         .unwrap_or(LEASE_SECS)
 }

@@ -13,6 +13,12 @@ use synatra_tools::sandbox::ToolAnswer;
 /// Header carrying `SERVICE_SECRET` on internal calls.
 pub use synatra_names::headers::SERVICE_SECRET as SECRET_HEADER;
 
+/// The component's variable `name` parsed as a `T`; None when it is unset
+/// or does not parse (callers fall back to their default).
+pub fn setting<T: std::str::FromStr>(name: &str) -> Option<T> {
+    variables::get(name).ok()?.parse().ok()
+}
+
 /// The secret to send (from the component's `service_secret` variable).
 pub fn service_secret() -> Option<String> {
     variables::get(synatra_names::variables::SERVICE_SECRET)

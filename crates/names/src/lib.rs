@@ -51,6 +51,9 @@ pub mod services {
 pub mod variables {
     /// The secret private routes require.
     pub const SERVICE_SECRET: &str = "service_secret";
+    /// Sub-agent levels allowed below a thread's own run (the API checks
+    /// saved configurations, the agent step each delegation).
+    pub const MAX_DELEGATION_DEPTH: &str = "max_delegation_depth";
 }
 
 /// Scheduling limits shared by every party that advances runs.
@@ -58,6 +61,15 @@ pub mod limits {
     /// Failed advances (traps, timeouts, unreachable step) before a run is
     /// failed for good (SQL `record_run_crash` applies it).
     pub const MAX_CRASHES: i32 = 5;
+
+    /// How often a lease of `lease_secs` is renewed while its holder works
+    /// (the host's dispatcher, the agent step during a call): every third
+    /// of it, so two renewals may fail before it lapses, at least every
+    /// 100 ms.
+    pub fn renew_interval(lease_secs: i32) -> std::time::Duration {
+        let lease_ms = u64::from(lease_secs.max(1).unsigned_abs()) * 1000;
+        std::time::Duration::from_millis((lease_ms / 3).max(100))
+    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use tokio::sync::{watch, Notify};
 use crate::app::{App, DispatchError};
 
 use synatra_names::channels::{CANCEL as CANCEL_CHANNEL, RUNS as RUNS_CHANNEL};
-use synatra_names::limits::MAX_CRASHES;
+use synatra_names::limits::{renew_interval, MAX_CRASHES};
 use synatra_names::services::{AGENT_STEP, AGENT_STEP_ADVANCE};
 use synatra_names::{headers, variables};
 
@@ -226,9 +226,7 @@ impl Worker {
                 .app
                 .dispatch_cancellable(AGENT_STEP, request, 0, Some(cancel));
             tokio::pin!(step);
-            // A third of the lease: two renewals may fail before it lapses.
-            let lease_ms = u64::from(self.config.lease_secs.max(1).unsigned_abs()) * 1000;
-            let every = Duration::from_millis((lease_ms / 3).max(100));
+            let every = renew_interval(self.config.lease_secs);
             loop {
                 tokio::select! {
                     result = &mut step => break result,

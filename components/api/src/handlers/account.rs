@@ -4,10 +4,8 @@ use serde_json::json;
 
 use crate::auth::{self, Principal};
 use crate::ctx::Ctx;
-use crate::error::{ApiError, ApiResult};
-use spin_sdk::variables;
-
 use crate::client::Client;
+use crate::error::{ApiError, ApiResult};
 use crate::http::Reply;
 use crate::input::is_email;
 use crate::store::sign_in_limits::{self, Attempt};
@@ -54,10 +52,8 @@ fn rate_limited(message: &str, secs: i64) -> ApiError {
 /// in; limited per client address (`signup_limit_per_hour`).
 pub fn signup(ctx: &Ctx) -> ApiResult<Reply> {
     let (email, password, name) = credentials(ctx, true)?;
-    let limit = variables::get("signup_limit_per_hour")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(sign_in_limits::SIGNUPS_PER_HOUR);
+    let limit =
+        synatra_internal::setting("signup_limit_per_hour").unwrap_or(sign_in_limits::SIGNUPS_PER_HOUR);
     if let Some(secs) = sign_in_limits::signup(ctx.db, &Client::of(ctx.req).address, limit)? {
         return Err(rate_limited(
             &format!("at most {limit} sign-ups per hour from one address; try again later"),

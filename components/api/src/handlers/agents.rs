@@ -1,7 +1,6 @@
 //! Agents: metadata, the working copy, and immutable releases.
 
 use serde_json::{json, Value};
-use spin_sdk::variables;
 use synatra_agents::{delegation, AgentConfig, Bump, FieldError, Version};
 use synatra_authz::Role;
 
@@ -69,9 +68,7 @@ fn check_delegation(db: &crate::db::Db, org_id: &str, id: &str, config: &AgentCo
     if config.subagents.is_empty() {
         return Ok(());
     }
-    let max_depth = variables::get("max_delegation_depth")
-        .ok()
-        .and_then(|v| v.parse().ok())
+    let max_depth = synatra_internal::setting(synatra_names::variables::MAX_DELEGATION_DEPTH)
         .unwrap_or(delegation::DEFAULT_MAX_DEPTH);
     let graph = agents::delegation_graph(db, org_id)?;
     match delegation::delegation_problem(&graph, id, &config.subagents, max_depth) {
