@@ -46,7 +46,9 @@ impl Slots {
             _ => Err(Refusal {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 code: "component_busy",
-                message: format!("component `{component}` is at its concurrency limit; retry shortly"),
+                message: format!(
+                    "component `{component}` is at its concurrency limit; retry shortly"
+                ),
             }),
         }
     }

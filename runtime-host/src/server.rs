@@ -194,7 +194,8 @@ async fn handle(
                     )),
                 ),
                 Some(route) => {
-                    let response = admit_and_dispatch(&app, request, &route, client, &request_id).await;
+                    let response =
+                        admit_and_dispatch(&app, request, &route, client, &request_id).await;
                     (route.component, response)
                 }
             }

@@ -235,7 +235,10 @@ pub fn answer_in_new_org<S: Server>(host: &S, fake: &FakeLlm) -> Value {
     let config = json!({ "config": agent_config(fake, "m", json!({})) });
     let r = c.send("PUT", &format!("{agents}/fast/working-copy"), Some(&config));
     assert_eq!(r.status, 200, "{:?}", r.body);
-    let r = c.post(&format!("{agents}/fast/releases"), json!({ "bump": "patch" }));
+    let r = c.post(
+        &format!("{agents}/fast/releases"),
+        json!({ "bump": "patch" }),
+    );
     assert_eq!(r.status, 201, "{:?}", r.body);
     let r = c.post(
         &format!("/api/v1/orgs/{org}/threads"),

@@ -624,12 +624,16 @@ fn hostile_bodies_never_cause_a_5xx_or_a_partial_write() {
         let mut before = settled_rows(db);
         for body in hostile_bodies(&valid) {
             cases += 1;
-            let r = owner
-                .client
-                .send_raw(spec.method, &path, Some(("application/json", body.clone())));
+            let r =
+                owner
+                    .client
+                    .send_raw(spec.method, &path, Some(("application/json", body.clone())));
             let shown = String::from_utf8_lossy(&body[..body.len().min(80)]).to_string();
             if r.status >= 500 {
-                failures.push(format!("{} {}: {} for {shown}: {:?}", spec.method, spec.path, r.status, r.body));
+                failures.push(format!(
+                    "{} {}: {} for {shown}: {:?}",
+                    spec.method, spec.path, r.status, r.body
+                ));
             }
             let after = if is_success(r.status) {
                 settled_rows(db)

@@ -578,7 +578,12 @@ fn self_approval_covers_whoever_continued_the_thread_and_api_keys_as_their_creat
     // The thread's author's own key is refused as the author is.
     for client in [&starter, &admins_other, &admin.client, &owners] {
         let r = client.post(&path, json!({}));
-        assert_eq!((r.status, r.code()), (403, "not_an_approver"), "{:?}", r.body);
+        assert_eq!(
+            (r.status, r.code()),
+            (403, "not_an_approver"),
+            "{:?}",
+            r.body
+        );
     }
     let r = member.client.post(&path, json!({}));
     assert_eq!(r.status, 200, "{:?}", r.body);

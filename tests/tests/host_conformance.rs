@@ -566,7 +566,10 @@ fn a_full_component_answers_busy_and_others_keep_serving() {
     let looping = std::thread::spawn(move || c.get("/single/loop").status);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while live_instances(&host.admin) < 1 {
-        assert!(std::time::Instant::now() < deadline, "the loop never started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the loop never started"
+        );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     assert_eq!(host.client().get("/api/exact").status, 200);

@@ -76,17 +76,27 @@ fn a_persistent_failure_fails_the_run_with_a_clear_error() {
     assert_eq!(t["status"], "failed");
     assert_eq!(fake.calls(), 1, "a rejected request is not retried");
     let error = t["runs"][0]["error"].as_str().unwrap();
-    assert!(error.contains("refused the credentials (HTTP 401)"), "{error}");
+    assert!(
+        error.contains("refused the credentials (HTTP 401)"),
+        "{error}"
+    );
 
     let fake = FakeLlm::start(vec![Answer::Status {
         status: 404,
         retry_after: None,
     }]);
-    publish(&app, "unknown", &agent_config(&fake, "no-such-model", json!({})));
+    publish(
+        &app,
+        "unknown",
+        &agent_config(&fake, "no-such-model", json!({})),
+    );
     let id = start_thread(&app, "unknown", "hi", "normal");
     let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
     let error = t["runs"][0]["error"].as_str().unwrap();
-    assert!(error.contains("does not know this model or URL (HTTP 404)"), "{error}");
+    assert!(
+        error.contains("does not know this model or URL (HTTP 404)"),
+        "{error}"
+    );
     assert_eq!(fake.calls(), 1);
 }
 

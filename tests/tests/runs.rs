@@ -482,7 +482,11 @@ fn an_agent_with_threads_is_archived_never_deleted() {
 
     let archived = c.delete(&format!("{agents}/keeper"));
     assert_eq!(archived.status, 200, "{:?}", archived.body);
-    assert!(archived.body["archived_at"].is_string(), "{:?}", archived.body);
+    assert!(
+        archived.body["archived_at"].is_string(),
+        "{:?}",
+        archived.body
+    );
     // Hidden from the list, still readable, and its thread with it.
     assert_eq!(c.get(&agents).body["agents"], json!([]));
     assert_eq!(c.get(&format!("{agents}/keeper")).status, 200);
@@ -498,10 +502,18 @@ fn an_agent_with_threads_is_archived_never_deleted() {
             &format!("/api/v1/orgs/{}/threads/{id}/messages", app.org),
             json!({ "message": "again" }),
         ),
-        c.post(&format!("{agents}/keeper/releases"), json!({ "bump": "patch" })),
+        c.post(
+            &format!("{agents}/keeper/releases"),
+            json!({ "bump": "patch" }),
+        ),
     ];
     for r in refused {
-        assert_eq!((r.status, r.code()), (409, "agent_archived"), "{:?}", r.body);
+        assert_eq!(
+            (r.status, r.code()),
+            (409, "agent_archived"),
+            "{:?}",
+            r.body
+        );
     }
     // The database itself refuses to drop an agent that threads name.
     let db = &app.host.database_url;
@@ -528,7 +540,10 @@ fn an_agent_with_threads_is_archived_never_deleted() {
 #[test]
 fn one_orgs_long_runs_never_hold_every_worker() {
     let slow = FakeLlm::start_with(|_| {
-        Answer::Delayed(Duration::from_secs(3600), Box::new(Answer::Text("late".into())))
+        Answer::Delayed(
+            Duration::from_secs(3600),
+            Box::new(Answer::Text("late".into())),
+        )
     });
     let fast = FakeLlm::start(vec![Answer::Text("here".into())]);
     let app = start_on(&config_for_fakes().env("SYNATRA_DISPATCHER_WORKERS", "4"));

@@ -156,7 +156,8 @@ fn loops_and_too_deep_chains_are_refused_when_saved() {
     let c = &app.owner.client;
     let agents = format!("/api/v1/orgs/{}/agents", app.org);
     assert_eq!(
-        c.post(&agents, json!({ "slug": "top", "name": "top" })).status,
+        c.post(&agents, json!({ "slug": "top", "name": "top" }))
+            .status,
         201
     );
     let save = |slug: &str, subagents: &[&str]| {
@@ -177,14 +178,27 @@ fn loops_and_too_deep_chains_are_refused_when_saved() {
         why,
         "delegation would be 4 levels deep (top → alpha → bravo → charlie → delta); at most 3 are allowed (max_delegation_depth)"
     );
-    assert_eq!(save("delta", &["alpha"]), (400, "delegation may not loop: delta → alpha → bravo → charlie → delta".into()));
-    assert_eq!(save("delta", &["delta"]), (400, "delegation may not loop: delta → delta".into()));
+    assert_eq!(
+        save("delta", &["alpha"]),
+        (
+            400,
+            "delegation may not loop: delta → alpha → bravo → charlie → delta".into()
+        )
+    );
+    assert_eq!(
+        save("delta", &["delta"]),
+        (400, "delegation may not loop: delta → delta".into())
+    );
     // Shortening the chain below (working copy and release) makes room above.
     publish(&app, "bravo", &config(&[]));
     assert_eq!(save("top", &["alpha"]).0, 200);
     // Other agents' working copies count too: bravo may not take charlie
     // back now that top's working copy names alpha.
-    assert_eq!(save("bravo", &["charlie"]).0, 400, "top → alpha → bravo → charlie → delta");
+    assert_eq!(
+        save("bravo", &["charlie"]).0,
+        400,
+        "top → alpha → bravo → charlie → delta"
+    );
 }
 
 /// A loop saved before saving checked for loops (or by another version)

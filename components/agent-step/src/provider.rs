@@ -37,7 +37,11 @@ pub async fn complete(
         .await
         .map_err(|e| LlmError::Unavailable(format!("request failed: {e}")))?;
     let status = response.status();
-    if let Some(kind) = response.headers().get(synatra_llm::UNREACHABLE_HEADER).first() {
+    if let Some(kind) = response
+        .headers()
+        .get(synatra_llm::UNREACHABLE_HEADER)
+        .first()
+    {
         let retryable = kind.as_slice() == b"retryable";
         let body = response.into_body().await.unwrap_or_default();
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();

@@ -187,12 +187,13 @@ pub fn page(req: &Request, what: &str) -> ApiResult<Page> {
 /// `after` (a message id from `next_cursor`; messages come oldest first).
 pub fn message_page(req: &Request) -> ApiResult<(usize, i64)> {
     let limit = limit(req, 200, 500)?;
-    let after = match query_param(req, "after") {
-        None => 0,
-        Some(a) => a.parse::<i64>().ok().filter(|a| *a >= 0).ok_or_else(|| {
-            bad_param("after", "must be a message id from next_cursor".into())
-        })?,
-    };
+    let after =
+        match query_param(req, "after") {
+            None => 0,
+            Some(a) => a.parse::<i64>().ok().filter(|a| *a >= 0).ok_or_else(|| {
+                bad_param("after", "must be a message id from next_cursor".into())
+            })?,
+        };
     Ok((limit, after))
 }
 

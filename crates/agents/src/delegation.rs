@@ -27,24 +27,36 @@ pub fn delegation_problem(
 ) -> Option<String> {
     let ids: HashMap<&str, &str> = nodes
         .iter()
-        .flat_map(|n| [(n.id.as_str(), n.id.as_str()), (n.slug.as_str(), n.id.as_str())])
+        .flat_map(|n| {
+            [
+                (n.id.as_str(), n.id.as_str()),
+                (n.slug.as_str(), n.id.as_str()),
+            ]
+        })
         .collect();
-    let slugs: HashMap<&str, &str> = nodes.iter().map(|n| (n.id.as_str(), n.slug.as_str())).collect();
+    let slugs: HashMap<&str, &str> = nodes
+        .iter()
+        .map(|n| (n.id.as_str(), n.slug.as_str()))
+        .collect();
     let edges: HashMap<&str, Vec<&str>> = nodes
         .iter()
         .map(|n| {
-            let keys = if n.id == agent { subagents } else { &n.subagents };
-            let targets = keys.iter().filter_map(|k| ids.get(k.as_str()).copied()).collect();
+            let keys = if n.id == agent {
+                subagents
+            } else {
+                &n.subagents
+            };
+            let targets = keys
+                .iter()
+                .filter_map(|k| ids.get(k.as_str()).copied())
+                .collect();
             (n.id.as_str(), targets)
         })
         .collect();
     let name = |id: &str| slugs.get(id).copied().unwrap_or(id).to_string();
     if let Some(path) = path_back(&edges, agent) {
         let names: Vec<String> = path.iter().map(|id| name(id)).collect();
-        return Some(format!(
-            "delegation may not loop: {}",
-            names.join(" → ")
-        ));
+        return Some(format!("delegation may not loop: {}", names.join(" → ")));
     }
     let mut reverse: HashMap<&str, Vec<&str>> = HashMap::new();
     for (from, targets) in &edges {
@@ -150,7 +162,13 @@ mod tests {
     #[test]
     fn depth_counts_the_chains_above_and_below() {
         // top → a, and a's new sub-agent b has c, which has d.
-        let g = graph(&[("top", &["a"]), ("a", &[]), ("b", &["c"]), ("c", &["d"]), ("d", &[])]);
+        let g = graph(&[
+            ("top", &["a"]),
+            ("a", &[]),
+            ("b", &["c"]),
+            ("c", &["d"]),
+            ("d", &[]),
+        ]);
         assert_eq!(delegation_problem(&g, "id-b", &keys(&["c"]), 3), None);
         let why = delegation_problem(&g, "id-a", &keys(&["b"]), 3).unwrap();
         assert_eq!(

@@ -56,7 +56,12 @@ pub fn add_message(
 ) -> DbResult<i64> {
     db.query_one(
         "SELECT add_message($1, $2, $3, $4) AS id",
-        &[uuid(thread_id), opt_uuid(run_id), text(kind), jsonb(content)],
+        &[
+            uuid(thread_id),
+            opt_uuid(run_id),
+            text(kind),
+            jsonb(content),
+        ],
     )?
     .i64("id")
 }
@@ -481,12 +486,7 @@ impl FromRow for ThreadMessage {
 }
 
 /// A thread's messages after message `after`, oldest first, at most `limit`.
-pub fn messages(
-    db: &Db,
-    thread_id: &str,
-    after: i64,
-    limit: i64,
-) -> DbResult<Vec<ThreadMessage>> {
+pub fn messages(db: &Db, thread_id: &str, after: i64, limit: i64) -> DbResult<Vec<ThreadMessage>> {
     db.query_as(
         "SELECT id, run_id, kind, content, created_at AT TIME ZONE 'UTC' AS created_at
          FROM thread_messages WHERE thread_id = $1 AND id > $2::bigint ORDER BY id LIMIT $3::bigint",

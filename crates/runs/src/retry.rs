@@ -132,8 +132,12 @@ mod tests {
             Retry::After { delay_ms: 500 }
         );
         let denied = LlmError::from_status(403, None, r#"{"error":{"message":"no"}}"#);
-        assert!(denied.to_string().starts_with("the provider refused the credentials (HTTP 403): no"));
+        assert!(denied
+            .to_string()
+            .starts_with("the provider refused the credentials (HTTP 403): no"));
         let missing = LlmError::from_status(404, None, "model not found");
-        assert!(missing.to_string().contains("check `model.model` and the base URL"));
+        assert!(missing
+            .to_string()
+            .contains("check `model.model` and the base URL"));
     }
 }

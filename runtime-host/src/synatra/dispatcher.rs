@@ -183,8 +183,8 @@ impl Worker {
                 .bind(self.config.lease_secs)
                 .bind(self.config.org_limit)
                 .bind(&self.host)
-            .fetch_optional(&self.db)
-            .await?;
+                .fetch_optional(&self.db)
+                .await?;
         Ok(row.and_then(|(id,)| id).map(|id| (id, lease)))
     }
 

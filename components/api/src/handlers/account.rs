@@ -3,8 +3,8 @@
 use serde_json::json;
 
 use crate::auth::{self, Principal};
-use crate::ctx::Ctx;
 use crate::client::Client;
+use crate::ctx::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Reply;
 use crate::input::is_email;
@@ -44,16 +44,15 @@ fn new_session(ctx: &Ctx, user_id: &str) -> ApiResult<String> {
 
 /// 429 `rate_limited`, retry after `secs`.
 fn rate_limited(message: &str, secs: i64) -> ApiError {
-    ApiError::new(429, "rate_limited", message)
-        .with_details(json!({ "retry_after_seconds": secs }))
+    ApiError::new(429, "rate_limited", message).with_details(json!({ "retry_after_seconds": secs }))
 }
 
 /// `POST /auth/signup {email, password, name}`: creates the user and signs
 /// in; limited per client address (`signup_limit_per_hour`).
 pub fn signup(ctx: &Ctx) -> ApiResult<Reply> {
     let (email, password, name) = credentials(ctx, true)?;
-    let limit =
-        synatra_internal::setting("signup_limit_per_hour").unwrap_or(sign_in_limits::SIGNUPS_PER_HOUR);
+    let limit = synatra_internal::setting("signup_limit_per_hour")
+        .unwrap_or(sign_in_limits::SIGNUPS_PER_HOUR);
     if let Some(secs) = sign_in_limits::signup(ctx.db, &Client::of(ctx.req).address, limit)? {
         return Err(rate_limited(
             &format!("at most {limit} sign-ups per hour from one address; try again later"),

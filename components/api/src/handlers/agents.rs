@@ -64,7 +64,12 @@ pub(crate) fn resolve_tools(
 
 /// Refuses sub-agents that would make delegation loop back to agent `id`
 /// or run deeper than `max_delegation_depth`.
-fn check_delegation(db: &crate::db::Db, org_id: &str, id: &str, config: &AgentConfig) -> ApiResult<()> {
+fn check_delegation(
+    db: &crate::db::Db,
+    org_id: &str,
+    id: &str,
+    config: &AgentConfig,
+) -> ApiResult<()> {
     if config.subagents.is_empty() {
         return Ok(());
     }

@@ -79,7 +79,10 @@ pub fn attempt(db: &Db, email: &str, client: &str) -> ApiResult<Attempt> {
     match wait {
         None => Ok(Attempt::Check),
         Some(secs) => {
-            db.execute("DELETE FROM login_failures WHERE id = $1::bigint", &[Int64(id)])?;
+            db.execute(
+                "DELETE FROM login_failures WHERE id = $1::bigint",
+                &[Int64(id)],
+            )?;
             Ok(Attempt::Wait(secs))
         }
     }
@@ -117,7 +120,10 @@ pub fn signup(db: &Db, client: &str, limit: i64) -> ApiResult<Option<i64>> {
     if r.i64("earlier")? < limit {
         return Ok(None);
     }
-    db.execute("DELETE FROM signup_attempts WHERE id = $1::bigint", &[Int64(id)])?;
+    db.execute(
+        "DELETE FROM signup_attempts WHERE id = $1::bigint",
+        &[Int64(id)],
+    )?;
     let left: Option<i64> = r.get("left_secs")?;
     Ok(Some(left.unwrap_or(3600).max(1)))
 }
