@@ -41,9 +41,41 @@ pub fn config_for_fakes() -> HostConfig {
     app_config()
         .env("LOCAL_LLM_HOST", "127.0.0.1:*")
         .env("LLM_RETRY_BASE_MS", "50")
-        .env("OPENAI_API_KEY", "sk-test-key")
-        .env("ANTHROPIC_API_KEY", "sk-ant-test")
-        .env("GOOGLE_GENERATIVE_AI_API_KEY", "goog-test")
+}
+
+/// As an org admin, allows agents of every environment of the app's org to
+/// call `provider` at `url` (no key goes there unless stored for that URL).
+pub fn allow_model_url<S: Server>(app: &App<S>, provider: &str, url: &str) {
+    let c = &app.owner.client;
+    let envs = c.get(&format!("/api/v1/orgs/{}/environments", app.org));
+    for env in envs.body["environments"].as_array().expect("environments") {
+        let env = env["slug"].as_str().expect("environment slug");
+        let path = format!(
+            "/api/v1/orgs/{}/environments/{env}/llm-providers/{provider}",
+            app.org
+        );
+        let current = c.get(&format!(
+            "/api/v1/orgs/{}/environments/{env}/llm-providers",
+            app.org
+        ));
+        let mut allowed: Vec<Value> = current.body["providers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["provider"] == provider)
+            .flat_map(|p| {
+                p["allowed_base_urls"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect();
+        if !allowed.contains(&json!(url)) {
+            allowed.push(json!(url));
+            let r = c.send("PUT", &path, Some(&json!({ "allowed_base_urls": allowed })));
+            assert_eq!(r.status, 200, "{:?}", r.body);
+        }
+    }
 }
 
 /// Starts the app for fakes, with an owner and an org.
@@ -80,8 +112,35 @@ pub fn create_tool<S: Server>(app: &App<S>, def: &Value) {
     assert_eq!(r.status, 201, "{:?}", r.body);
 }
 
-/// Creates agent `slug` with `config` as working copy and publishes it.
+/// As an org admin, stores `key` for `provider` at `url` in the production
+/// environment (where threads run unless they name another).
+pub fn store_key<S: Server>(app: &App<S>, provider: &str, key: &str, url: &str) {
+    let r = app.owner.client.send(
+        "PUT",
+        &format!(
+            "/api/v1/orgs/{}/environments/production/llm-providers/{provider}",
+            app.org
+        ),
+        Some(&json!({ "api_key": key, "base_url": url })),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+}
+
+/// Creates agent `slug` with `config` as working copy and publishes it;
+/// a `model.base_url` in it is first allowed in the org's environments.
 pub fn publish<S: Server>(app: &App<S>, slug: &str, config: &Value) {
+    if let (Some(provider), Some(url)) = (
+        config["model"]["provider"].as_str(),
+        config["model"]["base_url"].as_str(),
+    ) {
+        allow_model_url(app, provider, url);
+    }
+    publish_as_is(app, slug, config);
+}
+
+/// Creates agent `slug` with `config` as working copy and publishes it,
+/// allowing nothing.
+pub fn publish_as_is<S: Server>(app: &App<S>, slug: &str, config: &Value) {
     let c = &app.owner.client;
     let base = format!("/api/v1/orgs/{}/agents", app.org);
     if c.get(&format!("{base}/{slug}")).status == 404 {

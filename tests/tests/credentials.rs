@@ -1,12 +1,12 @@
 //! Provider credentials: sealed with AES-256-GCM by the gateway, never
 //! returned or logged, bound to their row, used per environment, with the
-//! environment variable as fallback.
+//! operator's keys only for orgs allowed them; keys go nowhere but home.
 
 use std::time::Duration;
 
 use serde_json::json;
 use synatra_tests::fake_llm::{Answer, FakeLlm};
-use synatra_tests::runs::{config_for_fakes, publish, start_on, wait_for, App};
+use synatra_tests::runs::{config_for_fakes, publish, publish_as_is, start_on, wait_for, App};
 
 const PROD_KEY: &str = "sk-prod-secret-value-123";
 const STAGING_KEY: &str = "sk-staging-secret-value-456";
@@ -24,12 +24,7 @@ fn put(app: &App, env: &str, provider: &str, body: serde_json::Value) -> synatra
 }
 
 fn thread_in(app: &App, env: &str) -> String {
-    let r = app.owner.client.post(
-        &format!("/api/v1/orgs/{}/threads", app.org),
-        json!({ "agent": "keyed", "message": "hi", "environment": env }),
-    );
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    r.body["thread"]["id"].as_str().unwrap().to_string()
+    thread_in_agent(app, "keyed", env)
 }
 
 #[test]
@@ -88,15 +83,13 @@ fn credentials_are_sealed_masked_never_logged_and_used_per_environment() {
         ]
     );
 
-    // Without a stored key, the environment variable is the fallback.
+    // Without a stored key nothing is sent: the operator's key serves only
+    // orgs allowed it, and only toward the provider's own API.
     let cleared = put(&app, "production", "openai", json!({ "api_key": null }));
     assert_eq!(cleared.body["has_api_key"], false);
     let id = thread_in(&app, "production");
     wait_for(&app, &id, &["completed"], Duration::from_secs(30));
-    assert_eq!(
-        fake.received()[2].authorization.as_deref(),
-        Some(&*format!("Bearer {FALLBACK_KEY}"))
-    );
+    assert_eq!(fake.received()[2].authorization, None);
 
     let log = app.host.log();
     for key in [PROD_KEY, STAGING_KEY, FALLBACK_KEY] {
@@ -194,6 +187,23 @@ fn credential_input_is_validated() {
             "{url}: {field}"
         );
     }
+    for bad in [
+        json!("https://x.example"),
+        json!(["https://u:p@x.example/v1"]),
+        json!([7]),
+    ] {
+        let r = put(
+            &app,
+            "production",
+            "openai",
+            json!({ "allowed_base_urls": bad }),
+        );
+        assert_eq!((r.status, r.code()), (400, "validation_failed"), "{bad}");
+        assert_eq!(
+            r.body["error"]["details"]["fields"][0]["field"],
+            "allowed_base_urls"
+        );
+    }
     let r = put(&app, "production", "openai", json!({}));
     assert_eq!(r.status, 400);
     let r = put(&app, "production", "openai", json!({ "api_key": "short" }));
@@ -203,4 +213,107 @@ fn credential_input_is_validated() {
         app.org
     ));
     assert_eq!(del.status, 404);
+}
+
+/// An agent's `base_url` is a listening socket that must never see a key:
+/// neither the stored one nor the operator's, even with fallback keys on.
+#[test]
+fn keys_never_leave_for_an_agents_url() {
+    let home = FakeLlm::start(vec![Answer::Text("from home".into())]);
+    let thief = FakeLlm::start(vec![Answer::Text("stolen?".into()); 2]);
+    let other_org = "00000000-0000-4000-8000-000000000000";
+    let app = start_on(
+        &config_for_fakes()
+            .env("OPENAI_API_KEY", FALLBACK_KEY)
+            .env("FALLBACK_KEY_ORGS", other_org),
+    );
+    let r = put(
+        &app,
+        "production",
+        "openai",
+        json!({ "api_key": PROD_KEY, "base_url": home.base_url() }),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["allowed_base_urls"], json!([]));
+    let stealing =
+        json!({ "model": { "provider": "openai", "model": "m", "base_url": thief.base_url() } });
+    publish_as_is(&app, "thief", &stealing);
+
+    // Not allowed: the run fails at once, naming the setting; no retries.
+    let id = thread_in_agent(&app, "thief", "production");
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    let error = t["runs"][0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("is not allowed in this environment") && error.contains("allowed_base_urls"),
+        "{t:#}"
+    );
+    assert!(!error.contains("retries"), "refused, not retried: {error}");
+    assert_eq!(thief.calls(), 0);
+
+    // Allowed by an admin: called, but without the key stored for home.
+    let r = put(
+        &app,
+        "production",
+        "openai",
+        json!({ "allowed_base_urls": [thief.base_url()] }),
+    );
+    assert_eq!(r.body["allowed_base_urls"], json!([thief.base_url()]));
+    assert_eq!(r.body["has_api_key"], true, "the key is kept");
+    let id = thread_in_agent(&app, "thief", "production");
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "completed", "{t:#}");
+
+    // Staging stores no key; this org is not allowed the operator's.
+    let r = put(
+        &app,
+        "staging",
+        "openai",
+        json!({ "allowed_base_urls": [thief.base_url()] }),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let id = thread_in_agent(&app, "thief", "staging");
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "completed", "{t:#}");
+    publish_as_is(
+        &app,
+        "plain",
+        &json!({ "model": { "provider": "openai", "model": "m" } }),
+    );
+    let id = thread_in_agent(&app, "plain", "staging");
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    let error = t["runs"][0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("no openai API key in this environment"),
+        "{t:#}"
+    );
+    assert!(error.contains("FALLBACK_KEY_ORGS"), "{error}");
+
+    // The key does go home.
+    let id = thread_in_agent(&app, "plain", "production");
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "completed", "{t:#}");
+    assert_eq!(
+        home.received()[0].authorization.as_deref(),
+        Some(&*format!("Bearer {PROD_KEY}"))
+    );
+
+    let seen = thief.received();
+    assert_eq!(seen.len(), 2);
+    for request in &seen {
+        assert_eq!(request.authorization, None);
+        let all = format!("{:?} {}", request.headers, request.body);
+        assert!(
+            !all.contains(PROD_KEY) && !all.contains(FALLBACK_KEY),
+            "{all}"
+        );
+    }
+}
+
+fn thread_in_agent(app: &App, agent: &str, env: &str) -> String {
+    let r = app.owner.client.post(
+        &format!("/api/v1/orgs/{}/threads", app.org),
+        json!({ "agent": agent, "message": "hi", "environment": env }),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    r.body["thread"]["id"].as_str().unwrap().to_string()
 }

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use synatra_tests::fake_llm::{Answer, FakeLlm};
 use synatra_tests::runs::{
     agent_config, agent_with_tools, answer_in_new_org, config_for_fakes, kinds, publish,
-    sse_events, start, start_on, start_thread, wait_for,
+    sse_events, start, start_on, start_thread, store_key, wait_for,
 };
 use synatra_tests::{psql, try_psql};
 
@@ -24,6 +24,7 @@ fn agent_calls_a_tool_then_answers_and_tokens_stream() {
         Answer::Text("The sum of 2 and 3 is 5.".into()),
     ]);
     let app = start();
+    store_key(&app, "openai", "sk-test-key", &fake.base_url());
     publish(
         &app,
         "adder",

@@ -77,7 +77,6 @@ fn start(backend: &Backend) -> Running {
                 ("APP_ORIGINS", TEST_ORIGIN),
                 ("LOCAL_LLM_HOST", "127.0.0.1:*"),
                 ("LLM_RETRY_BASE_MS", "50"),
-                ("OPENAI_API_KEY", "sk-test-key"),
             ]
             .iter()
             .map(|(k, v)| (format!("SPIN_VARIABLE_{k}"), v.to_string()))
@@ -130,7 +129,7 @@ fn an_api_key_a_stored_credential_and_a_streamed_answer(backend: &Backend) {
             "/api/v1/orgs/{}/environments/production/llm-providers/openai",
             app.org
         ),
-        Some(&json!({ "api_key": "sk-stored-key-123456" })),
+        Some(&json!({ "api_key": "sk-stored-key-123456", "base_url": fake.base_url() })),
     );
     assert_eq!(stored.status, 200, "{:?}", stored.body);
     publish(app, "adder", &agent_config(&fake, "gpt-4o-mini", json!({})));

@@ -85,6 +85,38 @@ impl Input {
         }
     }
 
+    /// An optional array of at most `max_items` strings (trimmed, without
+    /// NUL, each at most `max_len` characters).
+    pub fn optional_string_list(
+        &mut self,
+        field: &'static str,
+        max_items: usize,
+        max_len: usize,
+    ) -> Option<Vec<String>> {
+        self.seen.push(field);
+        let items = match self.fields.get(field) {
+            None | Some(Value::Null) => return None,
+            Some(Value::Array(items)) if items.len() <= max_items => items,
+            Some(_) => {
+                let message = format!("`{field}` must be an array of at most {max_items} strings");
+                self.fail(field, message);
+                return Some(Vec::new());
+            }
+        };
+        let strings: Vec<String> = items
+            .iter()
+            .filter_map(|v| v.as_str())
+            .filter(|s| !s.contains('\0') && s.trim().chars().count() <= max_len)
+            .map(|s| s.trim().to_string())
+            .collect();
+        if strings.len() != items.len() {
+            let message =
+                format!("each of `{field}` must be a string of at most {max_len} characters");
+            self.fail(field, message);
+        }
+        Some(strings)
+    }
+
     /// A required JSON object field, returned as is.
     pub fn object(&mut self, field: &'static str) -> Value {
         self.seen.push(field);

@@ -84,6 +84,7 @@ pub fn credential(c: &CredentialView) -> Value {
         "api_key": c.api_key_hint,
         "has_api_key": c.has_api_key,
         "base_url": c.base_url,
+        "allowed_base_urls": c.allowed_base_urls,
         "updated_at": time(&c.updated_at),
     })
 }

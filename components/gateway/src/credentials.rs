@@ -20,6 +20,7 @@ struct Put {
     api_key: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     base_url: Option<Option<String>>,
+    allowed_base_urls: Option<Vec<String>>,
     updated_by: Option<String>,
 }
 
@@ -60,6 +61,7 @@ pub fn put(body: &[u8]) -> (u16, Value) {
         provider: &put.provider,
         sealed_key,
         base_url: put.base_url.as_ref().map(|v| v.as_deref()),
+        allowed_base_urls: put.allowed_base_urls.as_deref(),
         updated_by: put.updated_by.as_deref(),
     };
     match Db::open().and_then(|db| credentials::upsert(&db, &update)) {
@@ -68,31 +70,89 @@ pub fn put(body: &[u8]) -> (u16, Value) {
     }
 }
 
-/// The API key and base URL to use for `provider` in an org's environment:
-/// the stored credential first, then the `*_api_key` variable.
-pub fn resolve(
+/// Where a model call goes and the key it carries.
+pub struct Target {
+    pub api_key: Option<String>,
+    pub base_url: Option<String>,
+}
+
+/// Why a model call may not be made.
+pub enum Refused {
+    /// The stored credential cannot be opened.
+    Unusable(String),
+    /// The agent names a URL no admin allowed in its environment.
+    UrlNotAllowed(String),
+}
+
+/// The target of `provider`'s call for an org's environment. A stored key
+/// goes only to its credential's URL (the provider's default when it has
+/// none); an agent's `base_url` must be that URL or one an admin allowed,
+/// and a different one is called without the key. The operator's
+/// `fallback_variable` key serves only orgs named in `fallback_key_orgs`,
+/// only where no key is stored, and only toward the provider's default.
+pub fn target(
     org_id: &str,
     environment_id: Option<&str>,
     provider: &str,
+    agent_url: Option<&str>,
     fallback_variable: &str,
-) -> Result<(Option<String>, Option<String>), String> {
+) -> Result<Target, Refused> {
     let stored = match environment_id {
         Some(env) => Db::open()
             .and_then(|db| credentials::get(&db, org_id, env, provider))
-            .map_err(|e| e.to_string())?,
+            .map_err(|e| Refused::Unusable(e.to_string()))?,
         None => None,
     };
-    let (sealed, base_url) = stored.map_or((None, None), |s| (s.sealed_key, s.base_url));
-    let api_key = match (sealed, environment_id) {
-        (Some(sealed), Some(env)) => {
-            let plain = key()?
-                .open(&sealed, &credentials::context(org_id, env, provider))
-                .map_err(|e| format!("the stored {provider} key cannot be used: {e}"))?;
-            Some(String::from_utf8(plain).map_err(|_| "the stored key is not text".to_string())?)
+    let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
+    let home = stored.as_ref().and_then(|s| s.base_url.clone());
+    if let Some(url) = agent_url {
+        let allowed = home.iter().any(|h| same(h, url))
+            || stored
+                .iter()
+                .flat_map(|s| &s.allowed_base_urls)
+                .any(|a| same(a, url));
+        if !allowed {
+            return Err(Refused::UrlNotAllowed(format!(
+                "the agent's base_url {url} is not allowed in this environment: an org admin allows it by adding it to `allowed_base_urls` with PUT /api/v1/orgs/{{org}}/environments/{{env}}/llm-providers/{provider}"
+            )));
         }
-        _ => variables::get(fallback_variable)
-            .ok()
-            .filter(|k| !k.trim().is_empty()),
+    }
+    let goes_home = match (agent_url, &home) {
+        (None, _) => true,
+        (Some(url), Some(home)) => same(url, home),
+        (Some(_), None) => false,
     };
-    Ok((api_key, base_url))
+    let base_url = agent_url.map(str::to_string).or(home);
+    let sealed = stored.and_then(|s| s.sealed_key);
+    let api_key = match (sealed, environment_id) {
+        (Some(sealed), Some(env)) if goes_home => {
+            let plain = key()
+                .map_err(Refused::Unusable)?
+                .open(&sealed, &credentials::context(org_id, env, provider))
+                .map_err(|e| {
+                    Refused::Unusable(format!("the stored {provider} key cannot be used: {e}"))
+                })?;
+            Some(
+                String::from_utf8(plain)
+                    .map_err(|_| Refused::Unusable("the stored key is not text".into()))?,
+            )
+        }
+        (Some(_), _) => None,
+        (None, _) if base_url.is_none() && fallback_allowed(org_id) => {
+            variables::get(fallback_variable)
+                .ok()
+                .filter(|k| !k.trim().is_empty())
+        }
+        (None, _) => None,
+    };
+    Ok(Target { api_key, base_url })
+}
+
+/// Whether the operator lets `org_id` use the fallback keys
+/// (`fallback_key_orgs`: comma-separated org ids, or `*` for all).
+fn fallback_allowed(org_id: &str) -> bool {
+    let orgs = variables::get("fallback_key_orgs").unwrap_or_default();
+    orgs.split(',')
+        .map(str::trim)
+        .any(|o| o == "*" || o.eq_ignore_ascii_case(org_id))
 }

@@ -13,7 +13,8 @@ use synatra_llm::{
     key_variable, prepare, ChatRequest, LlmError, Message, ToolSpec, UNREACHABLE_HEADER,
 };
 
-use crate::{credentials, error, reply};
+use crate::credentials::{self, Refused};
+use crate::{error, reply};
 
 #[derive(Deserialize)]
 struct Complete {
@@ -31,25 +32,27 @@ pub async fn complete(body: &[u8], out: ResponseOutparam) {
         Err(e) => return reply(out, 400, error("invalid_json", e)).await,
     };
     let mut model = call.model;
-    let (api_key, base_url) = match credentials::resolve(
+    let target = match credentials::target(
         &call.org_id,
         call.environment_id.as_deref(),
         model.provider.as_str(),
+        model.base_url.as_deref(),
         key_variable(model.provider),
     ) {
-        Ok(r) => r,
+        Ok(t) => t,
         // A credential that cannot be opened will not open on retry either.
-        Err(e) => return reply(out, 400, error("credential_unusable", e)).await,
+        Err(Refused::Unusable(e)) => return reply(out, 400, error("credential_unusable", e)).await,
+        Err(Refused::UrlNotAllowed(e)) => {
+            return failure_reply(out, false, "model_url_not_allowed", &e).await
+        }
     };
-    if model.base_url.is_none() {
-        model.base_url = base_url;
-    }
+    model.base_url = target.base_url;
     let request = ChatRequest {
         model: &model,
         messages: &call.messages,
         tools: &call.tools,
     };
-    let prepared = match prepare(&request, api_key.as_deref()) {
+    let prepared = match prepare(&request, target.api_key.as_deref()) {
         Ok(p) => p,
         Err(LlmError::Rejected { status, message }) => {
             return reply(out, status, error("provider_not_configured", message)).await
@@ -67,7 +70,7 @@ pub async fn complete(body: &[u8], out: ResponseOutparam) {
         Ok(r) => r,
         Err(code) => {
             let (retryable, message) = unreachable(&host, &code);
-            return unreachable_reply(out, retryable, &message).await;
+            return failure_reply(out, retryable, "provider_unreachable", &message).await;
         }
     };
     let mut headers = Vec::new();
@@ -161,8 +164,9 @@ fn unreachable(host: &str, code: &ErrorCode) -> (bool, String) {
     }
 }
 
-/// 502 (may pass on retry) or 424 (will not), marked as the gateway's own.
-async fn unreachable_reply(out: ResponseOutparam, retryable: bool, message: &str) {
+/// 502 (may pass on retry) or 424 (will not), marked as the gateway's own
+/// refusal or failure to reach the provider.
+async fn failure_reply(out: ResponseOutparam, retryable: bool, code: &str, message: &str) {
     let headers = Fields::from_list(&[
         ("content-type".to_string(), b"application/json".to_vec()),
         (
@@ -173,6 +177,6 @@ async fn unreachable_reply(out: ResponseOutparam, retryable: bool, message: &str
     .expect("valid headers");
     let response = OutgoingResponse::new(headers);
     let _ = response.set_status_code(if retryable { 502 } else { 424 });
-    let body = error("provider_unreachable", message).to_string();
+    let body = error(code, message).to_string();
     let _ = out.set_with_body(response, body.into_bytes()).await;
 }

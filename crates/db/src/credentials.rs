@@ -3,7 +3,7 @@
 
 use spin_sdk::pg4::ParameterValue::{Binary, Boolean, DbNull};
 
-use crate::{opt_text, opt_uuid, text, uuid, Db, DbResult, FromRow, Row, Timestamp};
+use crate::{jsonb, opt_text, opt_uuid, text, uuid, Db, DbResult, FromRow, Row, Timestamp};
 
 /// A change to one credential; `None` keeps a field, `Some(None)` clears it.
 pub struct CredentialUpdate<'a> {
@@ -12,6 +12,8 @@ pub struct CredentialUpdate<'a> {
     pub provider: &'a str,
     pub sealed_key: Option<Option<(Vec<u8>, String)>>,
     pub base_url: Option<Option<&'a str>>,
+    /// Replaces the agent-level URLs allowed in this environment.
+    pub allowed_base_urls: Option<&'a [String]>,
     pub updated_by: Option<&'a str>,
 }
 
@@ -22,6 +24,7 @@ pub struct CredentialView {
     pub api_key_hint: Option<String>,
     pub has_api_key: bool,
     pub base_url: Option<String>,
+    pub allowed_base_urls: serde_json::Value,
     pub updated_at: Timestamp,
 }
 
@@ -32,13 +35,14 @@ impl FromRow for CredentialView {
             api_key_hint: r.get("api_key_hint")?,
             has_api_key: r.get("has_api_key")?,
             base_url: r.get("base_url")?,
+            allowed_base_urls: r.json("allowed_base_urls")?,
             updated_at: r.get("updated_at")?,
         })
     }
 }
 
 /// The columns of [`CredentialView`]: the sealed key itself is not read.
-const VIEW: &str = "provider, api_key_hint, (api_key_sealed IS NOT NULL) AS has_api_key, base_url, updated_at AT TIME ZONE 'UTC' AS updated_at";
+const VIEW: &str = "provider, api_key_hint, (api_key_sealed IS NOT NULL) AS has_api_key, base_url, allowed_base_urls, updated_at AT TIME ZONE 'UTC' AS updated_at";
 
 /// Creates or updates a credential.
 pub fn upsert(db: &Db, u: &CredentialUpdate) -> DbResult<()> {
@@ -51,13 +55,18 @@ pub fn upsert(db: &Db, u: &CredentialUpdate) -> DbResult<()> {
         None => (false, DbNull),
         Some(v) => (true, opt_text(v)),
     };
+    let (set_allowed, allowed) = match u.allowed_base_urls {
+        None => (false, jsonb(&serde_json::json!([]))),
+        Some(urls) => (true, jsonb(&serde_json::json!(urls))),
+    };
     db.execute(
-        "INSERT INTO llm_credentials (org_id, environment_id, provider, api_key_sealed, api_key_hint, base_url, updated_by)
-             VALUES ($1, $2, $3, $5, $6, $8, $9)
+        "INSERT INTO llm_credentials (org_id, environment_id, provider, api_key_sealed, api_key_hint, base_url, updated_by, allowed_base_urls)
+             VALUES ($1, $2, $3, $5, $6, $8, $9, $11)
              ON CONFLICT (org_id, environment_id, provider) DO UPDATE SET
                api_key_sealed = CASE WHEN $4 THEN EXCLUDED.api_key_sealed ELSE llm_credentials.api_key_sealed END,
                api_key_hint = CASE WHEN $4 THEN EXCLUDED.api_key_hint ELSE llm_credentials.api_key_hint END,
                base_url = CASE WHEN $7 THEN EXCLUDED.base_url ELSE llm_credentials.base_url END,
+               allowed_base_urls = CASE WHEN $10 THEN EXCLUDED.allowed_base_urls ELSE llm_credentials.allowed_base_urls END,
                updated_by = EXCLUDED.updated_by, updated_at = now()",
         &[
             uuid(u.org_id),
@@ -69,15 +78,19 @@ pub fn upsert(db: &Db, u: &CredentialUpdate) -> DbResult<()> {
             Boolean(set_url),
             url,
             opt_uuid(u.updated_by),
+            Boolean(set_allowed),
+            allowed,
         ],
     )?;
     Ok(())
 }
 
-/// A stored credential: the sealed key and the base URL, each optional.
+/// A stored credential: the sealed key and the base URL, each optional,
+/// and the agent-level URLs allowed.
 pub struct Stored {
     pub sealed_key: Option<Vec<u8>>,
     pub base_url: Option<String>,
+    pub allowed_base_urls: Vec<String>,
 }
 
 /// One credential, if configured.
@@ -88,7 +101,7 @@ pub fn get(
     provider: &str,
 ) -> DbResult<Option<Stored>> {
     db.query_opt(
-        "SELECT api_key_sealed, base_url FROM llm_credentials
+        "SELECT api_key_sealed, base_url, allowed_base_urls FROM llm_credentials
              WHERE org_id = $1 AND environment_id = $2 AND provider = $3",
         &[uuid(org_id), uuid(environment_id), text(provider)],
     )?
@@ -96,6 +109,8 @@ pub fn get(
         Ok(Stored {
             sealed_key: r.bytes("api_key_sealed")?,
             base_url: r.opt_str("base_url")?,
+            allowed_base_urls: serde_json::from_value(r.json("allowed_base_urls")?)
+                .unwrap_or_default(),
         })
     })
     .transpose()

@@ -177,7 +177,8 @@ pub fn prepare(req: &ChatRequest, api_key: Option<&str>) -> Result<HttpCall, Llm
         return Err(LlmError::Rejected {
             status: 401,
             message: format!(
-                "no API key configured for {} (set {})",
+                "no {} API key in this environment: an org admin stores one with PUT /api/v1/orgs/{{org}}/environments/{{env}}/llm-providers/{} (the operator's {} serves only orgs listed in FALLBACK_KEY_ORGS)",
+                m.provider.as_str(),
                 m.provider.as_str(),
                 key_variable(m.provider).to_ascii_uppercase()
             ),

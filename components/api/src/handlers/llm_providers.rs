@@ -36,7 +36,8 @@ pub fn list(ctx: &OrgCtx) -> ApiResult<Reply> {
 }
 
 /// `PUT /orgs/{org}/environments/{env}/llm-providers/{provider}
-/// {api_key?, base_url?}`: a string sets, `null` clears, absent keeps.
+/// {api_key?, base_url?, allowed_base_urls?}`: a string sets, `null` clears,
+/// absent keeps; a list replaces the agent-level URLs allowed.
 pub fn put(ctx: &OrgCtx) -> ApiResult<Reply> {
     let provider = provider(ctx)?;
     let env = environment(ctx)?;
@@ -52,10 +53,17 @@ pub fn put(ctx: &OrgCtx) -> ApiResult<Reply> {
     {
         input.check(false, "base_url", &format!("`base_url` {problem}"));
     }
+    let allowed = input.optional_string_list("allowed_base_urls", 20, 500);
+    for url in allowed.iter().flatten() {
+        if let Some(problem) = synatra_agents::base_url_problem(url) {
+            let message = format!("`allowed_base_urls`: `{url}` {problem}");
+            input.check(false, "allowed_base_urls", &message);
+        }
+    }
     input.check(
-        has_key || has_url,
+        has_key || has_url || allowed.is_some(),
         "api_key",
-        "send `api_key` and/or `base_url`",
+        "send `api_key`, `base_url` and/or `allowed_base_urls`",
     );
     input.finish()?;
     let mut body = json!({
@@ -69,6 +77,9 @@ pub fn put(ctx: &OrgCtx) -> ApiResult<Reply> {
     }
     if has_url {
         body["base_url"] = base_url.map(Value::from).unwrap_or(Value::Null);
+    }
+    if let Some(urls) = allowed {
+        body["allowed_base_urls"] = json!(urls);
     }
     let (status, answer) = call_gateway(&body)?;
     if status != 200 {
