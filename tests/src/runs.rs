@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::fake_llm::FakeLlm;
-use crate::{app_config, create_org, sign_up, Host, HostConfig, Server, User};
+use crate::{app_config, create_org, sign_up, Client, Host, HostConfig, Server, User};
 
 /// A running app (on our host unless said otherwise) with a signed-up owner
 /// and an org.
@@ -43,20 +43,15 @@ pub fn config_for_fakes() -> HostConfig {
         .env("LLM_RETRY_BASE_MS", "50")
 }
 
-/// As an org admin, allows agents of every environment of the app's org to
-/// call `provider` at `url` (no key goes there unless stored for that URL).
-pub fn allow_model_url<S: Server>(app: &App<S>, provider: &str, url: &str) {
-    let c = &app.owner.client;
-    let envs = c.get(&format!("/api/v1/orgs/{}/environments", app.org));
+/// As an admin `c` of `org`, allows agents of its every environment to call
+/// `provider` at `url` (no key goes there unless stored for that URL).
+pub fn allow_model_url(c: &Client, org: &str, provider: &str, url: &str) {
+    let envs = c.get(&format!("/api/v1/orgs/{org}/environments"));
     for env in envs.body["environments"].as_array().expect("environments") {
         let env = env["slug"].as_str().expect("environment slug");
-        let path = format!(
-            "/api/v1/orgs/{}/environments/{env}/llm-providers/{provider}",
-            app.org
-        );
+        let path = format!("/api/v1/orgs/{org}/environments/{env}/llm-providers/{provider}");
         let current = c.get(&format!(
-            "/api/v1/orgs/{}/environments/{env}/llm-providers",
-            app.org
+            "/api/v1/orgs/{org}/environments/{env}/llm-providers"
         ));
         let mut allowed: Vec<Value> = current.body["providers"]
             .as_array()
@@ -133,7 +128,7 @@ pub fn publish<S: Server>(app: &App<S>, slug: &str, config: &Value) {
         config["model"]["provider"].as_str(),
         config["model"]["base_url"].as_str(),
     ) {
-        allow_model_url(app, provider, url);
+        allow_model_url(&app.owner.client, &app.org, provider, url);
     }
     publish_as_is(app, slug, config);
 }
@@ -292,6 +287,7 @@ pub fn answer_in_new_org<S: Server>(host: &S, fake: &FakeLlm) -> Value {
     let r = c.post(&agents, json!({ "slug": "fast", "name": "fast" }));
     assert_eq!(r.status, 201, "{:?}", r.body);
     let config = json!({ "config": agent_config(fake, "m", json!({})) });
+    allow_model_url(c, &org, "openai", &fake.base_url());
     let r = c.send("PUT", &format!("{agents}/fast/working-copy"), Some(&config));
     assert_eq!(r.status, 200, "{:?}", r.body);
     let r = c.post(

@@ -5,8 +5,8 @@
 
 use serde_json::{json, Value};
 use synatra_tests::fake_llm::{Answer, FakeLlm};
-use synatra_tests::runs::{agent_with_tools, answer_in_new_org};
-use synatra_tests::{create_org, live_instances, sign_up, start_app, Host, User};
+use synatra_tests::runs::{agent_with_tools, answer_in_new_org, publish, start_thread};
+use synatra_tests::{create_org, live_instances, psql, sign_up, start_app, Host, User};
 
 struct Lab {
     host: Host,
@@ -191,14 +191,23 @@ fn a_nul_character_in_a_result_or_log_is_stored_not_fatal() {
     assert_eq!(fake.calls(), 2, "the tool ran once and the run went on");
 }
 
-/// Sandboxed tools give their pooled connection back while they run: 24
-/// endless-loop tool tests at once (the pool has 20 connections) while a
+/// Waiting work gives its pooled connection back and stays within its
+/// org's limits: 40 endless-loop tool tests and 40 event streams of one org
+/// at once (the pool has 20 connections; both limits set to 40) while a
 /// newcomer signs up, starts a thread in an org of their own and gets the
-/// answer; then every test ends as a clean time-limit error.
+/// answer; the 41st of each is refused with 429; every slot is given back.
 #[test]
-fn endless_tool_tests_do_not_hold_the_database_pool() {
-    let fake = FakeLlm::start(vec![Answer::Text("still here".into())]);
-    let app = synatra_tests::runs::start();
+fn one_orgs_waiting_work_holds_no_connection_and_keeps_to_its_limits() {
+    let slow = FakeLlm::start(vec![Answer::Delayed(
+        std::time::Duration::from_secs(25),
+        Box::new(Answer::Text("late".into())),
+    )]);
+    let fast = FakeLlm::start(vec![Answer::Text("still here".into())]);
+    let app = synatra_tests::runs::start_on(
+        &synatra_tests::runs::config_for_fakes()
+            .env("MAX_TOOL_TESTS_PER_ORG", "40")
+            .env("MAX_EVENT_STREAMS_PER_ORG", "40"),
+    );
     let c = &app.owner.client;
     let tool = json!({
         "name": "spin", "params": { "type": "object" }, "timeout_ms": 10000,
@@ -206,26 +215,66 @@ fn endless_tool_tests_do_not_hold_the_database_pool() {
     });
     let r = c.post(&format!("/api/v1/orgs/{}/tools", app.org), tool);
     assert_eq!(r.status, 201, "{:?}", r.body);
-    let path = format!("/api/v1/orgs/{}/tools/spin/test", app.org);
-    let testers: Vec<_> = (0..24)
+    publish(&app, "slow", &agent_with_tools(&slow, &[]));
+    let thread = start_thread(&app, "slow", "take your time", "normal");
+    let test_path = format!("/api/v1/orgs/{}/tools/spin/test", app.org);
+    let events_path = format!("/api/v1/orgs/{}/threads/{thread}/events", app.org);
+    let testers: Vec<_> = (0..40)
         .map(|_| {
-            let (c, path) = (c.clone(), path.clone());
+            let (c, path) = (c.clone(), test_path.clone());
             std::thread::spawn(move || c.post(&path, json!({ "params": {} })))
         })
         .collect();
-    // Each test is an API instance waiting on a tool-js instance.
+    let streams: Vec<_> = (0..40)
+        .map(|_| {
+            let (c, path) = (c.clone(), events_path.clone());
+            std::thread::spawn(move || c.get(&path))
+        })
+        .collect();
+    // Each test is an API instance waiting on a tool-js instance; each
+    // stream an API instance.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while live_instances(&app.host.admin) < 48 {
+    while live_instances(&app.host.admin) < 120 {
         assert!(
             std::time::Instant::now() < deadline,
-            "the 24 tool tests never ran at once"
+            "the 40 tool tests and 40 streams never ran at once"
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    answer_in_new_org(&app.host, &fake);
+    let over = c.post(&test_path, json!({ "params": {} }));
+    assert_eq!(
+        (over.status, over.code()),
+        (429, "org_limit_reached"),
+        "{:?}",
+        over.body
+    );
+    assert_eq!(over.header("retry-after"), Some("1"));
+    let over = c.get(&events_path);
+    assert_eq!(
+        (over.status, over.code()),
+        (429, "org_limit_reached"),
+        "{:?}",
+        over.body
+    );
+    answer_in_new_org(&app.host, &fast);
     for t in testers {
         let r = t.join().unwrap();
         assert_eq!(r.status, 200, "{:?}", r.body);
         assert_eq!(r.body["ok"], false, "{:?}", r.body);
+    }
+    for s in streams {
+        assert_eq!(s.join().unwrap().status, 200);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let held = psql(&app.host.database_url, "SELECT count(*) FROM org_slots");
+        if held == "0" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{held} slots never given back"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }

@@ -67,6 +67,11 @@ impl ApiError {
         ApiError::new(400, "validation_failed", first).with_details(json!({ "fields": fields }))
     }
 
+    /// 429 with `code`, retry after `secs` (also sent as `Retry-After`).
+    pub fn retry_later(code: &'static str, message: impl Into<String>, secs: i64) -> Self {
+        Self::new(429, code, message).with_details(json!({ "retry_after_seconds": secs }))
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "internal", message)
     }

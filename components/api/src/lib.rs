@@ -17,6 +17,7 @@ mod handlers;
 mod http;
 mod inline_runs;
 mod input;
+mod org_limits;
 mod routes;
 mod store;
 mod views;

@@ -5,6 +5,7 @@
 pub mod approvals;
 pub mod credentials;
 pub mod migrate;
+pub mod org_slots;
 mod row;
 pub mod runs;
 pub mod tools;

@@ -44,7 +44,7 @@ fn new_session(ctx: &Ctx, user_id: &str) -> ApiResult<String> {
 
 /// 429 `rate_limited`, retry after `secs`.
 fn rate_limited(message: &str, secs: i64) -> ApiError {
-    ApiError::new(429, "rate_limited", message).with_details(json!({ "retry_after_seconds": secs }))
+    ApiError::retry_later("rate_limited", message, secs)
 }
 
 /// `POST /auth/signup {email, password, name}`: creates the user and signs

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::SinkExt;
 use spin_sdk::http::{Fields, OutgoingResponse, ResponseOutparam};
+use synatra_db::org_slots::Kind;
 use synatra_db::runs;
 use synatra_db::Db;
 
@@ -15,6 +16,7 @@ use crate::ctx::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::handlers::threads::thread_id;
 use crate::http::{header, query_param};
+use crate::org_limits::{self, Slot};
 
 /// How long one response streams (below the component's time limit).
 const STREAM_FOR: Duration = Duration::from_secs(20);
@@ -27,6 +29,8 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 pub struct Subscription {
     thread_id: String,
     after: i64,
+    /// One of the org's `max_event_streams_per_org`, held while streaming.
+    slot: Slot,
 }
 
 /// Checks access and where to resume.
@@ -46,11 +50,25 @@ pub fn subscribe(ctx: &OrgCtx) -> ApiResult<Subscription> {
                 ApiError::fields(&[("Last-Event-ID".into(), "must be an event id".into())])
             })?,
     };
-    Ok(Subscription { thread_id, after })
+    let slot = org_limits::take(ctx, Kind::EventStream, STREAM_FOR.as_secs() as u32 + 30)?;
+    Ok(Subscription {
+        thread_id,
+        after,
+        slot,
+    })
 }
 
-/// Streams events until the thread settles or the stream's time is up.
+/// Streams events until the thread settles or the stream's time is up,
+/// then gives the org's stream slot back.
 pub async fn stream(sub: Subscription, out: ResponseOutparam) {
+    send_events(&sub.thread_id, sub.after, out).await;
+    match Db::open() {
+        Ok(db) => org_limits::release(&db, sub.slot),
+        Err(e) => eprintln!("event stream: the slot waits for its expiry: {e}"),
+    }
+}
+
+async fn send_events(thread_id: &str, after: i64, out: ResponseOutparam) {
     let headers = Fields::from_list(&[
         ("content-type".to_string(), b"text/event-stream".to_vec()),
         ("cache-control".to_string(), b"no-store".to_vec()),
@@ -66,7 +84,7 @@ pub async fn stream(sub: Subscription, out: ResponseOutparam) {
     }
     let started = Instant::now();
     let mut last_sent = Instant::now();
-    let mut after = sub.after;
+    let mut after = after;
     while started.elapsed() < STREAM_FOR {
         // A pooled connection per poll, returned while the stream waits, so
         // open streams never hold the pool the rest of the app needs.
@@ -76,7 +94,7 @@ pub async fn stream(sub: Subscription, out: ResponseOutparam) {
                 .await;
             return;
         };
-        let events = match runs::events_after(&db, &sub.thread_id, after, 500) {
+        let events = match runs::events_after(&db, thread_id, after, 500) {
             Ok(e) => e,
             Err(e) => {
                 eprintln!("event stream: {e}");
@@ -84,7 +102,7 @@ pub async fn stream(sub: Subscription, out: ResponseOutparam) {
             }
         };
         if events.is_empty() {
-            if runs::thread_settled(&db, &sub.thread_id).unwrap_or(true) {
+            if runs::thread_settled(&db, thread_id).unwrap_or(true) {
                 let _ = body.send(b"event: end\ndata: {}\n\n".to_vec()).await;
                 return;
             }

@@ -4,6 +4,7 @@
 use base64::Engine as _;
 use serde_json::json;
 use synatra_authz::Role;
+use synatra_db::org_slots::Kind;
 use synatra_internal::ToolCode;
 use synatra_tools::ToolDef;
 
@@ -11,6 +12,7 @@ use crate::ctx::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Reply;
 use crate::input::Input;
+use crate::org_limits;
 use crate::views;
 use synatra_db::tools;
 
@@ -206,12 +208,14 @@ pub fn test(ctx: &OrgCtx) -> ApiResult<Reply> {
         def["code"].as_str(),
         def["component_sha256"].as_str(),
     );
+    let slot = org_limits::take(ctx, Kind::ToolTest, (timeout_ms / 1000) as u32 + 30)?;
     let run = synatra_internal::run_tool(code, &params, timeout_ms, None);
     // The sandbox may take the tool's whole time limit: no pooled
     // connection waits with it.
     ctx.db.release();
-    let answer =
-        spin_sdk::http::run(run).map_err(|e| ApiError::new(502, "sandbox_unreachable", e))?;
+    let answer = spin_sdk::http::run(run);
+    org_limits::release(ctx.db, slot);
+    let answer = answer.map_err(|e| ApiError::new(502, "sandbox_unreachable", e))?;
     let mut outcome = json!(answer);
     let duration_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
     outcome["duration_ms"] = duration_ms.into();
