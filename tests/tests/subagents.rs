@@ -107,6 +107,63 @@ fn cancelling_a_parent_cancels_its_working_subagent() {
     assert_eq!(fake.calls(), 2);
 }
 
+/// The deepest chain allowed (three levels below the thread's run) is
+/// cancelled whole by one request on the top thread.
+#[test]
+fn one_request_cancels_a_chain_three_levels_deep() {
+    let delegate = |to: &str| Answer::ToolCall {
+        name: format!("delegate_to_{to}"),
+        arguments: json!({ "message": "pass it on" }),
+    };
+    let fake = FakeLlm::start(vec![
+        delegate("first"),
+        delegate("second"),
+        delegate("third"),
+        // The deepest model call would take a minute.
+        Answer::Delayed(
+            Duration::from_secs(60),
+            Box::new(Answer::Text("late".into())),
+        ),
+    ]);
+    let app = start();
+    let config = |subagents: &[&str]| {
+        json!({
+            "model": { "provider": "openai", "model": "m", "base_url": fake.base_url() },
+            "subagents": subagents,
+        })
+    };
+    publish(&app, "third", &config(&[]));
+    publish(&app, "second", &config(&["third"]));
+    publish(&app, "first", &config(&["second"]));
+    publish(&app, "top", &config(&["first"]));
+    let id = start_thread(&app, "top", "go deep", "normal");
+    fake.wait_for_calls(4);
+    let r = app.owner.client.post(
+        &format!("/api/v1/orgs/{}/threads/{id}/cancel", app.org),
+        json!({}),
+    );
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    assert_eq!(r.body["cancelled_runs"], 4, "every level was asked at once");
+    for agent in ["first", "second", "third"] {
+        let child = newest_thread_of(&app, agent);
+        let t = wait_for(
+            &app,
+            &child,
+            &["cancelled", "completed", "failed"],
+            Duration::from_secs(15),
+        );
+        assert_eq!(t["status"], "cancelled", "{agent}: {t:#}");
+    }
+    let t = wait_for(
+        &app,
+        &id,
+        &["cancelled", "completed", "failed"],
+        Duration::from_secs(15),
+    );
+    assert_eq!(t["status"], "cancelled", "{t:#}");
+    assert_eq!(fake.calls(), 4);
+}
+
 #[test]
 fn cancelling_a_subagents_thread_resumes_its_parent_with_the_outcome() {
     let fake = FakeLlm::start(vec![

@@ -197,6 +197,22 @@ pub fn message_page(req: &Request) -> ApiResult<(usize, i64)> {
     Ok((limit, after))
 }
 
+/// Refuses a query string whose decoded values hold NUL (no stored text
+/// can, so no handler should see one).
+pub fn check_query(req: &Request) -> Result<(), ApiError> {
+    let bad = req.query().split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        percent_decode(v).contains('\0').then(|| percent_decode(k))
+    });
+    match bad {
+        None => Ok(()),
+        Some(field) => Err(ApiError::fields(&[(
+            field,
+            "may not contain NUL characters".into(),
+        )])),
+    }
+}
+
 /// A query-string parameter, percent-decoded.
 pub fn query_param(req: &Request, name: &str) -> Option<String> {
     req.query().split('&').find_map(|pair| {

@@ -88,6 +88,7 @@ fn serve(req: &Request) -> ApiResult<Answer> {
     })?;
     let endpoint = routes::endpoint(spec.id);
     http::check_body(req, endpoint.body)?;
+    http::check_query(req)?;
     if let Handler::Bare(f) = endpoint.handler {
         return Ok(f().into());
     }

@@ -172,10 +172,11 @@ pub fn request_cancel(db: &Db, thread_id: &str) -> DbResult<u64> {
          WHERE p.thread_id = $1 AND p.status IN ('ready', 'waiting') AND c.status IN ('ready', 'waiting')",
         &[uuid(thread_id)],
     )?;
+    let mut asked = 0;
     for child in &children {
-        request_cancel(db, &child.str("thread_id")?)?;
+        asked += request_cancel(db, &child.str("thread_id")?)?;
     }
-    let asked = db.execute(
+    asked += db.execute(
         "UPDATE runs SET cancel_requested = true, updated_at = now()
          WHERE thread_id = $1 AND status IN ('ready', 'waiting')",
         &[uuid(thread_id)],

@@ -38,6 +38,8 @@ pub const MIGRATIONS: &[(&str, &str)] = migrations![
     "0019_sign_in_limits.sql",
     "0020_agent_archiving.sql",
     "0021_fair_claims.sql",
+    "0022_allowed_model_urls.sql",
+    "0023_org_slots.sql",
 ];
 
 /// One migration file.
