@@ -7,10 +7,13 @@
 //!
 //! 3. durable runs (see `runs.rs`);
 //! 4. JavaScript and WIT tool calls (see `tools.rs`);
-//! 5. our host against the released Spin 4.0.2 (see `spin.rs`).
+//! 5. our host against the released Spin 4.0.2 (see `spin.rs`);
+//! 6. 200 users signing in, starting threads, following events and
+//!    approving for 60 s (see `load.rs`).
 //!
 //! Figures are printed with their ratios; nothing here asserts a threshold.
 
+mod load;
 mod runs;
 mod spin;
 mod tools;
@@ -39,14 +42,20 @@ const MEASURE: Duration = Duration::from_secs(5);
 const INSTANTIATIONS: usize = 3000;
 
 fn main() -> Result<()> {
-    // `SYNATRA_BENCH=runs make bench` measures durable runs alone (profiling).
-    let all = std::env::var("SYNATRA_BENCH").as_deref() != Ok("runs");
+    // `SYNATRA_BENCH=runs` (or `load`) `make bench` measures that alone.
+    let only = std::env::var("SYNATRA_BENCH").unwrap_or_default();
+    let all = only.is_empty();
     if all {
         http_and_spin()?;
     }
-    durable_runs()?;
+    if all || only == "runs" {
+        durable_runs()?;
+    }
     if all {
         tool_calls()?;
+    }
+    if all || only == "load" {
+        load::report(&load::measure()?)?;
     }
     Ok(())
 }

@@ -469,6 +469,46 @@ impl Client {
         self
     }
 
+    /// Reads the Server-Sent Events at `path` as they arrive, until
+    /// `stop(event, data)` says so or the stream ends; returns the status
+    /// and the id of the last event read.
+    pub fn read_events(
+        &self,
+        path: &str,
+        mut stop: impl FnMut(&str, &Value) -> bool,
+    ) -> (u16, Option<i64>) {
+        use std::io::BufRead;
+        let mut req = self.agent.get(&format!("{}{}", self.base, path));
+        if let Some(t) = &self.bearer {
+            req = req.set("authorization", &format!("Bearer {t}"));
+        }
+        let resp = match req.call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(status, _)) => return (status, None),
+            Err(e) => panic!("GET {path}: {e}"),
+        };
+        let status = resp.status();
+        let (mut last, mut id, mut event, mut data) = (None, None, String::new(), String::new());
+        for line in std::io::BufReader::new(resp.into_reader()).lines() {
+            let Ok(line) = line else { break };
+            if let Some(v) = line.strip_prefix("id: ") {
+                id = v.trim().parse().ok();
+            } else if let Some(v) = line.strip_prefix("event: ") {
+                event = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("data: ") {
+                data.push_str(v);
+            } else if line.is_empty() && !event.is_empty() {
+                last = id.or(last);
+                let value = serde_json::from_str(&data).unwrap_or(Value::Null);
+                if stop(&event, &value) {
+                    break;
+                }
+                (event, data) = (String::new(), String::new());
+            }
+        }
+        (status, last)
+    }
+
     /// Sends a request with an optional JSON body.
     pub fn send(&self, method: &str, path: &str, body: Option<&Value>) -> Reply {
         self.send_raw(
