@@ -240,16 +240,14 @@ fn one_thread(c: &Client, org: &str, tally: &mut Tally) -> Option<()> {
     })?;
     let after = last.map_or(String::new(), |l| format!("?after={l}"));
     tally.time("GET /events (until the end)", || {
-        let mut completed = false;
+        let (mut completed, mut seen) = (false, Vec::new());
         let (status, _) = c.read_events(&format!("{events}{after}"), |event, data: &Value| {
             completed |= event == "run" && data["status"] == "completed";
+            seen.push(format!("{event} {data}"));
             event == "end"
         });
-        (
-            status == 200 && completed,
-            (),
-            format!("{status}, run not completed"),
-        )
+        let shown = format!("{status}, run not completed; events: {}", seen.join(" | "));
+        (status == 200 && completed, (), shown)
     })
 }
 

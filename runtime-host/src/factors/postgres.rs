@@ -109,7 +109,10 @@ impl PgPools {
             .or_insert_with(|| {
                 PgPoolOptions::new()
                     .max_connections(self.max_connections)
-                    .acquire_timeout(Duration::from_secs(3))
+                    // Under load a request waits its turn for a connection
+                    // rather than failing; only a database that stays
+                    // unreachable this long answers 503.
+                    .acquire_timeout(Duration::from_secs(10))
                     .connect_lazy_with(options)
             })
             .clone()

@@ -20,8 +20,11 @@ use crate::org_limits::{self, Slot};
 
 /// How long one response streams (below the component's time limit).
 const STREAM_FOR: Duration = Duration::from_secs(20);
-/// Poll interval of the event log.
-const POLL: Duration = Duration::from_millis(100);
+/// Poll interval of the event log after an event; each empty poll doubles
+/// it up to [`IDLE_POLL`], so idle streams (a thread waiting for a person)
+/// cost the database little while a streaming model stays fluid.
+const POLL: Duration = Duration::from_millis(50);
+const IDLE_POLL: Duration = Duration::from_millis(800);
 /// Comment sent to keep idle connections open.
 const HEARTBEAT: Duration = Duration::from_secs(10);
 
@@ -85,6 +88,7 @@ async fn send_events(thread_id: &str, after: i64, out: ResponseOutparam) {
     let started = Instant::now();
     let mut last_sent = Instant::now();
     let mut after = after;
+    let mut poll = POLL;
     while started.elapsed() < STREAM_FOR {
         // A pooled connection per poll, returned while the stream waits, so
         // open streams never hold the pool the rest of the app needs.
@@ -94,18 +98,24 @@ async fn send_events(thread_id: &str, after: i64, out: ResponseOutparam) {
                 .await;
             return;
         };
-        let events = match runs::events_after(&db, thread_id, after, 500) {
+        let read = |db: &Db| runs::events_after(db, thread_id, after, 500);
+        let mut events = match read(&db) {
             Ok(e) => e,
             Err(e) => {
                 eprintln!("event stream: {e}");
                 return;
             }
         };
-        if events.is_empty() {
-            if runs::thread_settled(&db, thread_id).unwrap_or(true) {
+        if events.is_empty() && runs::thread_settled(&db, thread_id).unwrap_or(true) {
+            // The run's last events may have committed between the two
+            // reads: once settled is seen, a read now has them all.
+            events = read(&db).unwrap_or_default();
+            if events.is_empty() {
                 let _ = body.send(b"event: end\ndata: {}\n\n".to_vec()).await;
                 return;
             }
+        }
+        if events.is_empty() {
             if last_sent.elapsed() > HEARTBEAT {
                 if body.send(b": ping\n\n".to_vec()).await.is_err() {
                     return;
@@ -113,7 +123,8 @@ async fn send_events(thread_id: &str, after: i64, out: ResponseOutparam) {
                 last_sent = Instant::now();
             }
             drop(db);
-            std::thread::sleep(POLL);
+            std::thread::sleep(poll);
+            poll = (poll * 2).min(IDLE_POLL);
             continue;
         }
         let mut chunk = String::new();
@@ -125,5 +136,6 @@ async fn send_events(thread_id: &str, after: i64, out: ResponseOutparam) {
             return;
         }
         last_sent = Instant::now();
+        poll = POLL;
     }
 }
