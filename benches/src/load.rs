@@ -1,4 +1,4 @@
-//! 6. Load: simulated users, each in an org of their own, for a fixed
+//! Section 6, load: simulated users, each in an org of their own, for a fixed
 //! window against the fake provider. A user signs in, then three times:
 //! starts a thread whose agent calls a tool held for approval, follows the
 //! thread's events until the approval appears, approves, and follows the
@@ -179,7 +179,7 @@ fn work(user: &User, org: &str, stop: &AtomicBool) -> Tally {
     let mut tally = Tally::default();
     let mut done = 0usize;
     while !stop.load(Ordering::Relaxed) {
-        if done % 3 == 0 {
+        if done.is_multiple_of(3) {
             let body = json!({ "email": user.email, "password": PASSWORD });
             let signed_in = tally.time("POST /auth/login", || {
                 let r = c.post("/api/v1/auth/login", body);
