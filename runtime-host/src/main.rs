@@ -53,7 +53,7 @@ struct UpArgs {
     /// Address of the HTTP trigger.
     #[arg(long, env = "SYNATRA_LISTEN", default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
-    /// Address of the admin listener (`/metrics`, `/healthz`).
+    /// Address of the admin listener (`/metrics`, `/health`).
     #[arg(long, env = "SYNATRA_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
     admin_listen: SocketAddr,
     /// The application manifest.

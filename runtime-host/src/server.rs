@@ -1,6 +1,6 @@
 //! The HTTP trigger: accepts connections, routes requests with Spin's rules,
 //! adds Spin's request headers and turns component failures into JSON errors.
-//! Also the admin listener (`/metrics`, `/healthz`).
+//! Also the admin listener (`/metrics`, `/health`, `/healthz`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -312,7 +312,7 @@ pub async fn serve(
     }
 }
 
-/// Serves `/metrics` and `/healthz` on the admin listener.
+/// Serves `/metrics` and `/health` (also `/healthz`) on the admin listener.
 pub async fn serve_admin(
     app: Arc<App>,
     listener: TcpListener,
@@ -328,12 +328,20 @@ pub async fn serve_admin(
             let app = app.clone();
             async move {
                 let response = match req.uri().path() {
+                    // OpenMetrics text: a counter's family is `x`, its sample `x_total`.
                     "/metrics" => Response::builder()
-                        .header(CONTENT_TYPE, "text/plain; version=0.0.4")
+                        .header(
+                            CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )
                         .body(Full::new(Bytes::from(app.metrics.encode())))
                         .expect("valid response"),
-                    "/healthz" => Response::new(Full::new(Bytes::from_static(b"ok"))),
-                    _ => json_error(StatusCode::NOT_FOUND, "not_found", "try /metrics"),
+                    "/health" | "/healthz" => Response::new(Full::new(Bytes::from_static(b"ok"))),
+                    _ => json_error(
+                        StatusCode::NOT_FOUND,
+                        "not_found",
+                        "the admin port serves /metrics and /health",
+                    ),
                 };
                 Ok::<_, Infallible>(response)
             }

@@ -136,7 +136,7 @@ fn invitation_flow_accept_once_by_the_invited_email() {
         .client
         .post(&format!("/api/v1/invitations/{token}/accept"), json!({}));
     assert_eq!(ok.status, 200, "{:?}", ok.body);
-    assert_eq!(ok.body["org"]["role"], "builder");
+    assert_eq!(ok.body["role"], "builder");
     let again = invitee
         .client
         .post(&format!("/api/v1/invitations/{token}/accept"), json!({}));

@@ -159,6 +159,12 @@ fn an_edited_approval_is_revalidated_then_the_tool_runs_with_the_edit() {
     assert_eq!(a["decided_by"], app.owner.id.as_str());
     assert_eq!(audit_actions(&a), ["requested", "approved"]);
     assert_eq!(a["audit"][1]["params"]["amount"], 15);
+    // The thread's approval message shows the decision made after it.
+    let shown = &t["messages"][2]["content"];
+    assert_eq!(shown["status"], "approved", "{shown:#}");
+    assert_eq!(shown["decided_by"], app.owner.id.as_str());
+    assert_eq!(shown["decided_at"], a["decided_at"]);
+    assert_eq!(shown["comment"], "half now");
     // The console output is kept with the step.
     let logs = psql(
         &app.host.database_url,

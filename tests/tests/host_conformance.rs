@@ -619,3 +619,47 @@ fn outbound_requests_time_out_per_component_setting() {
         reply.body
     );
 }
+
+/// The admin port: `/health`, and `/metrics` as OpenMetrics text whose
+/// every sample belongs to a declared family (`x_total` of counter `x`,
+/// `x_bucket`/`_sum`/`_count` of histogram `x`).
+#[test]
+fn the_admin_port_serves_health_and_well_formed_openmetrics() {
+    let (host, _) = start(&[]);
+    assert_eq!(host.client().get("/api/exact").status, 200);
+    let health = ureq::get(&format!("{}/health", host.admin)).call().unwrap();
+    assert_eq!(health.into_string().unwrap(), "ok");
+    let metrics = ureq::get(&format!("{}/metrics", host.admin))
+        .call()
+        .unwrap();
+    assert!(metrics
+        .content_type()
+        .starts_with("application/openmetrics-text"));
+    let text = metrics.into_string().unwrap();
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    let mut families = std::collections::HashMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            families.insert(name.to_string(), kind.to_string());
+        }
+    }
+    let suffixes = |kind: &str| -> &[&str] {
+        match kind {
+            "counter" => &["_total", "_created"],
+            "histogram" => &["_bucket", "_sum", "_count", "_created"],
+            _ => &[""],
+        }
+    };
+    for sample in text.lines().filter(|l| !l.starts_with('#')) {
+        let name = sample.split(['{', ' ']).next().unwrap();
+        let declared = families.iter().any(|(family, kind)| {
+            suffixes(kind)
+                .iter()
+                .any(|s| name == format!("{family}{s}"))
+        });
+        assert!(declared, "sample `{name}` has no # TYPE family");
+    }
+    assert!(text.contains("# TYPE synatra_http_requests counter"));
+    assert!(text.contains("synatra_http_requests_total{"));
+}

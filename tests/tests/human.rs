@@ -102,6 +102,13 @@ fn widgets_show_and_a_human_request_waits_for_a_valid_answer() {
         json!({ "status": "responded", "data": good }),
     );
     assert_eq!((again.status, again.code()), (409, "request_not_pending"));
+    let unknown = respond(
+        &app,
+        &id,
+        "00000000-0000-4000-8000-000000000000",
+        json!({ "status": "responded", "data": good }),
+    );
+    assert_eq!((unknown.status, unknown.code()), (404, "not_found"));
     let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
     assert_eq!(t["status"], "completed", "{t:#}");
     assert_eq!(
@@ -211,5 +218,5 @@ fn cancelling_a_request_resumes_the_run_with_that_outcome_and_bad_requests_are_t
         "00000000-0000-0000-0000-000000000000",
         json!({ "status": "skipped" }),
     );
-    assert_eq!(missing.status, 409);
+    assert_eq!((missing.status, missing.code()), (404, "not_found"));
 }

@@ -558,3 +558,55 @@ fn one_orgs_long_runs_never_hold_every_worker() {
     answer_in_new_org(&app.host, &fast);
     assert_eq!(slow.calls(), 3, "the first org kept to 3 of the 4 workers");
 }
+
+/// `?follow=true` keeps a thread's stream open across runs: a client
+/// subscribes to a settled thread first, then posts, and sees the new run.
+#[test]
+fn a_followed_stream_stays_open_for_the_next_run() {
+    let fake = FakeLlm::start(vec![
+        Answer::Text("first".into()),
+        Answer::Text("second".into()),
+    ]);
+    let app = start();
+    let config =
+        json!({ "model": { "provider": "openai", "model": "m", "base_url": fake.base_url() } });
+    publish(&app, "echo", &config);
+    let id = start_thread(&app, "echo", "one", "normal");
+    wait_for(&app, &id, &["completed"], Duration::from_secs(30));
+    let events = format!("/api/v1/orgs/{}/threads/{id}/events", app.org);
+    // Without follow, the stream of a settled thread replays and ends.
+    let (_, plain) = read_all(&app.owner.client, &events);
+    assert_eq!(plain.last().map(String::as_str), Some("end"));
+
+    let c = app.owner.client.clone();
+    let followed = format!("{events}?follow=true");
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let (status, _) = c.read_events(&followed, |event, data| {
+            seen.push(event.to_string());
+            event == "message" && data["kind"] == "assistant" && data["content"]["text"] == "second"
+        });
+        (status, seen)
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = app.owner.client.post(
+        &format!("/api/v1/orgs/{}/threads/{id}/messages", app.org),
+        json!({ "message": "two" }),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let (status, seen) = reader.join().unwrap();
+    assert_eq!(status, 200);
+    assert!(!seen.contains(&"end".to_string()), "{seen:?}");
+    let bad = app.owner.client.get(&format!("{events}?follow=maybe"));
+    assert_eq!((bad.status, bad.code()), (400, "validation_failed"));
+}
+
+/// Every event name of a stream read to its end.
+fn read_all(c: &synatra_tests::Client, path: &str) -> (u16, Vec<String>) {
+    let mut seen = Vec::new();
+    let (status, _) = c.read_events(path, |event, _| {
+        seen.push(event.to_string());
+        false
+    });
+    (status, seen)
+}

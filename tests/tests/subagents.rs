@@ -295,3 +295,27 @@ fn an_agent_cannot_delegate_to_itself_at_run_time_and_the_model_is_told_why() {
     assert_eq!(threads.body["threads"].as_array().unwrap().len(), 1);
     assert_eq!(fake.calls(), 2);
 }
+
+/// An agent others delegate to is protected like a tool in use.
+#[test]
+fn an_agent_used_as_a_subagent_cannot_be_deleted() {
+    let fake = FakeLlm::start(vec![]);
+    let app = start();
+    publish_boss_and_helper(&app, &fake, "helper");
+    let agents = format!("/api/v1/orgs/{}/agents", app.org);
+    let c = &app.owner.client;
+    let r = c.send("DELETE", &format!("{agents}/helper"), None);
+    assert_eq!((r.status, r.code()), (409, "agent_in_use"), "{:?}", r.body);
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("boss"));
+    // Once the boss's working copy and release no longer name it, it goes.
+    let alone =
+        json!({ "model": { "provider": "openai", "model": "m", "base_url": fake.base_url() } });
+    publish(&app, "boss", &alone);
+    assert_eq!(
+        c.send("DELETE", &format!("{agents}/helper"), None).status,
+        204
+    );
+}

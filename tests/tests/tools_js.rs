@@ -210,7 +210,7 @@ fn one_orgs_waiting_work_holds_no_connection_and_keeps_to_its_limits() {
     );
     let c = &app.owner.client;
     let tool = json!({
-        "name": "spin", "params": { "type": "object" }, "timeout_ms": 10000,
+        "name": "spin", "params": { "type": "object" }, "timeout_ms": 20000,
         "code": "while (true) {}",
     });
     let r = c.post(&format!("/api/v1/orgs/{}/tools", app.org), tool);
@@ -232,9 +232,18 @@ fn one_orgs_waiting_work_holds_no_connection_and_keeps_to_its_limits() {
         })
         .collect();
     // Each test is an API instance waiting on a tool-js instance; each
-    // stream an API instance.
+    // stream an API instance; each holds one of its org's slots.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while live_instances(&app.host.admin) < 120 {
+    let held = |kind: &str| {
+        psql(
+            &app.host.database_url,
+            &format!("SELECT count(*) FROM org_slots WHERE kind = '{kind}'"),
+        )
+    };
+    while live_instances(&app.host.admin) < 120
+        || held("tool_test") != "40"
+        || held("event_stream") != "40"
+    {
         assert!(
             std::time::Instant::now() < deadline,
             "the 40 tool tests and 40 streams never ran at once"

@@ -195,17 +195,9 @@ impl AgentConfig {
                         "must be 1 to 1000000",
                     ));
                 }
-                match (&m.base_url, m.provider) {
-                    (None, Provider::OpenaiCompatible) => out.push(err(
-                        "config.model.base_url",
-                        "openai-compatible models need a base_url",
-                    )),
-                    (Some(u), _) => {
-                        if let Some(problem) = base_url_problem(u) {
-                            out.push(err("config.model.base_url", problem))
-                        }
-                    }
-                    _ => {}
+                // Without one, the environment's credential supplies it.
+                if let Some(problem) = m.base_url.as_deref().and_then(base_url_problem) {
+                    out.push(err("config.model.base_url", problem))
                 }
             }
         }
@@ -343,18 +335,15 @@ mod tests {
     }
 
     #[test]
-    fn releases_need_a_model_and_compatible_providers_a_base_url() {
+    fn releases_need_a_model_but_not_a_base_url() {
         assert!(AgentConfig::parse(&json!({}), false).is_ok());
         assert_eq!(
             AgentConfig::parse(&json!({}), true).unwrap_err()[0].field,
             "config.model"
         );
-        let e = AgentConfig::parse(
-            &json!({ "model": { "provider": "openai-compatible", "model": "llama" } }),
-            true,
-        )
-        .unwrap_err();
-        assert_eq!(e[0].field, "config.model.base_url");
+        // The environment's credential may supply the URL.
+        let compatible = json!({ "model": { "provider": "openai-compatible", "model": "llama" } });
+        assert!(AgentConfig::parse(&compatible, true).is_ok());
     }
 
     #[test]

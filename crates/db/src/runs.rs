@@ -488,9 +488,21 @@ impl FromRow for ThreadMessage {
 
 /// A thread's messages after message `after`, oldest first, at most `limit`.
 pub fn messages(db: &Db, thread_id: &str, after: i64, limit: i64) -> DbResult<Vec<ThreadMessage>> {
+    // An approval message shows the approval as it is now (its decision
+    // came later than the message).
     db.query_as(
-        "SELECT id, run_id, kind, content, created_at AT TIME ZONE 'UTC' AS created_at
-         FROM thread_messages WHERE thread_id = $1 AND id > $2::bigint ORDER BY id LIMIT $3::bigint",
+        "SELECT m.id, m.run_id, m.kind,
+                CASE WHEN a.id IS NULL THEN m.content
+                     ELSE m.content || jsonb_build_object(
+                         'status', a.status, 'final_params', a.final_params, 'comment', a.comment,
+                         'decided_by', a.decided_by,
+                         'decided_at', to_char(a.decided_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))
+                END AS content,
+                m.created_at AT TIME ZONE 'UTC' AS created_at
+         FROM thread_messages m
+         LEFT JOIN approvals a
+                ON a.id = CASE WHEN m.kind = 'approval' THEN (m.content->>'id')::uuid END
+         WHERE m.thread_id = $1 AND m.id > $2::bigint ORDER BY m.id LIMIT $3::bigint",
         &[uuid(thread_id), Int64(after), Int64(limit)],
     )
 }
@@ -814,6 +826,16 @@ pub fn pending_request(
     )?
     .map(|r| -> DbResult<_> { Ok((r.str("id")?, r.json("request")?)) })
     .transpose()
+}
+
+/// Whether the thread has human request `request_id`, in any status.
+pub fn has_request(db: &Db, thread_id: &str, request_id: &str) -> DbResult<bool> {
+    Ok(db
+        .query_opt(
+            "SELECT 1 AS found FROM human_requests WHERE thread_id = $1 AND id = $2",
+            &[uuid(thread_id), uuid(request_id)],
+        )?
+        .is_some())
 }
 
 /// Records a person's answer (`responded`, `cancelled`, `skipped`) and

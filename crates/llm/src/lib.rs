@@ -184,6 +184,12 @@ pub fn prepare(req: &ChatRequest, api_key: Option<&str>) -> Result<HttpCall, Llm
             ),
         });
     }
+    if m.provider == Provider::OpenaiCompatible && m.base_url.is_none() {
+        return Err(LlmError::Rejected {
+            status: 400,
+            message: "an openai-compatible model needs a server URL: set `base_url` on the environment's openai-compatible credential (PUT /api/v1/orgs/{org}/environments/{env}/llm-providers/openai-compatible)".into(),
+        });
+    }
     let mut headers = vec![
         ("content-type", "application/json".to_string()),
         ("accept", "text/event-stream".to_string()),

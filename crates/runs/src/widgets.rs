@@ -260,22 +260,23 @@ pub fn schema_errors(
     }
     if let Some(options) = schema["enum"].as_array() {
         if !options.contains(value) {
-            errors.push((path.to_string(), "must be one of the allowed values".into()));
+            let listed: Vec<String> = options.iter().map(Value::to_string).collect();
+            errors.push((
+                path.to_string(),
+                format!("must be one of {}", listed.join(", ")),
+            ));
         }
     }
     if let Some(n) = value.as_f64() {
-        if schema["minimum"].as_f64().is_some_and(|m| n < m)
-            || schema["maximum"].as_f64().is_some_and(|m| n > m)
-        {
-            errors.push((path.to_string(), "is out of range".into()));
+        if let Some(problem) = bounds(n, &schema["minimum"], &schema["maximum"], "") {
+            errors.push((path.to_string(), problem));
         }
     }
     if let Some(s) = value.as_str() {
-        let len = s.chars().count() as u64;
-        if schema["minLength"].as_u64().is_some_and(|m| len < m)
-            || schema["maxLength"].as_u64().is_some_and(|m| len > m)
-        {
-            errors.push((path.to_string(), "has the wrong length".into()));
+        let len = s.chars().count() as f64;
+        let (min, max) = (&schema["minLength"], &schema["maxLength"]);
+        if let Some(problem) = bounds(len, min, max, " characters long") {
+            errors.push((path.to_string(), problem));
         }
     }
     if let Some(obj) = value.as_object() {
@@ -306,11 +307,10 @@ pub fn schema_errors(
         }
     }
     if let Some(arr) = value.as_array() {
-        let n = arr.len() as u64;
-        if schema["minItems"].as_u64().is_some_and(|m| n < m)
-            || schema["maxItems"].as_u64().is_some_and(|m| n > m)
-        {
-            errors.push((path.to_string(), "has the wrong number of items".into()));
+        let n = arr.len() as f64;
+        let (min, max) = (&schema["minItems"], &schema["maxItems"]);
+        if let Some(problem) = bounds(n, min, max, " items") {
+            errors.push((path.to_string(), problem));
         }
     }
     if let (Some(items), Some(arr)) = (schema.get("items"), value.as_array()) {
@@ -318,6 +318,20 @@ pub fn schema_errors(
             schema_errors(items, v, &format!("{path}[{i}]"), errors);
         }
     }
+}
+
+/// Why `n` is outside `[min, max]` (either may be absent), naming the
+/// bounds: `must be at least 1 items`, `must be 2 to 5 characters long`.
+fn bounds(n: f64, min: &Value, max: &Value, unit: &str) -> Option<String> {
+    let (lo, hi) = (min.as_f64(), max.as_f64());
+    if !(lo.is_some_and(|m| n < m) || hi.is_some_and(|m| n > m)) {
+        return None;
+    }
+    Some(match (lo, hi) {
+        (Some(_), Some(_)) => format!("must be {min} to {max}{unit}"),
+        (Some(_), None) => format!("must be at least {min}{unit}"),
+        _ => format!("must be at most {max}{unit}"),
+    })
 }
 
 #[cfg(test)]
@@ -349,6 +363,35 @@ mod tests {
         let request = json!({ "title": "t", "fields": [{ "name": "f", "kind": "form",
             "schema": { "type": "object", "properties": { "x": { "type": "string", "pattern": "^a" } } } }] });
         assert!(check_request(&request).unwrap_err().contains("pattern"));
+    }
+
+    #[test]
+    fn messages_state_the_bounds_and_the_choices() {
+        let message = |schema: Value, value: Value| {
+            let mut out = Vec::new();
+            schema_errors(&schema, &value, "v", &mut out);
+            out.into_iter().map(|(_, m)| m).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            message(json!({ "minimum": 1, "maximum": 10 }), json!(11)),
+            ["must be 1 to 10"]
+        );
+        assert_eq!(
+            message(json!({ "minimum": 0 }), json!(-1)),
+            ["must be at least 0"]
+        );
+        assert_eq!(
+            message(json!({ "maxLength": 3 }), json!("abcd")),
+            ["must be at most 3 characters long"]
+        );
+        assert_eq!(
+            message(json!({ "minItems": 1, "maxItems": 2 }), json!([])),
+            ["must be 1 to 2 items"]
+        );
+        assert_eq!(
+            message(json!({ "enum": ["low", "high"] }), json!("mid")),
+            [r#"must be one of "low", "high""#]
+        );
     }
 
     #[test]

@@ -160,6 +160,16 @@ pub fn update(ctx: &OrgCtx) -> ApiResult<Reply> {
 pub fn delete(ctx: &OrgCtx) -> ApiResult<Reply> {
     let archived = ctx.db.transaction(|db| {
         let id = agent_id(ctx, true)?;
+        let delegators = agents::delegators(db, &id)?;
+        if !delegators.is_empty() {
+            return Err(ApiError::conflict(
+                "agent_in_use",
+                format!(
+                    "agents {} delegate to this one; remove it from their subagents (and publish) first",
+                    delegators.join(", ")
+                ),
+            ));
+        }
         if agents::has_threads(db, &id)? {
             agents::archive(db, &id)?;
             return Ok(Some(agents::get(db, &id)?));

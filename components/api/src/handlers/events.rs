@@ -1,8 +1,10 @@
 //! `GET /orgs/{org}/threads/{thread}/events`: Server-Sent Events from the
 //! thread's event log: run status changes, new messages, and the model's
 //! text as it streams. Resumable with `Last-Event-ID` (or `?after=`); the
-//! stream ends when the thread's runs have settled or after
-//! [`STREAM_FOR`], and `EventSource` clients simply reconnect.
+//! stream ends with an `end` event when the thread's runs have settled
+//! (unless `?follow=true`, which keeps it open across runs, so a client may
+//! subscribe before it posts), and in any case after [`STREAM_FOR`], when
+//! `EventSource` clients simply reconnect.
 
 use std::time::{Duration, Instant};
 
@@ -32,6 +34,8 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 pub struct Subscription {
     thread_id: String,
     after: i64,
+    /// Stay open when the thread settles (until [`STREAM_FOR`]).
+    follow: bool,
     /// One of the org's `max_event_streams_per_org`, held while streaming.
     slot: Slot,
 }
@@ -53,10 +57,21 @@ pub fn subscribe(ctx: &OrgCtx) -> ApiResult<Subscription> {
                 ApiError::fields(&[("Last-Event-ID".into(), "must be an event id".into())])
             })?,
     };
+    let follow = match query_param(ctx.req, "follow").as_deref() {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(_) => {
+            return Err(ApiError::fields(&[(
+                "follow".into(),
+                "must be true or false".into(),
+            )]))
+        }
+    };
     let slot = org_limits::take(ctx, Kind::EventStream, STREAM_FOR.as_secs() as u32 + 30)?;
     Ok(Subscription {
         thread_id,
         after,
+        follow,
         slot,
     })
 }
@@ -64,14 +79,14 @@ pub fn subscribe(ctx: &OrgCtx) -> ApiResult<Subscription> {
 /// Streams events until the thread settles or the stream's time is up,
 /// then gives the org's stream slot back.
 pub async fn stream(sub: Subscription, out: ResponseOutparam) {
-    send_events(&sub.thread_id, sub.after, out).await;
+    send_events(&sub.thread_id, sub.after, sub.follow, out).await;
     match Db::open() {
         Ok(db) => org_limits::release(&db, sub.slot),
         Err(e) => eprintln!("event stream: the slot waits for its expiry: {e}"),
     }
 }
 
-async fn send_events(thread_id: &str, after: i64, out: ResponseOutparam) {
+async fn send_events(thread_id: &str, after: i64, follow: bool, out: ResponseOutparam) {
     let headers = Fields::from_list(&[
         ("content-type".to_string(), b"text/event-stream".to_vec()),
         ("cache-control".to_string(), b"no-store".to_vec()),
@@ -106,7 +121,7 @@ async fn send_events(thread_id: &str, after: i64, out: ResponseOutparam) {
                 return;
             }
         };
-        if events.is_empty() && runs::thread_settled(&db, thread_id).unwrap_or(true) {
+        if events.is_empty() && !follow && runs::thread_settled(&db, thread_id).unwrap_or(true) {
             // The run's last events may have committed between the two
             // reads: once settled is seen, a read now has them all.
             events = read(&db).unwrap_or_default();

@@ -100,5 +100,5 @@ pub fn accept(ctx: &Ctx) -> ApiResult<Reply> {
         orgs::for_member(db, &inv.org_id, user_id)?
             .ok_or_else(|| ApiError::internal("membership vanished"))
     })?;
-    Ok(Reply::ok(json!({ "org": org.json })))
+    Ok(Reply::ok(org.json))
 }

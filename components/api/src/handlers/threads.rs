@@ -319,12 +319,13 @@ pub fn respond(ctx: &OrgCtx) -> ApiResult<Reply> {
     ctx.db.transaction(|db| -> ApiResult<()> {
         let (request_id, request) = match runs::pending_request(db, &id, Some(&request_id))? {
             Some(r) => r,
-            None => {
+            None if runs::has_request(db, &id, &request_id)? => {
                 return Err(ApiError::conflict(
                     "request_not_pending",
-                    "this request does not exist or was already answered",
+                    "this request was already answered",
                 ))
             }
+            None => return Err(ApiError::not_found("human request")),
         };
         if status == "responded" {
             synatra_runs::widgets::check_response(&request, &data)

@@ -134,6 +134,25 @@ pub fn delete(db: &Db, id: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// The slugs of the org's other live agents whose working copy or current
+/// release delegates to agent `id`.
+pub fn delegators(db: &Db, id: &str) -> ApiResult<Vec<String>> {
+    db.query(
+        "SELECT a.slug FROM agents child
+           JOIN agents a ON a.org_id = child.org_id AND a.id <> child.id AND a.archived_at IS NULL
+           LEFT JOIN agent_releases r ON r.id = a.current_release_id
+          WHERE child.id = $1 AND EXISTS (
+                SELECT 1 FROM jsonb_array_elements_text(
+                    coalesce(a.working_copy->'subagents', '[]') || coalesce(r.config->'subagents', '[]')) e
+                WHERE split_part(e, '@', 1) = child.slug)
+          ORDER BY a.slug",
+        &[uuid(id)],
+    )?
+    .iter()
+    .map(|r| Ok(r.str("slug")?))
+    .collect()
+}
+
 /// Whether any thread belongs to the agent (then it is archived, never deleted).
 pub fn has_threads(db: &Db, id: &str) -> ApiResult<bool> {
     Ok(db
