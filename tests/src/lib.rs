@@ -4,6 +4,7 @@
 
 pub mod fake_llm;
 pub mod runs;
+pub mod schema;
 pub mod spin;
 
 use std::io::Write;

@@ -91,6 +91,8 @@ impl World {
         let unique = format!("{}-{}", spec.path.len(), rand_suffix());
         let (path, body) = match spec.id {
             RouteId::Health => ("/health".to_string(), None),
+            RouteId::OpenApi => ("/openapi.json".to_string(), None),
+            RouteId::ApiReference => ("/docs".to_string(), None),
             RouteId::Tick => ("/tick".to_string(), None),
             RouteId::Signup => (
                 "/auth/signup".into(),

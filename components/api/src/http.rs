@@ -8,10 +8,12 @@ use crate::error::{ApiError, ApiResult};
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY: usize = 1 << 20;
 
-/// A JSON reply, with optional `Set-Cookie` headers.
+/// A JSON (or HTML) reply, with optional `Set-Cookie` headers.
 pub struct Reply {
     pub status: u16,
     pub body: Option<Value>,
+    /// An HTML page instead of JSON.
+    pub html: Option<String>,
     pub cookies: Vec<String>,
     pub headers: Vec<(&'static str, String)>,
 }
@@ -32,6 +34,7 @@ impl Reply {
         Self {
             status: 204,
             body: None,
+            html: None,
             cookies: Vec::new(),
             headers: Vec::new(),
         }
@@ -41,9 +44,24 @@ impl Reply {
         Self {
             status,
             body: Some(body),
+            html: None,
             cookies: Vec::new(),
             headers: Vec::new(),
         }
+    }
+
+    /// 200 with an HTML page.
+    pub fn html(page: String) -> Self {
+        Self {
+            html: Some(page),
+            ..Self::no_content()
+        }
+        .with_status(200)
+    }
+
+    fn with_status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
     }
 
     /// Adds a `Set-Cookie` header.
@@ -64,12 +82,19 @@ impl Reply {
         for (k, v) in self.headers {
             headers.push((k.into(), v.into_bytes()));
         }
-        let body = match self.body {
-            Some(body) => {
+        let body = match (self.body, self.html) {
+            (Some(body), _) => {
                 headers.push(("content-type".into(), b"application/json".to_vec()));
                 body.to_string().into_bytes()
             }
-            None => Vec::new(),
+            (None, Some(page)) => {
+                headers.push(("content-type".into(), b"text/html; charset=utf-8".to_vec()));
+                // The page is static: no scripts, no outside resources.
+                let policy = b"default-src 'none'; style-src 'unsafe-inline'".to_vec();
+                headers.push(("content-security-policy".into(), policy));
+                page.into_bytes()
+            }
+            (None, None) => Vec::new(),
         };
         let response = OutgoingResponse::new(Fields::from_list(&headers).expect("valid headers"));
         let _ = response.set_status_code(self.status);

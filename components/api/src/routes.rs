@@ -92,6 +92,8 @@ pub fn endpoint(route: RouteId) -> Endpoint {
     use Wake::{AfterWrite, BeforeRead};
     match route {
         Health => E::bare(health::get),
+        OpenApi => E::bare(reference::openapi),
+        ApiReference => E::bare(reference::page),
         Tick => E::open(tick::run),
         Signup => E::open(account::signup),
         Login => E::open(account::login),

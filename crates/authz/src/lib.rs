@@ -109,6 +109,8 @@ use Role::{Admin, Builder, Member, Owner};
 
 routes! {
     Health => "GET" "/health" Public;
+    OpenApi => "GET" "/openapi.json" Public;
+    ApiReference => "GET" "/docs" Public;
     Tick => "POST" "/tick" Operator;
     Signup => "POST" "/auth/signup" Public;
     Login => "POST" "/auth/login" Public;

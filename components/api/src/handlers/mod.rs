@@ -12,6 +12,7 @@ pub mod invitations;
 pub mod llm_providers;
 pub mod members;
 pub mod orgs;
+pub mod reference;
 pub mod threads;
 pub mod tick;
 pub mod tools;
