@@ -122,6 +122,9 @@ fn failures_are_clean_tool_errors_and_the_host_keeps_serving() {
             "exceeds",
         ),
         ("fn", "return () => 1;", 1000, "not JSON"),
+        // Syntax errors name the line of the tool's own code.
+        ("typo", "const a = 1;\nreturn a +;", 1000, "line 2"),
+        ("typo1", "return (;", 1000, "line 1, col 9"),
     ];
     for (name, code, timeout, expect) in cases {
         let out = run(&lab, name, code, json!({}), timeout);

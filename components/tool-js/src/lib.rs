@@ -72,8 +72,9 @@ fn execute(
     ctx.register_global_property(js_string!("__idempotency_key"), key_js, Attribute::all())
         .map_err(|e| e.to_string())?;
     // `context.resources` reaches resources through the gateway once they exist.
+    // The tool's first line shares the wrapper's, so error lines are its own.
     let source = format!(
-        "(async function (params, context) {{\n{code}\n}})(__params, {{ idempotencyKey: __idempotency_key, resources: new Proxy({{}}, {{ get(_, name) {{ throw new Error('no such resource: ' + String(name)); }} }}) }})"
+        "{WRAPPER}{code}\n}})(__params, {{ idempotencyKey: __idempotency_key, resources: new Proxy({{}}, {{ get(_, name) {{ throw new Error('no such resource: ' + String(name)); }} }}) }})"
     );
     let value = ctx
         .eval(Source::from_bytes(source.as_bytes()))
@@ -131,10 +132,32 @@ fn to_json(value: &JsValue, ctx: &mut Context) -> Result<Value, String> {
     serde_json::from_str(&text).map_err(|e| format!("the tool returned invalid JSON: {e}"))
 }
 
+/// What precedes the tool's code on its first line.
+const WRAPPER: &str = "(async function (params, context) { ";
+
 fn describe(e: boa_engine::JsError, ctx: &mut Context) -> String {
-    match e.try_native(ctx) {
+    let text = match e.try_native(ctx) {
         Ok(native) => native.to_string(),
         Err(_) => e.to_string(),
+    };
+    own_columns(&text)
+}
+
+/// `line 1, col N` counted in the tool's code rather than the wrapper's.
+fn own_columns(text: &str) -> String {
+    const AT: &str = "line 1, col ";
+    let Some(start) = text.find(AT).map(|i| i + AT.len()) else {
+        return text.to_string();
+    };
+    let digits: String = text[start..].chars().take_while(char::is_ascii_digit).collect();
+    match digits.parse::<usize>() {
+        Ok(col) if col > WRAPPER.len() => format!(
+            "{}{}{}",
+            &text[..start],
+            col - WRAPPER.len(),
+            &text[start + digits.len()..]
+        ),
+        _ => text.to_string(),
     }
 }
 
