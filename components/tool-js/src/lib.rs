@@ -149,7 +149,10 @@ fn own_columns(text: &str) -> String {
     let Some(start) = text.find(AT).map(|i| i + AT.len()) else {
         return text.to_string();
     };
-    let digits: String = text[start..].chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = text[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     match digits.parse::<usize>() {
         Ok(col) if col > WRAPPER.len() => format!(
             "{}{}{}",
