@@ -2,6 +2,7 @@
 //! test), the real `synatra` host as a child process on free ports, and a
 //! small HTTP client.
 
+pub mod contract;
 pub mod fake_llm;
 pub mod runs;
 pub mod schema;

@@ -7,100 +7,28 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use synatra_authz::ROUTES;
+use synatra_tests::contract::{route_of, Contract};
 use synatra_tests::fake_llm::{tool_results, Answer, FakeLlm};
 use synatra_tests::runs::{allow_model_url, config_for_fakes, wait_for, App};
-use synatra_tests::{schema, Client, Host, Reply};
-
-/// `schema` with every `$ref` replaced by the named schema of `doc`.
-fn inline(schema: &Value, doc: &Value) -> Value {
-    match schema {
-        Value::Object(map) => match map.get("$ref").and_then(Value::as_str) {
-            Some(r) => {
-                let name = r
-                    .strip_prefix("#/components/schemas/")
-                    .expect("a local $ref");
-                inline(&doc["components"]["schemas"][name], doc)
-            }
-            None => Value::Object(
-                map.iter()
-                    .map(|(k, v)| (k.clone(), inline(v, doc)))
-                    .collect(),
-            ),
-        },
-        Value::Array(items) => Value::Array(items.iter().map(|v| inline(v, doc)).collect()),
-        other => other.clone(),
-    }
-}
-
-/// The route template of a concrete `/api/v1/...` path.
-fn template(method: &str, path: &str) -> Option<(&'static str, &'static str)> {
-    let path = path.split('?').next().unwrap();
-    let sub = path.strip_prefix("/api/v1").unwrap();
-    let concrete: Vec<&str> = sub.split('/').collect();
-    ROUTES
-        .iter()
-        .find(|r| {
-            let pattern: Vec<&str> = r.path.split('/').collect();
-            r.method == method
-                && pattern.len() == concrete.len()
-                && pattern
-                    .iter()
-                    .zip(&concrete)
-                    .all(|(p, c)| p.starts_with(':') || p == c)
-        })
-        .map(|r| (r.method, r.path))
-}
+use synatra_tests::{Client, Host, Reply};
 
 /// Checks answers against the document and remembers what it saw.
-struct Contract {
-    doc: Value,
+struct Session {
+    contract: Contract,
     checked: usize,
     routes: std::collections::BTreeSet<&'static str>,
     failures: Vec<String>,
 }
 
-impl Contract {
-    fn check(&mut self, method: &str, path: &str, reply: &Reply) {
-        let (method_t, path_t) = template(method, path)
-            .unwrap_or_else(|| panic!("{method} {path} is no route of the table"));
-        let api_path = synatra_openapi::openapi_path(path_t);
-        let op = &self.doc["paths"][&api_path][method_t.to_ascii_lowercase()];
-        let response = &op["responses"][reply.status.to_string()];
-        if response.is_null() {
-            self.failures.push(format!(
-                "{method} {api_path}: status {} is not documented ({})",
-                reply.status, reply.body
-            ));
-            return;
-        }
-        if reply.status != 204 {
-            let schema = &response["content"]["application/json"]["schema"];
-            if !schema.is_null() {
-                let schema = inline(schema, &self.doc);
-                for e in schema::validate(&schema, &reply.body) {
-                    self.failures
-                        .push(format!("{method} {api_path} {}: {e}", reply.status));
-                }
-            }
-            // Error answers must also name a documented code.
-            if reply.status >= 400 {
-                let text = response["description"].as_str().unwrap_or_default();
-                let code = reply.body["error"]["code"].as_str().unwrap_or("?");
-                if !text.contains(code) {
-                    self.failures.push(format!(
-                        "{method} {api_path} {}: code `{code}` is not in `{text}`",
-                        reply.status
-                    ));
-                }
-            }
-        }
-        self.checked += 1;
-        self.routes.insert(path_t);
-    }
-
+impl Session {
     fn call(&mut self, c: &Client, method: &str, path: &str, body: Option<Value>) -> Reply {
         let reply = c.send(method, path, body.as_ref());
-        self.check(method, path, &reply);
+        self.failures
+            .extend(self.contract.check(method, path, &reply));
+        self.checked += 1;
+        if let Some(route) = route_of(method, path) {
+            self.routes.insert(route.path);
+        }
         reply
     }
 }
@@ -147,9 +75,8 @@ fn real_answers_validate_against_the_document() {
         }
     });
     let host = Host::start(&config_for_fakes());
-    let doc = host.client().get("/api/v1/openapi.json").body;
-    let mut k = Contract {
-        doc,
+    let mut k = Session {
+        contract: Contract::fetch(&host.base),
         checked: 0,
         routes: Default::default(),
         failures: Vec::new(),

@@ -106,3 +106,42 @@ fn the_quick_start_runs_word_for_word() {
     assert_eq!(fake.calls(), 4);
     assert!(fake.received().iter().all(|r| r.authorization.is_none()));
 }
+
+/// Every JSON example of the README parses, and the agent configuration
+/// example is accepted exactly as printed and publishes.
+#[test]
+fn the_readme_json_examples_are_valid_and_the_agent_config_publishes() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    let blocks: Vec<Value> = readme
+        .split("```json\n")
+        .skip(1)
+        .map(|b| {
+            let text = b.split("```").next().unwrap();
+            serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}:\n{text}"))
+        })
+        .collect();
+    let config = blocks
+        .iter()
+        .find(|b| b.get("config").is_some())
+        .expect("the agent configuration example");
+    let app = synatra_tests::runs::start();
+    let c = &app.owner.client;
+    let agents = format!("/api/v1/orgs/{}/agents", app.org);
+    assert_eq!(
+        c.post(&agents, json!({ "slug": "example", "name": "Example" }))
+            .status,
+        201
+    );
+    let r = c.send(
+        "PUT",
+        &format!("{agents}/example/working-copy"),
+        Some(config),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = c.post(
+        &format!("{agents}/example/releases"),
+        json!({ "bump": "major" }),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["config"]["limits"]["max_active_time"], 600);
+}

@@ -18,6 +18,15 @@ pub fn object(fields: &[(&str, Value)]) -> Value {
     json!({ "type": "object", "properties": properties, "required": required, "additionalProperties": true })
 }
 
+/// An object with `required` fields and `optional` ones, open to more.
+pub fn object_with(required: &[(&str, Value)], optional: &[(&str, Value)]) -> Value {
+    let mut v = object(required);
+    for (k, schema) in optional {
+        v["properties"][*k] = schema.clone();
+    }
+    v
+}
+
 /// A request body: `required` and `optional` fields, nothing else.
 pub fn body(required: &[(&str, Value)], optional: &[(&str, Value)]) -> Value {
     let mut properties = Map::new();
@@ -119,7 +128,8 @@ pub fn all() -> Value {
             ("created_at", time()), ("updated_at", time()), ("archived_at", nullable_time()),
         ]),
         "WorkingCopy": object(&[("config", any_object()), ("updated_at", time())]),
-        "Release": object(&[("id", string()), ("version", string()), ("notes", string()), ("config", any_object()), ("created_at", time())]),
+        // `config` only for builders and above.
+        "Release": object_with(&[("id", string()), ("version", string()), ("notes", string()), ("created_at", time())], &[("config", any_object())]),
         "Thread": object(&thread),
         "ThreadDetail": object(&detail),
         "Message": object(&[

@@ -1,0 +1,94 @@
+//! Answers checked against the server's own OpenAPI document: the status
+//! must be documented for the route, a JSON body must validate against the
+//! documented schema, and an error must carry a documented code.
+
+use serde_json::Value;
+use synatra_authz::{RouteSpec, ROUTES};
+
+use crate::{schema, Reply};
+
+/// The document, fetched from a running server.
+pub struct Contract {
+    doc: Value,
+}
+
+/// `schema` with every `$ref` replaced by the named schema of `doc`.
+fn inline(schema: &Value, doc: &Value) -> Value {
+    match schema {
+        Value::Object(map) => match map.get("$ref").and_then(Value::as_str) {
+            Some(r) => {
+                let name = r
+                    .strip_prefix("#/components/schemas/")
+                    .expect("a local $ref");
+                inline(&doc["components"]["schemas"][name], doc)
+            }
+            None => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), inline(v, doc)))
+                    .collect(),
+            ),
+        },
+        Value::Array(items) => Value::Array(items.iter().map(|v| inline(v, doc)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The route of a concrete `/api/v1/...` path (query ignored).
+pub fn route_of(method: &str, path: &str) -> Option<&'static RouteSpec> {
+    let path = path.split('?').next().unwrap_or(path);
+    let sub = path.strip_prefix("/api/v1").unwrap_or(path);
+    let concrete: Vec<&str> = sub.split('/').collect();
+    ROUTES.iter().find(|r| {
+        let pattern: Vec<&str> = r.path.split('/').collect();
+        r.method == method
+            && pattern.len() == concrete.len()
+            && pattern
+                .iter()
+                .zip(&concrete)
+                .all(|(p, c)| p.starts_with(':') || p == c)
+    })
+}
+
+impl Contract {
+    /// Fetches `/api/v1/openapi.json` from `base`.
+    pub fn fetch(base: &str) -> Self {
+        let doc = crate::Client::new(base).get("/api/v1/openapi.json");
+        assert_eq!(doc.status, 200, "{:?}", doc.body);
+        Self { doc: doc.body }
+    }
+
+    /// The document.
+    pub fn doc(&self) -> &Value {
+        &self.doc
+    }
+
+    /// Every way `reply` to `method path` departs from the document.
+    pub fn check(&self, method: &str, path: &str, reply: &Reply) -> Vec<String> {
+        let Some(route) = route_of(method, path) else {
+            return vec![format!("{method} {path} is no route of the table")];
+        };
+        let api_path = synatra_openapi::openapi_path(route.path);
+        let op = &self.doc["paths"][&api_path][route.method.to_ascii_lowercase()];
+        let response = &op["responses"][reply.status.to_string()];
+        let at = format!("{method} {api_path} {}", reply.status);
+        if response.is_null() {
+            return vec![format!("{at}: status not documented ({})", reply.body)];
+        }
+        let mut problems = Vec::new();
+        let schema = &response["content"]["application/json"]["schema"];
+        if reply.status != 204 && !schema.is_null() {
+            let schema = inline(schema, &self.doc);
+            for e in schema::validate(&schema, &reply.body) {
+                problems.push(format!("{at}: {e}"));
+            }
+        }
+        if reply.status >= 400 {
+            let text = response["description"].as_str().unwrap_or_default();
+            let code = reply.body["error"]["code"].as_str().unwrap_or("?");
+            if !text.split([' ', ',']).any(|c| c == code) {
+                problems.push(format!("{at}: code `{code}` is not in `{text}`"));
+            }
+        }
+        problems
+    }
+}
