@@ -52,9 +52,12 @@ pub fn route_of(method: &str, path: &str) -> Option<&'static RouteSpec> {
 impl Contract {
     /// Fetches `/api/v1/openapi.json` from `base`.
     pub fn fetch(base: &str) -> Self {
-        let doc = crate::Client::new(base).get("/api/v1/openapi.json");
-        assert_eq!(doc.status, 200, "{:?}", doc.body);
-        Self { doc: doc.body }
+        let doc = ureq::get(&format!("{base}/api/v1/openapi.json"))
+            .call()
+            .unwrap_or_else(|e| panic!("the OpenAPI document of {base}: {e}"))
+            .into_json()
+            .expect("the OpenAPI document is JSON");
+        Self { doc }
     }
 
     /// The document.
@@ -91,4 +94,32 @@ impl Contract {
         }
         problems
     }
+}
+
+/// Every successful answer a test client gets is checked here against the
+/// document of the server that gave it (fetched once per server): the end
+/// to end suites keep the document honest. Errors are checked by the
+/// contract tests, which send them on purpose.
+pub fn check_success(base: &str, method: &str, path: &str, reply: &Reply) {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static CONTRACTS: OnceLock<Mutex<HashMap<String, Arc<Contract>>>> = OnceLock::new();
+    if !(200..300).contains(&reply.status)
+        || !path.starts_with("/api/v1/")
+        || path.starts_with("/api/v1/openapi.json")
+    {
+        return;
+    }
+    let contract = {
+        let mut all = CONTRACTS.get_or_init(Default::default).lock().unwrap();
+        all.entry(base.to_string())
+            .or_insert_with(|| Arc::new(Contract::fetch(base)))
+            .clone()
+    };
+    let problems = contract.check(method, path, reply);
+    assert!(
+        problems.is_empty(),
+        "the answer departs from the OpenAPI document:\n{}",
+        problems.join("\n")
+    );
 }

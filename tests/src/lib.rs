@@ -553,11 +553,13 @@ impl Client {
             .collect();
         let text = resp.into_string().unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Reply {
+        let reply = Reply {
             status,
             body,
             headers,
-        }
+        };
+        contract::check_success(&self.base, method, path, &reply);
+        reply
     }
 
     pub fn get(&self, path: &str) -> Reply {

@@ -107,6 +107,12 @@ fn operation(spec: &RouteSpec) -> Value {
         (None, _) => json!({ "description": op.summary }),
     };
     responses.insert(op.status.to_string(), success);
+    for (status, meaning, body) in &op.also {
+        responses.insert(
+            status.to_string(),
+            json!({ "description": meaning, "content": { "application/json": { "schema": body } } }),
+        );
+    }
     let mut value = json!({
         "operationId": format!("{:?}", spec.id),
         "summary": op.summary,

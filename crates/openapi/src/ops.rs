@@ -5,7 +5,9 @@
 use serde_json::{json, Value};
 use synatra_authz::RouteId;
 
-use crate::schemas::{any_object, body, integer, list, nullable_string, object, refer, string};
+use crate::schemas::{
+    any_object, body, boolean, integer, list, nullable_string, object, refer, string,
+};
 
 /// What the document says of one operation.
 pub struct Op {
@@ -17,6 +19,8 @@ pub struct Op {
     pub response: Option<Value>,
     /// Error codes particular to this route (beyond the common ones).
     pub errors: &'static [(u16, &'static str)],
+    /// Other successful answers: status, what it means, its JSON body.
+    pub also: Vec<(u16, &'static str, Value)>,
 }
 
 fn op(summary: &'static str, status: u16, response: Value) -> Op {
@@ -26,6 +30,7 @@ fn op(summary: &'static str, status: u16, response: Value) -> Op {
         status,
         response: Some(response),
         errors: &[],
+        also: Vec::new(),
     }
 }
 
@@ -36,12 +41,18 @@ fn none(summary: &'static str, status: u16) -> Op {
         status,
         response: None,
         errors: &[],
+        also: Vec::new(),
     }
 }
 
 impl Op {
     fn with(mut self, request: Value) -> Self {
         self.request = Some(request);
+        self
+    }
+
+    fn also(mut self, status: u16, meaning: &'static str, body: Value) -> Self {
+        self.also.push((status, meaning, body));
         self
     }
 
@@ -200,11 +211,13 @@ pub fn describe(route: RouteId) -> Op {
                 ("icon", nullable_string()),
             ],
         )),
-        DeleteAgent => none(
-            "Delete an agent (204), or archive one with threads (200 with the agent)",
-            204,
-        )
-        .errors(&[(409, "agent_in_use")]),
+        DeleteAgent => none("Delete an agent no thread names", 204)
+            .also(
+                200,
+                "An agent with threads is archived instead (hidden from lists; its threads stay readable)",
+                refer("Agent"),
+            )
+            .errors(&[(409, "agent_in_use")]),
         GetWorkingCopy => op("The agent's working copy", 200, refer("WorkingCopy")),
         PutWorkingCopy => op(
             "Replace the working copy (validated, defaults filled in)",
@@ -268,6 +281,11 @@ pub fn describe(route: RouteId) -> Op {
             object(&[("run_id", s())]),
         )
         .with(body(&[("message", s())], &[]))
+        .also(
+            202,
+            "The run was waiting for a person's answer: the request is skipped and the run goes on with the message",
+            object(&[("skipped_request", boolean())]),
+        )
         .errors(&[(409, "run_in_progress")]),
         CancelThread => op(
             "Cancel the thread's unfinished runs (and their sub-agents)",
