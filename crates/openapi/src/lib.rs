@@ -71,7 +71,17 @@ fn errors(spec: &RouteSpec, op: &Op) -> Map<String, Value> {
     for (status, code) in op.errors {
         add(*status, code);
     }
+    // What the host answers for any route before or instead of the API:
+    // admission (a slow body, no free instance) and a failed instance.
+    if op.request.is_some() {
+        add(408, "body_timeout");
+    }
+    add(500, "internal");
+    add(500, "component_failed");
+    add(500, "component_memory_limit");
     add(503, "database_unavailable");
+    add(503, "component_busy");
+    add(504, "component_timeout");
     by_status.sort_by_key(|(s, _)| *s);
     by_status
         .into_iter()
