@@ -41,6 +41,41 @@ pub fn temp_dir(label: &str) -> PathBuf {
     dir
 }
 
+/// `APP_ORIGINS` as `make up` has it by default (the origin the README's
+/// commands send).
+pub const DEFAULT_ORIGINS: &str = "http://localhost:3000,http://127.0.0.1:3000";
+
+/// What a script printed, and whether it succeeded.
+pub struct ScriptRun {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `cmd` with its output captured until it ends; kills it and panics
+/// if it takes longer than `within`.
+pub fn run_script(mut cmd: Command, within: Duration) -> ScriptRun {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let deadline = Instant::now() + within;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{cmd:?} did not finish in {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().expect("output");
+    ScriptRun {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// Removes the temp dirs (a test database is ~250 MB) of test processes
 /// that have exited: a process's own are never dropped, it is killed.
 fn remove_dirs_of_finished_runs() {

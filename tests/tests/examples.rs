@@ -2,12 +2,12 @@
 //! `make up` (here a test server, with a fake provider standing in).
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use synatra_tests::fake_llm::{tool_results, Answer, FakeLlm};
 use synatra_tests::runs::config_for_fakes;
-use synatra_tests::{repo_root, Host};
+use synatra_tests::{repo_root, run_script, Host, ScriptRun, DEFAULT_ORIGINS};
 
 /// The model's side of the refund desk: a form, then the refund, then the
 /// answer.
@@ -32,28 +32,17 @@ fn refund_desk_model() -> FakeLlm {
 #[test]
 fn the_refund_desk_example_runs_in_one_command() {
     let fake = refund_desk_model();
-    let host = Host::start(
-        &config_for_fakes().env("APP_ORIGINS", "http://localhost:3000,http://127.0.0.1:3000"),
-    );
-    let mut child = Command::new(repo_root().join("examples/refund-desk/run.sh"))
+    let host = Host::start(&config_for_fakes().env("APP_ORIGINS", DEFAULT_ORIGINS));
+    let mut script = Command::new(repo_root().join("examples/refund-desk/run.sh"));
+    script
         .env("SYNATRA", &host.base)
-        .env("LLM_URL", fake.base_url())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run.sh");
-    let deadline = Instant::now() + Duration::from_secs(150);
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the example did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = child.wait_with_output().expect("output");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+        .env("LLM_URL", fake.base_url());
+    let ScriptRun {
+        status,
+        stdout,
+        stderr,
+    } = run_script(script, Duration::from_secs(150));
+    assert!(status.success(), "{stdout}\n{stderr}");
     assert!(
         stdout.contains("the agent asks: Which order, and how much?"),
         "{stdout}"

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use synatra_tests::fake_llm::{tool_results, Answer, FakeLlm};
 use synatra_tests::runs::config_for_fakes;
-use synatra_tests::{repo_root, temp_dir, Host};
+use synatra_tests::{repo_root, run_script, temp_dir, Host, ScriptRun, DEFAULT_ORIGINS};
 
 /// The shell blocks of the README section titled `title`, in order.
 fn shell_blocks(title: &str) -> Vec<String> {
@@ -58,36 +58,23 @@ fn the_quick_start_runs_word_for_word() {
     assert!(blocks.len() >= 4, "found {} blocks", blocks.len());
     let fake = provider();
     // The default origins (the README's Origin header is one of them).
-    let host = Host::start(
-        &config_for_fakes().env("APP_ORIGINS", "http://localhost:3000,http://127.0.0.1:3000"),
-    );
+    let host = Host::start(&config_for_fakes().env("APP_ORIGINS", DEFAULT_ORIGINS));
     let dir = temp_dir("quick-start");
     let script = format!("set -euo pipefail\n{}", blocks.join("\n"));
-    let mut child = Command::new("bash")
-        .arg("-c")
+    let mut bash = Command::new("bash");
+    bash.arg("-c")
         .arg(&script)
         .current_dir(&dir)
         .env("SYNATRA", &host.base)
-        .env("LLM_URL", fake.base_url())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("bash");
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while child.try_wait().expect("wait").is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the quick start did not finish in 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = child.wait_with_output().expect("output");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+        .env("LLM_URL", fake.base_url());
+    let ScriptRun {
+        status,
+        stdout,
+        stderr,
+    } = run_script(bash, Duration::from_secs(120));
     assert!(
-        out.status.success(),
-        "the quick start failed ({}):\n{stdout}\n{stderr}",
-        out.status
+        status.success(),
+        "the quick start failed ({status}):\n{stdout}\n{stderr}"
     );
     // Both threads streamed their answers and ended.
     assert!(stdout.contains("event: token\n"), "{stdout}");

@@ -53,15 +53,10 @@ impl Reply {
     /// 200 with an HTML page.
     pub fn html(page: String) -> Self {
         Self {
+            status: 200,
             html: Some(page),
             ..Self::no_content()
         }
-        .with_status(200)
-    }
-
-    fn with_status(mut self, status: u16) -> Self {
-        self.status = status;
-        self
     }
 
     /// Adds a `Set-Cookie` header.
