@@ -301,7 +301,7 @@ pub async fn serve(
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection closed with error");
+                tracing::info!(error = %e, "connection closed with error");
             }
             drop(permit);
         });

@@ -13,7 +13,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use embedded_postgres::{free_port, EmbeddedPostgres, Options};
@@ -237,6 +237,10 @@ impl Server for Host {
     fn log(&self) -> String {
         Host::log(self)
     }
+
+    fn client(&self) -> Client {
+        Host::client(self)
+    }
 }
 
 /// A running `synatra up`.
@@ -425,9 +429,41 @@ impl Host {
         self.child.wait().unwrap()
     }
 
-    /// A client for this host (keeps cookies).
+    /// A client for this host (keeps cookies); a transport failure reports
+    /// whether the host is still running and the end of its log.
     pub fn client(&self) -> Client {
-        Client::new(&self.base)
+        let mut client = Client::new(&self.base);
+        client.host = Some(Arc::new(HostTrace {
+            pid: self.child.id(),
+            log: self.log.clone(),
+        }));
+        client
+    }
+}
+
+/// What a client knows of the host it talks to, for failure messages.
+struct HostTrace {
+    pid: u32,
+    log: PathBuf,
+}
+
+impl HostTrace {
+    /// Whether the host runs, and the last lines of its log.
+    fn describe(&self) -> String {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
+        // The state follows the parenthesised command name: `Z` is a zombie.
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|s| s.split_whitespace().next());
+        let running = !matches!(state, None | Some("Z") | Some("X"));
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        format!(
+            "host pid {} running: {running}; its log ends:\n{tail}",
+            self.pid
+        )
     }
 }
 
@@ -468,6 +504,7 @@ pub struct Client {
     agent: ureq::Agent,
     bearer: Option<String>,
     origin: Option<String>,
+    host: Option<Arc<HostTrace>>,
 }
 
 impl Client {
@@ -480,6 +517,7 @@ impl Client {
                 .build(),
             bearer: None,
             origin: None,
+            host: None,
         }
     }
 
@@ -492,7 +530,14 @@ impl Client {
                 .build(),
             bearer: Some(token.to_string()),
             origin: None,
+            host: self.host.clone(),
         }
+    }
+
+    /// Panics on a transport failure, saying what the host was doing.
+    fn transport_failure(&self, what: &str, error: &ureq::Error) -> ! {
+        let trace = self.host.as_ref().map(|h| h.describe()).unwrap_or_default();
+        panic!("{what}: {error}\n{trace}")
     }
 
     /// Points the client (and its cookies) at another base URL.
@@ -522,7 +567,7 @@ impl Client {
         let resp = match req.call() {
             Ok(r) => r,
             Err(ureq::Error::Status(status, _)) => return (status, None),
-            Err(e) => panic!("GET {path}: {e}"),
+            Err(e) => self.transport_failure(&format!("GET {path}"), &e),
         };
         let status = resp.status();
         let (mut last, mut id, mut event, mut data) = (None, None, String::new(), String::new());
@@ -573,7 +618,7 @@ impl Client {
         let resp = match result {
             Ok(r) => r,
             Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("{method} {path}: {e}"),
+            Err(e) => self.transport_failure(&format!("{method} {path}"), &e),
         };
         let status = resp.status();
         let headers = resp

@@ -270,7 +270,9 @@ fn at_most_sixteen_wit_calls_run_at_once_and_the_rest_wait_their_turn() {
         );
         durations.push(r.body["duration_ms"].as_f64().unwrap());
     }
-    let waited = durations.iter().filter(|ms| **ms >= 2000.0).count();
+    // A call that ran at once ends soon after its 1 s budget; one that
+    // waited for a turn also spent part of another call's second.
+    let waited = durations.iter().filter(|ms| **ms >= 1500.0).count();
     assert!(
         (4..=8).contains(&waited),
         "{waited} of 20 calls waited for a turn (16 at once leaves 4): {durations:?}"
