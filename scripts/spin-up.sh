@@ -4,7 +4,8 @@
 # Kubernetes CronJob or `spin aka cron` would: timers, approval timeouts and
 # stalled runs move on with no synatra host running. Needs only Spin and a
 # PostgreSQL: DATABASE_URL (the API applies the migrations itself).
-# Secrets left unset are generated once into .synatra/spin-secrets.env.
+# Secrets left unset are generated once into $SYNATRA_DATA_DIR/spin-secrets.env
+# (default .synatra). LISTEN (default 127.0.0.1:3000) is where Spin serves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,8 +23,9 @@ fi
 : "${DATABASE_URL:?set DATABASE_URL to a PostgreSQL database (it is migrated on first request)}"
 LISTEN="${LISTEN:-127.0.0.1:3000}"
 
-mkdir -p .synatra
-secrets=.synatra/spin-secrets.env
+data_dir="${SYNATRA_DATA_DIR:-.synatra}"
+mkdir -p "$data_dir"
+secrets="$data_dir/spin-secrets.env"
 if [ ! -f "$secrets" ]; then
     umask 077
     {
