@@ -92,6 +92,10 @@ fn the_quick_start_runs_word_for_word() {
     // The model was reached only through the credential's URL.
     assert_eq!(fake.calls(), 4);
     assert!(fake.received().iter().all(|r| r.authorization.is_none()));
+    // No write leaves a notice behind (a stray ROLLBACK once warned on each).
+    let log = host.log();
+    assert!(!log.contains("no transaction in progress"), "{log}");
+    assert!(!log.contains(" WARN "), "{log}");
 }
 
 /// Every JSON example of the README parses, and the agent configuration
