@@ -638,7 +638,7 @@ impl Client {
             body,
             headers,
         };
-        contract::check_success(&self.base, method, path, &reply);
+        contract::check_answer(&self.base, method, path, &reply);
         reply
     }
 

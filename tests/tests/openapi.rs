@@ -290,3 +290,85 @@ fn real_answers_validate_against_the_document() {
     assert!(k.routes.len() >= 32, "{:?}", k.routes);
     assert!(k.failures.is_empty(), "{}", k.failures.join("\n"));
 }
+
+/// The error codes written in the API's source, with their statuses:
+/// `ApiError::new(status, "code"`, `conflict("code"` and `on_conflict("code"`
+/// (409), `retry_later("code"` (429).
+fn codes_in_source() -> Vec<(u16, String)> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(
+        &synatra_tests::repo_root().join("components/api/src"),
+        &mut files,
+    );
+    let mut codes = Vec::new();
+    for file in files {
+        // Whitespace folded, so a call split over lines reads as one.
+        let text: String = std::fs::read_to_string(&file)
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let quoted = |rest: &str| -> Option<String> {
+            let rest = rest.trim_start().strip_prefix('"')?;
+            let code = &rest[..rest.find('"')?];
+            code.chars()
+                .all(|c| c.is_ascii_lowercase() || c == '_')
+                .then(|| code.to_string())
+        };
+        for (i, _) in text.match_indices("ApiError::new(") {
+            let rest = &text[i + "ApiError::new(".len()..];
+            let Some((status, rest)) = rest.split_once(',') else {
+                continue;
+            };
+            if let (Ok(status), Some(code)) = (status.trim().parse(), quoted(rest)) {
+                codes.push((status, code));
+            }
+        }
+        for (call, status) in [("conflict(", 409), ("retry_later(", 429)] {
+            for (i, _) in text.match_indices(call) {
+                if let Some(code) = quoted(&text[i + call.len()..]) {
+                    codes.push((status, code));
+                }
+            }
+        }
+    }
+    codes.sort();
+    codes.dedup();
+    codes
+}
+
+/// Every error code the API's source can answer is documented, with its
+/// status, on at least one route (the end-to-end tests then check each
+/// answer they meet against its own route).
+#[test]
+fn every_error_code_in_the_api_source_is_documented() {
+    let codes = codes_in_source();
+    assert!(codes.len() > 30, "the scan found only {codes:?}");
+    let doc = synatra_openapi::document();
+    let mut documented = std::collections::BTreeSet::new();
+    for ops in doc["paths"].as_object().unwrap().values() {
+        for op in ops.as_object().unwrap().values() {
+            for (status, response) in op["responses"].as_object().unwrap() {
+                let text = response["description"].as_str().unwrap_or_default();
+                for code in text.split([' ', ',', ';']) {
+                    documented.insert((status.clone(), code.to_string()));
+                }
+            }
+        }
+    }
+    let missing: Vec<_> = codes
+        .iter()
+        .filter(|(status, code)| !documented.contains(&(status.to_string(), code.clone())))
+        .collect();
+    assert!(missing.is_empty(), "undocumented: {missing:?}");
+}

@@ -51,6 +51,7 @@ fn errors(spec: &RouteSpec, op: &Op) -> Map<String, Value> {
         add(400, "validation_failed");
     }
     if op.request.is_some() {
+        add(400, "bad_request");
         add(400, "invalid_json");
         add(413, "payload_too_large");
         add(415, "unsupported_media_type");
@@ -70,6 +71,11 @@ fn errors(spec: &RouteSpec, op: &Op) -> Map<String, Value> {
     }
     for (status, code) in op.errors {
         add(*status, code);
+    }
+    // Another method on the same path; a write that meets a concurrent one.
+    add(405, "method_not_allowed");
+    if spec.method != "GET" {
+        add(409, "conflict");
     }
     // What the host answers for any route before or instead of the API:
     // admission (a slow body, no free instance) and a failed instance.
@@ -118,10 +124,20 @@ fn operation(spec: &RouteSpec) -> Value {
     };
     responses.insert(op.status.to_string(), success);
     for (status, meaning, body) in &op.also {
-        responses.insert(
-            status.to_string(),
-            json!({ "description": meaning, "content": { "application/json": { "schema": body } } }),
-        );
+        // A status the host may also answer with an error keeps both shapes.
+        let answer = match responses.get(&status.to_string()) {
+            Some(error) => json!({
+                "description": format!("{meaning}; or {}", error["description"].as_str().unwrap_or_default()),
+                "content": { "application/json": { "schema": { "oneOf": [
+                    body,
+                    error["content"]["application/json"]["schema"],
+                ] } } },
+            }),
+            None => {
+                json!({ "description": meaning, "content": { "application/json": { "schema": body } } })
+            }
+        };
+        responses.insert(status.to_string(), answer);
     }
     let mut value = json!({
         "operationId": format!("{:?}", spec.id),

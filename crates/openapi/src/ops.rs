@@ -75,6 +75,11 @@ pub fn describe(route: RouteId) -> Op {
             "Whether the API and its database answer",
             200,
             object(&[("status", s()), ("database", s())]),
+        )
+        .also(
+            503,
+            "the database does not answer",
+            object(&[("status", s()), ("database", s())]),
         ),
         OpenApi => op("This document", 200, any_object()),
         ApiReference => none("The API reference as a readable page (HTML)", 200),
@@ -101,7 +106,7 @@ pub fn describe(route: RouteId) -> Op {
         )
         .with(body(&[("email", s()), ("password", s())], &[]))
         .errors(&[(401, "invalid_credentials"), (429, "rate_limited")]),
-        Logout => none("End the session", 204),
+        Logout => none("End the session", 204).errors(&[(403, "api_key_not_allowed")]),
         Me => op(
             "The caller: a user with their orgs, or an API key",
             200,
@@ -113,7 +118,7 @@ pub fn describe(route: RouteId) -> Op {
             refer("Org"),
         )
         .with(body(&[("name", s()), ("slug", s())], &[]))
-        .errors(&[(409, "slug_taken")]),
+        .errors(&[(403, "api_key_not_allowed"), (409, "slug_taken")]),
         ListOrgs => op("The caller's orgs", 200, list("orgs", refer("Org"), false)),
         GetOrg => op("One org, by slug or id", 200, refer("Org")),
         DeleteOrg => none("Delete the org and everything in it", 204),
@@ -166,7 +171,8 @@ pub fn describe(route: RouteId) -> Op {
             201,
             refer("Invitation"),
         )
-        .with(body(&[("email", s()), ("role", role())], &[])),
+        .with(body(&[("email", s()), ("role", role())], &[]))
+        .errors(&[(403, "api_key_not_allowed"), (409, "already_member")]),
         ListInvitations => op(
             "Pending invitations",
             200,
@@ -174,13 +180,21 @@ pub fn describe(route: RouteId) -> Op {
         ),
         RevokeInvitation => none("Revoke an invitation", 204),
         AcceptInvitation => op("Join the org of an invitation", 200, refer("Org"))
-            .errors(&[(410, "invitation_expired")]),
+            .errors(&[
+                (403, "api_key_not_allowed"),
+                (403, "invitation_email_mismatch"),
+                (404, "not_found"),
+                (409, "invitation_used"),
+                (409, "already_member"),
+                (410, "invitation_expired"),
+            ]),
         CreateApiKey => op(
             "Mint an API key (the token is shown once)",
             201,
             refer("ApiKey"),
         )
-        .with(body(&[("name", s()), ("role", role())], &[])),
+        .with(body(&[("name", s()), ("role", role())], &[]))
+        .errors(&[(403, "api_key_not_allowed")]),
         ListApiKeys => op(
             "Active API keys",
             200,
@@ -236,7 +250,8 @@ pub fn describe(route: RouteId) -> Op {
                 json!({ "type": "string", "enum": ["major", "minor", "patch"] }),
             )],
             &[("notes", s())],
-        )),
+        ))
+        .errors(&[(409, "agent_archived")]),
         ListReleases => op(
             "The agent's releases, newest first",
             200,
@@ -286,7 +301,11 @@ pub fn describe(route: RouteId) -> Op {
             "The run was waiting for a person's answer: the request is skipped and the run goes on with the message",
             object(&[("skipped_request", boolean())]),
         )
-        .errors(&[(409, "run_in_progress")]),
+        .errors(&[
+            (409, "run_in_progress"),
+            (409, "agent_archived"),
+            (409, "agent_not_released"),
+        ]),
         CancelThread => op(
             "Cancel the thread's unfinished runs (and their sub-agents)",
             202,
@@ -312,7 +331,7 @@ pub fn describe(route: RouteId) -> Op {
         .errors(&[(409, "request_not_pending")]),
         CreateTool => op("Create a JavaScript or WIT tool", 201, refer("Tool"))
             .with(any_object())
-            .errors(&[(409, "name_taken")]),
+            .errors(&[(409, "name_taken"), (422, "invalid_component")]),
         ListTools => op("The org's tools", 200, list("tools", refer("Tool"), false)),
         GetTool => op(
             "One tool, by name or id (code for builders)",
@@ -325,7 +344,11 @@ pub fn describe(route: RouteId) -> Op {
             refer("Tool"),
         )
         .with(any_object())
-        .errors(&[(409, "tool_in_use"), (409, "name_taken")]),
+        .errors(&[
+            (409, "tool_in_use"),
+            (409, "name_taken"),
+            (422, "invalid_component"),
+        ]),
         DeleteTool => none("Delete a tool", 204).errors(&[(409, "tool_in_use")]),
         TestTool => op("Run the tool once in its sandbox", 200, refer("ToolTest"))
             .with(body(&[("params", any_object())], &[]))
@@ -334,7 +357,13 @@ pub fn describe(route: RouteId) -> Op {
             "Upload a WIT tool's .wasm (application/wasm)",
             200,
             refer("Tool"),
-        ),
+        )
+        .errors(&[
+            (408, "body_timeout"),
+            (413, "payload_too_large"),
+            (415, "unsupported_media_type"),
+            (422, "invalid_component"),
+        ]),
         ListApprovals => op(
             "Approvals (?status=pending is your inbox; &limit=&after=)",
             200,
@@ -347,14 +376,23 @@ pub fn describe(route: RouteId) -> Op {
             object(&[("id", s()), ("status", s())]),
         )
         .with(body(&[], &[("params", any_object()), ("comment", s())]))
-        .errors(&[(403, "not_an_approver"), (409, "approval_not_pending")]),
+        .errors(&[
+            (403, "not_an_approver"),
+            (409, "approval_not_pending"),
+            (409, "approval_expired"),
+            (409, "params_not_editable"),
+        ]),
         Reject => op(
             "Reject a held tool call: the run ends rejected",
             200,
             object(&[("id", s()), ("status", s())]),
         )
         .with(body(&[], &[("comment", s())]))
-        .errors(&[(403, "not_an_approver"), (409, "approval_not_pending")]),
+        .errors(&[
+            (403, "not_an_approver"),
+            (409, "approval_not_pending"),
+            (409, "approval_expired"),
+        ]),
         ListLlmProviders => op(
             "The environment's provider credentials, masked",
             200,
