@@ -270,8 +270,7 @@ fn make_spin_up_serves_the_app_under_the_released_spin() {
     // Its own process group: the script, Spin and Spin's trigger child all
     // go when the test ends.
     std::os::unix::process::CommandExt::process_group(&mut bash, 0);
-    let child = bash.spawn().expect("bash");
-    let group = KillGroup(child.id() as i32);
+    let group = KillGroup(bash.spawn().expect("bash"));
     let log = || {
         let read = |f: &str| std::fs::read_to_string(data.join(f)).unwrap_or_default();
         format!("{}\n{}", read("out.log"), read("err.log"))
@@ -317,13 +316,15 @@ fn make_spin_up_serves_the_app_under_the_released_spin() {
     drop(group);
 }
 
-/// Kills a process group when dropped.
-struct KillGroup(i32);
+/// A process leading its own group; the whole group is killed (and the
+/// leader reaped) when dropped.
+struct KillGroup(std::process::Child);
 
 impl Drop for KillGroup {
     fn drop(&mut self) {
         // SAFETY: signalling the process group this test started.
-        unsafe { libc::kill(-self.0, libc::SIGKILL) };
+        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
+        let _ = self.0.wait();
     }
 }
 
