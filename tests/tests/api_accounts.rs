@@ -293,11 +293,24 @@ fn cookie_writes_need_an_allowed_origin_but_bearer_writes_do_not() {
     let denied = no_origin.post("/api/v1/orgs", body.clone());
     assert_eq!(denied.status, 403);
     assert_eq!(denied.code(), "origin_not_allowed");
+    // Each refusal says what was wrong: no Origin at all, or which one.
+    let said = |r: &synatra_tests::Reply| {
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(
+        said(&denied).contains("must send an Origin header"),
+        "{:?}",
+        denied.body
+    );
     let evil = no_origin
         .clone()
         .with_origin("http://evil.test")
         .post("/api/v1/orgs", body.clone());
     assert_eq!(evil.code(), "origin_not_allowed");
+    assert!(said(&evil).contains("http://evil.test"), "{:?}", evil.body);
     // Reads need no origin.
     assert_eq!(no_origin.get("/api/v1/orgs").status, 200);
     assert_eq!(user.client.post("/api/v1/orgs", body).status, 201);

@@ -79,15 +79,21 @@ pub fn check_origin(req: &Request, cookie_auth: bool) -> ApiResult<()> {
         return Ok(());
     }
     let allowed = variables::get("app_origins").unwrap_or_default();
-    let ok = origin.is_some_and(|o| allowed.split(',').any(|a| a.trim() == o));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::new(
+    match origin {
+        Some(o) if allowed.split(',').any(|a| a.trim() == o) => Ok(()),
+        Some(o) => Err(ApiError::new(
             403,
             "origin_not_allowed",
-            "this origin may not send authenticated writes; add it to APP_ORIGINS",
-        ))
+            format!(
+                "the origin {o} may not send writes with a session cookie; add it to APP_ORIGINS"
+            ),
+        )),
+        None => Err(ApiError::new(
+            403,
+            "origin_not_allowed",
+            "a write with a session cookie must send an Origin header naming an allowed origin \
+             (APP_ORIGINS); scripts can use an API key instead",
+        )),
     }
 }
 
