@@ -176,15 +176,16 @@ fn durable_runs() -> Result<()> {
             s.statement_ms_per_step
         );
     }
-    let stretches: Vec<String> = r
-        .timeline_ms
-        .iter()
-        .map(|(label, ms)| format!("{label} {ms:.2} ms"))
-        .collect();
-    println!(
-        "a run's timeline at 1 concurrent run (means): {}",
-        stretches.join(", ")
-    );
+    for (concurrency, timeline) in &r.timeline_ms {
+        let stretches: Vec<String> = timeline
+            .iter()
+            .map(|(label, ms)| format!("{label} {ms:.2} ms"))
+            .collect();
+        println!(
+            "a run's timeline at {concurrency} concurrent runs (means): {}",
+            stretches.join(", ")
+        );
+    }
     let base = r.steps_per_s[0].1;
     for (c, s) in &r.steps_per_s {
         println!(

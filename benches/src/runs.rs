@@ -35,9 +35,9 @@ pub struct RunFigures {
     pub approval_p99_ms: f64,
     /// Where a step's time goes at concurrency 1, per component.
     pub breakdown: Vec<ComponentShare>,
-    /// A run's timeline at concurrency 1: mean ms from its creation to its
-    /// first recorded step, between steps, and from the last to its end.
-    pub timeline_ms: Vec<(String, f64)>,
+    /// A run's timeline at each concurrency: mean ms from its creation to
+    /// its first recorded step, between steps, and from the last to its end.
+    pub timeline_ms: Vec<(usize, Vec<(String, f64)>)>,
 }
 
 /// One component's share of a durable step at concurrency 1, from the
@@ -157,11 +157,14 @@ pub fn measure() -> Result<RunFigures> {
 
     step("durable steps/s end to end (1, 8, 64 concurrent runs)");
     let db = app.host.database_url.clone();
+    // One connection for the rounds' marks: a psql process per query cost
+    // as much CPU as the runs it measured.
+    let mut marks = Marks::connect(&db)?;
     let mut steps_per_s = Vec::new();
     let mut breakdown = Vec::new();
     let mut timeline_ms = Vec::new();
     for concurrency in [1usize, 8, 64] {
-        let phase = psql(&db, "SELECT now()");
+        let phase = marks.text("SELECT now()")?;
         let times_before = component_times(&app.host.admin)?;
         step(&format!("{concurrency} concurrent runs"));
         // Busy time per round comes from the runs' own timestamps, so the
@@ -169,7 +172,7 @@ pub fn measure() -> Result<RunFigures> {
         let (mut steps, mut busy) = (0.0, 0.0);
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(3) {
-            let round = psql(&db, "SELECT now()");
+            let round = marks.text("SELECT now()")?;
             // Started from up to 8 client threads, so the runs overlap
             // rather than queue behind one client's requests.
             let clients = concurrency.min(8);
@@ -193,13 +196,10 @@ pub fn measure() -> Result<RunFigures> {
             for id in &ids {
                 wait_for(&app, id, &["completed"], Duration::from_secs(120));
             }
-            let row = psql(
-                &db,
-                &format!(
+            let row = marks.text(&format!(
                     "SELECT (SELECT count(*) FROM run_steps s JOIN runs r ON r.id = s.run_id WHERE r.created_at >= '{round}')
                      || ' ' || extract(epoch FROM max(finished_at) - min(created_at)) FROM runs WHERE created_at >= '{round}'"
-                ),
-            );
+            ))?;
             let (n, secs) = row.split_once(' ').context("round figures")?;
             steps += n.parse::<f64>()?;
             busy += secs.parse::<f64>()?;
@@ -207,8 +207,8 @@ pub fn measure() -> Result<RunFigures> {
         steps_per_s.push((concurrency, steps / busy));
         if concurrency == 1 {
             breakdown = shares(&times_before, &component_times(&app.host.admin)?, steps);
-            timeline_ms = timeline(&db, &phase)?;
         }
+        timeline_ms.push((concurrency, timeline(&mut marks, &phase)?));
     }
 
     step("reply → run resumed latency");
@@ -302,13 +302,36 @@ pub fn measure() -> Result<RunFigures> {
     })
 }
 
+/// One database connection kept for the bench's own queries.
+struct Marks {
+    rt: tokio::runtime::Runtime,
+    conn: sqlx::PgConnection,
+}
+
+impl Marks {
+    fn connect(url: &str) -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let conn = rt.block_on(<sqlx::PgConnection as sqlx::Connection>::connect(url))?;
+        Ok(Self { rt, conn })
+    }
+
+    /// The single value `sql` selects, as text (as `psql -At` prints it).
+    fn text(&mut self, sql: &str) -> Result<String> {
+        let query = format!("SELECT q.v::text FROM ({sql}) AS q(v)");
+        let value: Option<String> = self
+            .rt
+            .block_on(sqlx::query_scalar(&query).fetch_one(&mut self.conn))?;
+        Ok(value.unwrap_or_default())
+    }
+}
+
 /// Mean ms of each stretch of the runs created since `since`: creation to
 /// step 0, step n-1 to step n, the last step to the run's end (each time is
 /// when its statement started).
-fn timeline(db: &str, since: &str) -> Result<Vec<(String, f64)>> {
-    let rows = psql(
-        db,
-        &format!(
+fn timeline(marks: &mut Marks, since: &str) -> Result<Vec<(String, f64)>> {
+    let rows = marks.text(&format!(
             "WITH marks AS (
                  SELECT r.id, s.seq, s.recorded_at AS at FROM runs r JOIN run_steps s ON s.run_id = r.id
                  WHERE r.created_at >= '{since}'
@@ -319,8 +342,7 @@ fn timeline(db: &str, since: &str) -> Result<Vec<(String, f64)>> {
                  FROM marks)
              SELECT string_agg(seq || ':' || round(avg * 1000, 2), ' ' ORDER BY seq)
              FROM (SELECT seq, avg(secs) AS avg FROM gaps WHERE secs IS NOT NULL GROUP BY seq) g"
-        ),
-    );
+    ))?;
     rows.split_whitespace()
         .map(|pair| {
             let (seq, ms) = pair.split_once(':').context("timeline figures")?;
