@@ -193,9 +193,9 @@ pub fn measure() -> Result<RunFigures> {
                     .flat_map(|h| h.join().expect("client thread"))
                     .collect()
             });
-            for id in &ids {
-                wait_for(&app, id, &["completed"], Duration::from_secs(120));
-            }
+            // Completion is read from the database, not by polling the API:
+            // the client's polling would compete with the runs it measures.
+            marks.wait_completed(&ids, Duration::from_secs(120))?;
             let row = marks.text(&format!(
                     "SELECT (SELECT count(*) FROM run_steps s JOIN runs r ON r.id = s.run_id WHERE r.created_at >= '{round}')
                      || ' ' || extract(epoch FROM max(finished_at) - min(created_at)) FROM runs WHERE created_at >= '{round}'"
@@ -315,6 +315,34 @@ impl Marks {
             .build()?;
         let conn = rt.block_on(<sqlx::PgConnection as sqlx::Connection>::connect(url))?;
         Ok(Self { rt, conn })
+    }
+
+    /// Waits until every thread of `ids` has completed; fails on any other
+    /// ending or after `within`.
+    fn wait_completed(&mut self, ids: &[String], within: Duration) -> Result<()> {
+        let list = ids
+            .iter()
+            .map(|id| format!("'{id}'::uuid"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let deadline = Instant::now() + within;
+        loop {
+            let counts = self.text(&format!(
+                "SELECT count(*) FILTER (WHERE status = 'completed') || ' ' ||
+                        count(*) FILTER (WHERE status NOT IN ('completed', 'active'))
+                 FROM threads WHERE id IN ({list})"
+            ))?;
+            let (done, other) = counts.split_once(' ').context("thread counts")?;
+            anyhow::ensure!(
+                other == "0",
+                "{other} of the round's threads did not complete"
+            );
+            if done.parse::<usize>()? == ids.len() {
+                return Ok(());
+            }
+            anyhow::ensure!(Instant::now() < deadline, "the round's runs did not finish");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// The single value `sql` selects, as text (as `psql -At` prints it).
