@@ -441,6 +441,15 @@ impl Host {
     }
 }
 
+/// The fields of `/proc/<pid>/stat` after the parenthesised command name
+/// (state, parent, …); empty when the process is gone.
+pub(crate) fn proc_stat(pid: u32) -> Vec<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
 /// What a client knows of the host it talks to, for failure messages.
 struct HostTrace {
     pid: u32,
@@ -450,13 +459,9 @@ struct HostTrace {
 impl HostTrace {
     /// Whether the host runs, and the last lines of its log.
     fn describe(&self) -> String {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
-        // The state follows the parenthesised command name: `Z` is a zombie.
-        let state = stat
-            .rsplit(')')
-            .next()
-            .and_then(|s| s.split_whitespace().next());
-        let running = !matches!(state, None | Some("Z") | Some("X"));
+        // The first field is the state: `Z` is a zombie, `X` dead.
+        let stat = proc_stat(self.pid);
+        let running = !matches!(stat.first().map(String::as_str), None | Some("Z" | "X"));
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         let tail = lines[lines.len().saturating_sub(40)..].join("\n");

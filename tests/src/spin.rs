@@ -210,11 +210,8 @@ fn kill_orphaned_triggers() {
         };
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline);
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let parent = stat
-            .rsplit(')')
-            .next()
-            .and_then(|rest| rest.split_whitespace().nth(1))
+        let parent = crate::proc_stat(pid as u32)
+            .get(1)
             .and_then(|p| p.parse::<i32>().ok());
         let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
         let owner = cwd

@@ -7,17 +7,12 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 use synatra_authz::{Access, Role, RouteId, RouteSpec, ROUTES};
-use synatra_tests::contract::Contract;
 use synatra_tests::{
     add_member, create_org, sign_up, start_app, Client, Host, User, TEST_ORIGIN, TEST_TICK_SECRET,
 };
 
 struct World {
     host: Host,
-    /// Every answer of [`World::call`] is checked against the OpenAPI
-    /// document; what departs from it is kept here.
-    contract: Contract,
-    departures: std::sync::Mutex<Vec<String>>,
     org: String,
     /// A thread every member can see.
     thread: String,
@@ -334,6 +329,8 @@ impl World {
         (format!("/api/v1{path}"), body)
     }
 
+    /// Calls `spec` as `role`; the test client checks the answer against
+    /// the OpenAPI document (`synatra_tests::contract`).
     fn call(&self, spec: &RouteSpec, client: &Client, role: Option<Role>, email: &str) -> u16 {
         let (path, body) = self.fixture(spec, role, email);
         let reply = if spec.id == RouteId::PutToolComponent {
@@ -342,8 +339,6 @@ impl World {
         } else {
             client.send(spec.method, &path, body.as_ref())
         };
-        let departures = self.contract.check(spec.method, &path, &reply);
-        self.departures.lock().unwrap().extend(departures);
         reply.status
     }
 }
@@ -421,8 +416,6 @@ fn world() -> World {
     let outsider = sign_up(&host, "outsider");
     create_org(&outsider, "elsewhere");
     World {
-        contract: Contract::fetch(&host.base),
-        departures: Default::default(),
         host,
         org,
         thread,
@@ -496,13 +489,6 @@ fn every_route_enforces_its_access_rule() {
         failures.is_empty(),
         "access rule violations:\n{}",
         failures.join("\n")
-    );
-    // Every answer of the walk (successes, 401, 403, 404) as documented.
-    let departures = w.departures.lock().unwrap();
-    assert!(
-        departures.is_empty(),
-        "answers the OpenAPI document does not describe:\n{}",
-        departures.join("\n")
     );
 }
 

@@ -7,24 +7,21 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use synatra_authz::ROUTES;
-use synatra_tests::contract::{route_of, Contract};
+use synatra_tests::contract::route_of;
 use synatra_tests::fake_llm::{tool_results, Answer, FakeLlm};
 use synatra_tests::runs::{allow_model_url, config_for_fakes, wait_for, App};
 use synatra_tests::{Client, Host, Reply};
 
-/// Checks answers against the document and remembers what it saw.
+/// Remembers which answers and routes a session saw; the test client checks
+/// each answer against the document (`synatra_tests::contract`).
 struct Session {
-    contract: Contract,
     checked: usize,
     routes: std::collections::BTreeSet<&'static str>,
-    failures: Vec<String>,
 }
 
 impl Session {
     fn call(&mut self, c: &Client, method: &str, path: &str, body: Option<Value>) -> Reply {
         let reply = c.send(method, path, body.as_ref());
-        self.failures
-            .extend(self.contract.check(method, path, &reply));
         self.checked += 1;
         if let Some(route) = route_of(method, path) {
             self.routes.insert(route.path);
@@ -76,10 +73,8 @@ fn real_answers_validate_against_the_document() {
     });
     let host = Host::start(&config_for_fakes());
     let mut k = Session {
-        contract: Contract::fetch(&host.base),
         checked: 0,
         routes: Default::default(),
-        failures: Vec::new(),
     };
     let web = host.client().with_origin(synatra_tests::TEST_ORIGIN);
     let signup =
@@ -288,7 +283,6 @@ fn real_answers_validate_against_the_document() {
         k.routes.len()
     );
     assert!(k.routes.len() >= 32, "{:?}", k.routes);
-    assert!(k.failures.is_empty(), "{}", k.failures.join("\n"));
 }
 
 /// The error codes written in the API's source, with their statuses:

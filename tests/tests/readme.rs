@@ -10,8 +10,8 @@ use synatra_tests::fake_llm::{tool_results, Answer, FakeLlm};
 use synatra_tests::runs::config_for_fakes;
 use synatra_tests::{repo_root, run_script, temp_dir, Host, ScriptRun, DEFAULT_ORIGINS};
 
-/// The shell blocks of the README section titled `title`, in order.
-fn shell_blocks(title: &str) -> Vec<String> {
+/// The ```` ```lang ```` blocks of the README section titled `title`, in order.
+fn readme_blocks(title: &str, lang: &str) -> Vec<String> {
     let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
     let start = readme
         .find(&format!("\n## {title}\n"))
@@ -19,7 +19,7 @@ fn shell_blocks(title: &str) -> Vec<String> {
     let section = &readme[start + 1..];
     let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
     section
-        .split("```sh\n")
+        .split(&format!("```{lang}\n"))
         .skip(1)
         .map(|b| b.split("```").next().expect("a closed block").to_string())
         .collect()
@@ -54,7 +54,7 @@ fn provider() -> FakeLlm {
 
 #[test]
 fn the_quick_start_runs_word_for_word() {
-    let blocks = shell_blocks("First agent in five minutes");
+    let blocks = readme_blocks("First agent in five minutes", "sh");
     assert!(blocks.len() >= 4, "found {} blocks", blocks.len());
     let fake = provider();
     // The default origins (the README's Origin header is one of them).
@@ -140,7 +140,7 @@ fn the_readme_json_examples_are_valid_and_the_agent_config_publishes() {
 /// The shell blocks of the README section `title` whose text contains
 /// `marker`, in order.
 fn blocks_with(title: &str, marker: &str) -> Vec<String> {
-    let blocks: Vec<String> = shell_blocks(title)
+    let blocks: Vec<String> = readme_blocks(title, "sh")
         .into_iter()
         .filter(|b| b.contains(marker))
         .collect();
@@ -188,7 +188,7 @@ fn the_readme_tool_uploads_run_word_for_word() {
         dir.join("target/wasm32-wasip2/release"),
     )
     .unwrap();
-    let mut blocks = vec![shell_blocks("First agent in five minutes")[0].clone()];
+    let mut blocks = vec![readme_blocks("First agent in five minutes", "sh")[0].clone()];
     blocks.extend(blocks_with("Agents and durable runs", "hello_tool.wasm"));
     blocks.extend(blocks_with(
         "Agents and durable runs",
@@ -328,27 +328,14 @@ impl Drop for KillGroup {
     }
 }
 
-/// The TOML blocks of the README section `title`, in order.
-fn toml_blocks(title: &str) -> Vec<String> {
-    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
-    let start = readme.find(&format!("\n## {title}\n")).expect("section");
-    let section = &readme[start + 1..];
-    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
-    section
-        .split("```toml\n")
-        .skip(1)
-        .map(|b| b.split("```").next().expect("a closed block").to_string())
-        .collect()
-}
-
 /// The configuration section's runtime config file takes effect (and wins
 /// over the plain variable, as the precedence says), and its per-component
 /// limits table is accepted as printed and applied.
 #[test]
 fn the_readme_configuration_examples_take_effect() {
-    let blocks = toml_blocks("Configuration");
-    let [runtime_config, limits] = blocks.as_slice() else {
-        panic!("expected two TOML blocks, found {}", blocks.len())
+    let examples = readme_blocks("Configuration", "toml");
+    let [runtime_config, limits] = examples.as_slice() else {
+        panic!("expected two TOML blocks, found {}", examples.len())
     };
     let dir = temp_dir("readme-config");
     let file = dir.join("runtime-config.toml");
