@@ -410,7 +410,7 @@ async fn record_cost(db: &str, thread_id: &str) -> Result<(f64, f64, f64)> {
         // What the agent step sends for a tool step: one statement.
         let messages = json!([{ "kind": "tool_result", "content": &output }]);
         sqlx::query(
-            "SELECT record_step($1::uuid, 'bench', 30, 1, $2, 'tool', $3, $4, $5, $6, '[]', 0, 0)",
+            "SELECT record_step($1::uuid, 'bench', 30, 1, $2, 'tool', $3, $4, $5, $6, '[]', 0, 0, NULL)",
         )
         .bind(&run_id)
         .bind(10_000 + i as i32)

@@ -45,9 +45,7 @@ impl Database {
 
 /// Connects a pool and applies pending migrations from `migrations/`.
 pub async fn connect_and_migrate(url: &str) -> Result<PgPool> {
-    let pool = PgPoolOptions::new()
-        .max_connections(10)
-        .acquire_timeout(Duration::from_secs(10))
+    let pool = pool_options(10)
         .connect(url)
         .await
         .context("cannot connect to the database (check DATABASE_URL)")?;
@@ -56,6 +54,29 @@ pub async fn connect_and_migrate(url: &str) -> Result<PgPool> {
         .await
         .context("database migration failed")?;
     Ok(pool)
+}
+
+/// A connection idle at least this long is pinged before it is handed out;
+/// one used more recently is handed out as it is (a ping per acquire cost
+/// a round trip on every statement batch of every instance).
+const PING_WHEN_IDLE: Duration = Duration::from_secs(5);
+
+/// Options of every pool the host keeps: at most `max_connections`; under
+/// load an acquire waits its turn rather than failing, and only a database
+/// that stays unreachable for 10 s fails it.
+pub fn pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_WHEN_IDLE {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 /// `host:port` of a Postgres URL, for `allowed_outbound_hosts` templates.

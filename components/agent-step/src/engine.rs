@@ -12,6 +12,7 @@ use synatra_db::approvals;
 use synatra_db::runs;
 use synatra_db::{Db, DbError};
 use synatra_llm::ToolSpec;
+use synatra_runs::plan::completes;
 use synatra_runs::{
     builtin_tools, classify, delegate_tool, next_action, widgets, Action, CallKind, Ending,
     Outcome, Step, WAIT_TOOL,
@@ -120,19 +121,13 @@ async fn run(db: &Db, run_id: &str, lease: &str, lease_secs: i32) -> Result<Outc
     };
     let history = synatra_runs::history(&loaded.history);
     let toolbox = Toolbox::load(db, &rec.run, config)?;
-    let max_active_ms = i64::from(toolbox.config.limits.max_active_time) * 1000;
 
     loop {
         if rec.cancel_requested() {
             return rec.finish(Ending::Cancelled);
         }
-        let active = rec.run.active_ms + rec.started.elapsed().as_millis() as i64;
-        if active > max_active_ms {
-            let error = format!(
-                "the run exceeded max_active_time ({} s)",
-                toolbox.config.limits.max_active_time
-            );
-            return rec.finish(Ending::Failed(error));
+        if let Some(over) = over_time(&rec, &toolbox) {
+            return rec.finish(over);
         }
         if rec.started.elapsed() > BUDGET {
             rec.hand_back(None, false)?;
@@ -140,11 +135,7 @@ async fn run(db: &Db, run_id: &str, lease: &str, lease_secs: i32) -> Result<Outc
         }
         // A rejected or timed-out approval of the run ends it, whichever
         // call the run is at (a waiting run is woken by either).
-        if rec
-            .steps()
-            .iter()
-            .any(|s| matches!(s, Step::Approval { .. }))
-        {
+        if had_approvals(&rec) {
             let run = rec.run.id.clone();
             if let Some(ending) = rec.transact(|tx| approvals::settle(tx.db, &run))? {
                 return rec.finish(tools::approval_ending(ending));
@@ -182,10 +173,35 @@ async fn run(db: &Db, run_id: &str, lease: &str, lease_secs: i32) -> Result<Outc
             }
         };
         match next {
+            // The answer that completes the run is recorded and ends it in
+            // one statement, unless a check made between steps could
+            // still end it otherwise.
+            Next::Record(step, input)
+                if completes(&step)
+                    && over_time(&rec, &toolbox).is_none()
+                    && !had_approvals(&rec) =>
+            {
+                return rec.record_completing(step, &input);
+            }
             Next::Record(step, input) => rec.record(step, &input)?,
             Next::Again => {}
             Next::Stop(outcome) => return Ok(outcome),
             Next::End(ending) => return rec.finish(ending),
         }
     }
+}
+
+/// The run's end if it has been active longer than `max_active_time`.
+fn over_time(rec: &Recorder, toolbox: &Toolbox) -> Option<Ending> {
+    let limit = toolbox.config.limits.max_active_time;
+    let active = rec.run.active_ms + rec.started.elapsed().as_millis() as i64;
+    (active > i64::from(limit) * 1000)
+        .then(|| Ending::Failed(format!("the run exceeded max_active_time ({limit} s)")))
+}
+
+/// Whether the run opened approvals (whose rejection or timeout ends it).
+fn had_approvals(rec: &Recorder) -> bool {
+    rec.steps()
+        .iter()
+        .any(|s| matches!(s, Step::Approval { .. }))
 }

@@ -60,15 +60,21 @@ pub async fn call(
         db.release();
     })
     .await;
-    flush_tokens(db, run, &mut buffer);
     let error = match result {
         Ok(completion) => {
+            // The last streamed text goes with the step that records it.
+            if !buffer.is_empty() {
+                rec.event_with_next_step("token", json!({ "text": buffer }));
+            }
             return Ok(Next::Record(
                 Step::Llm { completion },
                 json!({ "iteration": iteration }),
-            ))
+            ));
         }
-        Err(e) => e,
+        Err(e) => {
+            flush_tokens(db, run, &mut buffer);
+            e
+        }
     };
     let jitter = {
         let mut byte = [0u8; 1];

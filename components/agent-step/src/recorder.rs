@@ -1,6 +1,7 @@
 //! The one way a step's effects reach the database. A step is recorded by
 //! [`Recorder::record`] (one statement: SQL `record_step`, which fences on
-//! the lease first), or, with other writes, in [`Recorder::transact`]: one
+//! the lease first; [`Recorder::record_completing`] also ends the run in
+//! it), or, with other writes, in [`Recorder::transact`]: one
 //! transaction that first proves the caller's lease still holds, whose
 //! steps join the in-memory step list only once committed. A run ends by
 //! [`Recorder::finish`] (SQL `end_run`). A lost lease, or another worker's
@@ -14,7 +15,7 @@ use serde_json::Value;
 use synatra_db::runs::{self, Recorded, RunState, StepRecord};
 use synatra_db::{Db, DbError};
 use synatra_names::limits::renew_interval;
-use synatra_runs::{idempotency_key, project, Ending, Outcome, Step, WaitingFor};
+use synatra_runs::{idempotency_key, project, Ending, Outcome, RunStatus, Step, WaitingFor};
 
 /// An invocation's hold on one run: its lease, its recorded steps, and
 /// the time spent so far.
@@ -27,6 +28,8 @@ pub struct Recorder<'a> {
     last_fence: Instant,
     steps: Vec<Step>,
     cancel_requested: bool,
+    /// Events written with the next recorded step, before its own.
+    with_next_step: Vec<Value>,
 }
 
 /// Writes inside a fenced transaction; see [`Recorder::transact`].
@@ -45,16 +48,15 @@ impl Tx<'_> {
     pub fn step(&mut self, step: Step, input: &Value) -> Result<usize, DbError> {
         let seq = self.seq + self.recorded.len();
         // Fenced already: no active time to add.
-        write_step(
-            self.db,
-            self.run,
-            self.lease,
-            self.lease_secs,
-            0,
+        let write = StepWrite {
             seq,
-            &step,
+            step: &step,
             input,
-        )?;
+            spent_ms: 0,
+            events: Vec::new(),
+            end: None,
+        };
+        write.run(self.db, self.run, self.lease, self.lease_secs)?;
         self.recorded.push(step);
         Ok(seq)
     }
@@ -94,6 +96,7 @@ impl<'a> Recorder<'a> {
             started: Instant::now(),
             last_fence: Instant::now(),
             steps,
+            with_next_step: Vec::new(),
         }
     }
 
@@ -165,21 +168,46 @@ impl<'a> Recorder<'a> {
 
     /// Records one step: one statement, one commit.
     pub fn record(&mut self, step: Step, input: &Value) -> Result<(), DbError> {
-        let (seq, spent) = (self.steps.len(), self.spent_ms());
-        let recorded = write_step(
-            self.db,
-            &self.run,
-            self.lease,
-            self.lease_secs,
-            spent,
-            seq,
-            &step,
-            input,
-        );
-        self.last_fence = Instant::now();
-        self.cancel_requested = recorded.map_err(taken)? == Recorded::CancelRequested;
-        self.steps.push(step);
+        let recorded = self.write(step, input, None)?;
+        self.cancel_requested = recorded == Recorded::CancelRequested;
         Ok(())
+    }
+
+    /// Records the step that completes the run and ends it, in one
+    /// statement (it ends cancelled if someone asked it to stop meanwhile).
+    pub fn record_completing(&mut self, step: Step, input: &Value) -> Result<Outcome, DbError> {
+        match self.write(step, input, Some(RunStatus::Completed))? {
+            Recorded::Ended(RunStatus::Cancelled) => Ok(Outcome::Cancelled),
+            _ => Ok(Outcome::Completed),
+        }
+    }
+
+    /// Writes an event with the next recorded step (before the step's own
+    /// events and messages), saving a statement of its own.
+    pub fn event_with_next_step(&mut self, kind: &str, data: Value) {
+        self.with_next_step
+            .push(serde_json::json!({ "kind": kind, "data": data }));
+    }
+
+    fn write(
+        &mut self,
+        step: Step,
+        input: &Value,
+        end: Option<RunStatus>,
+    ) -> Result<Recorded, DbError> {
+        let write = StepWrite {
+            seq: self.steps.len(),
+            step: &step,
+            input,
+            spent_ms: self.spent_ms(),
+            events: std::mem::take(&mut self.with_next_step),
+            end,
+        };
+        let recorded = write.run(self.db, &self.run, self.lease, self.lease_secs);
+        self.last_fence = Instant::now();
+        let recorded = recorded.map_err(taken)?;
+        self.steps.push(step);
+        Ok(recorded)
     }
 
     /// Active time since the last fence.
@@ -240,32 +268,46 @@ fn taken(e: DbError) -> DbError {
     }
 }
 
-/// Records step `seq` with its projection (SQL `record_step`).
-#[allow(clippy::too_many_arguments)]
-fn write_step(
-    db: &Db,
-    run: &RunState,
-    lease: &str,
-    lease_secs: i32,
-    spent_ms: i64,
+/// One step to record with its projection (SQL `record_step`).
+struct StepWrite<'s> {
     seq: usize,
-    step: &Step,
-    input: &Value,
-) -> Result<Recorded, DbError> {
-    let output = serde_json::to_value(step).map_err(|e| DbError::Other(e.to_string()))?;
-    runs::record_step(
-        db,
-        &StepRecord {
-            run_id: &run.id,
-            lease,
-            lease_secs,
-            spent_ms,
-            seq: seq as i32,
-            kind: step.kind(),
-            idempotency_key: &idempotency_key(&run.id, seq),
-            input,
-            output: &output,
-            projection: &project(step, input),
-        },
-    )
+    step: &'s Step,
+    input: &'s Value,
+    /// Active time since the last fence.
+    spent_ms: i64,
+    /// Events written before the step's own.
+    events: Vec<Value>,
+    end: Option<RunStatus>,
+}
+
+impl StepWrite<'_> {
+    fn run(
+        self,
+        db: &Db,
+        run: &RunState,
+        lease: &str,
+        lease_secs: i32,
+    ) -> Result<Recorded, DbError> {
+        let output = serde_json::to_value(self.step).map_err(|e| DbError::Other(e.to_string()))?;
+        let mut projection = project(self.step, self.input);
+        if !self.events.is_empty() {
+            projection.events.splice(0..0, self.events);
+        }
+        runs::record_step(
+            db,
+            &StepRecord {
+                run_id: &run.id,
+                lease,
+                lease_secs,
+                spent_ms: self.spent_ms,
+                seq: self.seq as i32,
+                kind: self.step.kind(),
+                idempotency_key: &idempotency_key(&run.id, self.seq),
+                input: self.input,
+                output: &output,
+                projection: &projection,
+                end: self.end,
+            },
+        )
+    }
 }

@@ -118,6 +118,45 @@ pub fn create_run(db: &Db, r: &NewRun) -> DbResult<String> {
     .str("id")
 }
 
+/// Creates a thread with its first user message and the ready run that
+/// answers it (SQL `start_thread`, one statement); returns the thread's
+/// and the run's ids. The run's `thread_id` and `input_upto` are the new
+/// thread's and message's; it has no parent.
+pub fn start_thread(
+    db: &Db,
+    t: &NewThread,
+    message: &Value,
+    run: &FirstRun,
+) -> DbResult<(String, String)> {
+    let r = db.query_one(
+        "SELECT new_thread::text AS thread_id, new_run::text AS run_id
+         FROM start_thread($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        &[
+            uuid(t.org_id),
+            uuid(t.agent_id),
+            opt_uuid(t.channel_id),
+            opt_uuid(t.environment_id),
+            text(t.kind),
+            opt_text(t.subject),
+            opt_uuid(t.created_by),
+            jsonb(message),
+            opt_uuid(run.release_id),
+            jsonb(run.config),
+            opt_uuid(run.started_by),
+            opt_uuid(run.started_by_key),
+        ],
+    )?;
+    Ok((r.str("thread_id")?, r.str("run_id")?))
+}
+
+/// The run a new thread starts with (see [`start_thread`]).
+pub struct FirstRun<'a> {
+    pub release_id: Option<&'a str>,
+    pub config: &'a Value,
+    pub started_by: Option<&'a str>,
+    pub started_by_key: Option<&'a str>,
+}
+
 /// Sets a thread's status.
 pub fn set_thread_status(db: &Db, thread_id: &str, status: ThreadStatus) -> DbResult<()> {
     db.execute(
@@ -337,6 +376,9 @@ pub struct StepRecord<'a> {
     pub input: &'a Value,
     pub output: &'a Value,
     pub projection: &'a Projection,
+    /// The run ends with this status once the step is recorded (as
+    /// `cancelled` if someone asked it to stop), in the same statement.
+    pub end: Option<RunStatus>,
 }
 
 /// What recording a step found.
@@ -345,16 +387,19 @@ pub enum Recorded {
     Recorded,
     /// Recorded, and someone asked the run to stop.
     CancelRequested,
+    /// Recorded, and the run ended with this status (see [`StepRecord::end`]).
+    Ended(RunStatus),
 }
 
 /// Records a step in one statement (SQL `record_step`: fence, step,
-/// messages, events, usage, notification). [`DbError::LeaseLost`] when the
-/// lease is gone; a duplicate `(run_id, seq)` is a unique violation.
+/// events, messages, usage, notification, and the run's end when asked).
+/// [`DbError::LeaseLost`] when the lease is gone; a duplicate
+/// `(run_id, seq)` is a unique violation.
 pub fn record_step(db: &Db, s: &StepRecord) -> DbResult<Recorded> {
     let p = s.projection;
     let answer = db
         .query_one(
-            "SELECT record_step($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) AS answer",
+            "SELECT record_step($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) AS answer",
             &[
                 uuid(s.run_id),
                 text(s.lease),
@@ -369,9 +414,13 @@ pub fn record_step(db: &Db, s: &StepRecord) -> DbResult<Recorded> {
                 jsonb(&Value::from(p.events.clone())),
                 Int64(p.tokens_in),
                 Int64(p.tokens_out),
+                opt_text(s.end.map(RunStatus::as_str)),
             ],
         )?
         .str("answer")?;
+    if let Some(status) = answer.strip_prefix("ended ").and_then(RunStatus::parse) {
+        return Ok(Recorded::Ended(status));
+    }
     match answer.as_str() {
         "recorded" => Ok(Recorded::Recorded),
         "cancel_requested" => Ok(Recorded::CancelRequested),

@@ -40,6 +40,7 @@ pub const MIGRATIONS: &[(&str, &str)] = migrations![
     "0021_fair_claims.sql",
     "0022_allowed_model_urls.sql",
     "0023_org_slots.sql",
+    "0024_fewer_round_trips.sql",
 ];
 
 /// One migration file.

@@ -72,6 +72,23 @@ mod tests {
     }
 
     #[test]
+    fn a_step_completes_the_run_exactly_when_the_next_action_is_complete() {
+        let limits = Limits::default();
+        let history = [llm("", &[("a", "t")]), tool("a")];
+        for step in [
+            llm("done", &[]),
+            llm("", &[]),
+            llm("", &[("b", "t")]),
+            tool("a"),
+        ] {
+            let mut steps = history.to_vec();
+            steps.push(step.clone());
+            let complete = matches!(next_action(&limits, &steps), Action::Complete { .. });
+            assert_eq!(plan::completes(&step), complete, "{step:?}");
+        }
+    }
+
+    #[test]
     fn a_run_alternates_model_turns_and_tool_calls_until_an_answer() {
         let limits = Limits::default();
         let mut steps = vec![];

@@ -29,6 +29,12 @@ pub enum Action {
     Fail { error: String },
 }
 
+/// Whether recording `step` completes the run: a model turn without tool
+/// calls (what [`next_action`] then answers with [`Action::Complete`]).
+pub fn completes(step: &Step) -> bool {
+    matches!(step, Step::Llm { completion } if completion.tool_calls.is_empty())
+}
+
 /// Decides the next action from the recorded steps alone.
 pub fn next_action(limits: &Limits, steps: &[Step]) -> Action {
     let iterations = steps

@@ -20,12 +20,11 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{
-    PgArguments, PgConnectOptions, PgDatabaseError, PgPoolOptions, PgRow, PgStatement, PgTypeInfo,
+    PgArguments, PgConnectOptions, PgDatabaseError, PgRow, PgStatement, PgTypeInfo,
 };
 use sqlx::{Arguments, Column, Executor, PgPool, Postgres, Row, Statement, TypeInfo};
 use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
@@ -89,8 +88,19 @@ impl Factor for PostgresFactor {
 
 /// Pools shared by all instances of the application, one per address.
 pub struct PgPools {
-    pools: Mutex<HashMap<String, PgPool>>,
+    pools: Mutex<HashMap<String, Target>>,
     max_connections: u32,
+}
+
+/// An address as first parsed: its pool, or why it is refused.
+#[derive(Clone)]
+enum Target {
+    Pool {
+        host: String,
+        port: u16,
+        pool: PgPool,
+    },
+    Refused(String),
 }
 
 impl PgPools {
@@ -102,20 +112,27 @@ impl PgPools {
         }
     }
 
-    fn pool(&self, address: &str, options: PgConnectOptions) -> PgPool {
+    /// What `address` reaches; parsed once, then looked up (parsing reads
+    /// the environment and the user database for defaults).
+    fn target(&self, address: &str) -> Target {
         let mut pools = self.pools.lock().expect("pool registry poisoned");
-        pools
-            .entry(address.to_string())
-            .or_insert_with(|| {
-                PgPoolOptions::new()
-                    .max_connections(self.max_connections)
-                    // Under load a request waits its turn for a connection
-                    // rather than failing; only a database that stays
-                    // unreachable this long answers 503.
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect_lazy_with(options)
-            })
-            .clone()
+        if let Some(target) = pools.get(address) {
+            return target.clone();
+        }
+        let target = match PgConnectOptions::from_str(address) {
+            Err(e) => Target::Refused(format!("invalid address: {e}")),
+            Ok(options) => match refused_address(address, &options) {
+                Some(why) => Target::Refused(why),
+                None => Target::Pool {
+                    host: options.get_host().to_string(),
+                    port: options.get_port(),
+                    pool: crate::database::pool_options(self.max_connections)
+                        .connect_lazy_with(options),
+                },
+            },
+        };
+        pools.insert(address.to_string(), target.clone());
+        target
     }
 }
 
@@ -187,25 +204,16 @@ impl HostConnection for PostgresInstance {
         &mut self,
         address: String,
     ) -> wasmtime::Result<Result<Resource<PgConnection>, Error>> {
-        let options = match PgConnectOptions::from_str(&address) {
-            Ok(o) => o,
-            Err(e) => {
-                return Ok(Err(Error::ConnectionFailed(format!(
-                    "invalid address: {e}"
-                ))))
-            }
+        let (host, port, pool) = match self.pools.target(&address) {
+            Target::Pool { host, port, pool } => (host, port, pool),
+            Target::Refused(why) => return Ok(Err(Error::ConnectionFailed(why))),
         };
-        if let Some(why) = refused_address(&address, &options) {
-            return Ok(Err(Error::ConnectionFailed(why)));
-        }
-        let (host, port) = (options.get_host().to_string(), options.get_port());
         if !self.allowed_hosts.allows("postgres", &host, Some(port)) {
             return Ok(Err(Error::ConnectionFailed(format!(
                 "postgres://{host}:{port} is not in allowed_outbound_hosts of component `{}`",
                 self.component
             ))));
         }
-        let pool = self.pools.pool(&address, options);
         let conn = match pool.acquire().await {
             Ok(c) => c,
             Err(e) => return Ok(Err(Error::ConnectionFailed(e.to_string()))),

@@ -5,7 +5,7 @@
 use serde_json::json;
 use synatra_agents::AgentConfig;
 use synatra_authz::Role;
-use synatra_db::runs::{self, NewRun, NewThread, ThreadFilter};
+use synatra_db::runs::{self, FirstRun, NewRun, NewThread, ThreadFilter};
 use synatra_runs::ThreadStatus;
 
 use crate::auth::Principal;
@@ -90,35 +90,39 @@ pub fn create(ctx: &OrgCtx) -> ApiResult<Reply> {
         .ok_or_else(|| ApiError::not_found("environment"))?;
     let (release_id, config) = run_config(ctx, &agent_id, kind == "playground")?;
     let created_by = ctx.principal()?.user_id().ok().map(str::to_string);
-    let (thread_id, run_id) = ctx.db.transaction(|db| -> ApiResult<_> {
-        let thread_id = runs::create_thread(
-            db,
-            &NewThread {
-                org_id: &org.id,
-                agent_id: &agent_id,
-                channel_id: Some(&channel_id),
-                environment_id: Some(&environment_id),
-                kind: &kind,
-                subject: subject.as_deref(),
-                created_by: created_by.as_deref(),
-            },
-        )?;
-        let run_id = start_run(
-            ctx,
-            db,
-            &thread_id,
-            &agent_id,
-            release_id.as_deref(),
-            &config,
-            &message,
-        )?;
-        Ok((thread_id, run_id))
-    })?;
+    let (started_by, started_by_key) = starter(ctx)?;
+    let (thread_id, run_id) = runs::start_thread(
+        ctx.db,
+        &NewThread {
+            org_id: &org.id,
+            agent_id: &agent_id,
+            channel_id: Some(&channel_id),
+            environment_id: Some(&environment_id),
+            kind: &kind,
+            subject: subject.as_deref(),
+            created_by: created_by.as_deref(),
+        },
+        &json!({ "text": message }),
+        &FirstRun {
+            release_id: release_id.as_deref(),
+            config: &config,
+            started_by,
+            started_by_key,
+        },
+    )?;
     let thread = runs::thread(ctx.db, &org.id, &thread_id)?
         .ok_or_else(|| ApiError::internal("the new thread is missing"))?;
     Ok(Reply::created(
         json!({ "thread": views::thread(&thread), "run_id": run_id }),
     ))
+}
+
+/// Who starts a run: the signed-in person, or the API key.
+fn starter<'c>(ctx: &'c OrgCtx) -> ApiResult<(Option<&'c str>, Option<&'c str>)> {
+    Ok(match ctx.principal()? {
+        Principal::Session { user_id, .. } => (Some(user_id.as_str()), None),
+        Principal::ApiKey { key_id, .. } => (None, Some(key_id.as_str())),
+    })
 }
 
 fn start_run(
@@ -131,10 +135,7 @@ fn start_run(
     message: &str,
 ) -> ApiResult<String> {
     let message_id = runs::add_message(db, thread_id, None, "user", &json!({ "text": message }))?;
-    let (user, key) = match ctx.principal()? {
-        Principal::Session { user_id, .. } => (Some(user_id.as_str()), None),
-        Principal::ApiKey { key_id, .. } => (None, Some(key_id.as_str())),
-    };
+    let (user, key) = starter(ctx)?;
     Ok(runs::create_run(
         db,
         &NewRun {
