@@ -42,7 +42,8 @@ const MEASURE: Duration = Duration::from_secs(5);
 const INSTANTIATIONS: usize = 3000;
 
 fn main() -> Result<()> {
-    // `SYNATRA_BENCH=runs` (or `load`) `make bench` measures that alone.
+    // `SYNATRA_BENCH=runs` (or `load`) `make bench` measures that alone;
+    // `steps`, the durable steps/s of `runs` alone.
     let only = std::env::var("SYNATRA_BENCH").unwrap_or_default();
     let all = only.is_empty();
     if all {
@@ -50,6 +51,10 @@ fn main() -> Result<()> {
     }
     if all || only == "runs" {
         durable_runs()?;
+    }
+    if only == "steps" {
+        println!();
+        print_rounds(&runs::measure_rounds()?);
     }
     if all {
         tool_calls()?;
@@ -164,6 +169,26 @@ fn durable_runs() -> Result<()> {
         r.single_insert_us,
         r.record_us / r.single_insert_us
     );
+    print_rounds(&r.rounds);
+    println!(
+        "host RSS idle: {} KiB; with 10,000 runs waiting: {} KiB; ratio {:.3}x",
+        r.rss_idle_kib,
+        r.rss_waiting_kib,
+        r.rss_waiting_kib as f64 / r.rss_idle_kib as f64
+    );
+    println!(
+        "reply → run resumed (message POST until the provider sees the request): p50 {:.1} ms, p99 {:.1} ms",
+        r.resume_p50_ms, r.resume_p99_ms
+    );
+    println!(
+        "approval → run resumed (approve POST until the provider sees the tool's result): p50 {:.1} ms, p99 {:.1} ms",
+        r.approval_p50_ms, r.approval_p99_ms
+    );
+    Ok(())
+}
+
+/// Steps/s, the breakdown at one run and the runs' timelines.
+fn print_rounds(r: &runs::Rounds) {
     println!("where a step's time goes at 1 concurrent run (an instance's time includes the calls it waits on):");
     for s in &r.breakdown {
         println!(
@@ -193,21 +218,6 @@ fn durable_runs() -> Result<()> {
             s / base
         );
     }
-    println!(
-        "host RSS idle: {} KiB; with 10,000 runs waiting: {} KiB; ratio {:.3}x",
-        r.rss_idle_kib,
-        r.rss_waiting_kib,
-        r.rss_waiting_kib as f64 / r.rss_idle_kib as f64
-    );
-    println!(
-        "reply → run resumed (message POST until the provider sees the request): p50 {:.1} ms, p99 {:.1} ms",
-        r.resume_p50_ms, r.resume_p99_ms
-    );
-    println!(
-        "approval → run resumed (approve POST until the provider sees the tool's result): p50 {:.1} ms, p99 {:.1} ms",
-        r.approval_p50_ms, r.approval_p99_ms
-    );
-    Ok(())
 }
 
 /// Section 4.

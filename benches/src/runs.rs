@@ -17,22 +17,27 @@ use serde_json::json;
 use sqlx::{Connection, PgConnection};
 use synatra_tests::fake_llm::{tool_results, Answer, FakeLlm};
 use synatra_tests::psql;
-use synatra_tests::runs::{config_for_fakes, publish, start_on, start_thread, wait_for};
+use synatra_tests::runs::{config_for_fakes, publish, start_on, start_thread, wait_for, App};
 
 use crate::{percentile, step};
 
 /// Measured figures.
 pub struct RunFigures {
+    pub rounds: Rounds,
     pub record_us: f64,
     pub bare_insert_us: f64,
     pub single_insert_us: f64,
-    pub steps_per_s: Vec<(usize, f64)>,
     pub rss_idle_kib: u64,
     pub rss_waiting_kib: u64,
     pub resume_p50_ms: f64,
     pub resume_p99_ms: f64,
     pub approval_p50_ms: f64,
     pub approval_p99_ms: f64,
+}
+
+/// Durable steps/s end to end, and where the time goes.
+pub struct Rounds {
+    pub steps_per_s: Vec<(usize, f64)>,
     /// Where a step's time goes at concurrency 1, per component.
     pub breakdown: Vec<ComponentShare>,
     /// A run's timeline at each concurrency: mean ms from its creation to
@@ -129,8 +134,9 @@ fn rss_kib(pid: u32) -> Result<u64> {
         .context("no VmRSS")
 }
 
-/// Runs every durable-run benchmark.
-pub fn measure() -> Result<RunFigures> {
+/// The fake provider and the host every durable-run benchmark uses, with the
+/// `bench` agent published.
+fn setup() -> (FakeLlm, App) {
     // Each run: one tool call, then an answer: three recorded steps.
     let fake = FakeLlm::start_instant(|body| {
         if tool_results(body) == 0 {
@@ -147,14 +153,24 @@ pub fn measure() -> Result<RunFigures> {
     let config = config_for_fakes()
         .env("SYNATRA_DISPATCHER_WORKERS", "16")
         .env("RUST_LOG", "warn");
-    let mut app = start_on(&config);
+    let app = start_on(&config);
     let agent = json!({
         "model": { "provider": "openai", "model": "bench", "base_url": fake.base_url() },
         "tools": ["add_numbers"],
         "limits": { "max_iterations": 100 },
     });
     publish(&app, "bench", &agent);
+    (fake, app)
+}
 
+/// Steps/s alone (`SYNATRA_BENCH=steps`).
+pub fn measure_rounds() -> Result<Rounds> {
+    let (_fake, app) = setup();
+    rounds(&app)
+}
+
+/// Durable steps/s at 1, 8 and 64 concurrent runs.
+fn rounds(app: &App) -> Result<Rounds> {
     step("durable steps/s end to end (1, 8, 64 concurrent runs)");
     let db = app.host.database_url.clone();
     // One connection for the rounds' marks: a psql process per query cost
@@ -179,7 +195,6 @@ pub fn measure() -> Result<RunFigures> {
             let ids: Vec<String> = std::thread::scope(|s| {
                 let started: Vec<_> = (0..clients)
                     .map(|c| {
-                        let app = &app;
                         s.spawn(move || {
                             (c..concurrency)
                                 .step_by(clients)
@@ -210,6 +225,18 @@ pub fn measure() -> Result<RunFigures> {
         }
         timeline_ms.push((concurrency, timeline(&mut marks, &phase)?));
     }
+    Ok(Rounds {
+        steps_per_s,
+        breakdown,
+        timeline_ms,
+    })
+}
+
+/// Runs every durable-run benchmark.
+pub fn measure() -> Result<RunFigures> {
+    let (fake, mut app) = setup();
+    let rounds = rounds(&app)?;
+    let db = app.host.database_url.clone();
 
     step("reply → run resumed latency");
     let id = start_thread(&app, "bench", "add", "normal");
@@ -287,18 +314,16 @@ pub fn measure() -> Result<RunFigures> {
     let (record_us, bare_insert_us, single_insert_us) = rt.block_on(record_cost(&db, &id))?;
 
     Ok(RunFigures {
+        rounds,
         record_us,
         bare_insert_us,
         single_insert_us,
-        steps_per_s,
         rss_idle_kib,
         rss_waiting_kib,
         resume_p50_ms: percentile(&latencies, 0.5) / 1000.0,
         resume_p99_ms: percentile(&latencies, 0.99) / 1000.0,
         approval_p50_ms: percentile(&approvals, 0.5) / 1000.0,
         approval_p99_ms: percentile(&approvals, 0.99) / 1000.0,
-        breakdown,
-        timeline_ms,
     })
 }
 

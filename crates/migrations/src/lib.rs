@@ -41,6 +41,7 @@ pub const MIGRATIONS: &[(&str, &str)] = migrations![
     "0022_allowed_model_urls.sql",
     "0023_org_slots.sql",
     "0024_fewer_round_trips.sql",
+    "0025_cheaper_claims.sql",
 ];
 
 /// One migration file.
