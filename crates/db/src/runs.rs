@@ -3,7 +3,7 @@
 //! component (which advances them).
 
 use serde_json::Value;
-use spin_sdk::pg4::ParameterValue::{Boolean, DbNull, Int32, Int64};
+use spin_sdk::pg4::ParameterValue::{self, Boolean, DbNull, Int32, Int64};
 use synatra_runs::projection::Projection;
 use synatra_runs::{Ending, RunStatus, ThreadStatus};
 
@@ -32,17 +32,24 @@ pub fn create_thread(db: &Db, t: &NewThread) -> DbResult<String> {
         .query_one(
             "INSERT INTO threads (org_id, agent_id, channel_id, environment_id, kind, subject, created_by)
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-            &[
-                uuid(t.org_id),
-                uuid(t.agent_id),
-                opt_uuid(t.channel_id),
-                opt_uuid(t.environment_id),
-                text(t.kind),
-                opt_text(t.subject),
-                opt_uuid(t.created_by),
-            ],
+            &t.params(),
         )?
         .str("id")
+}
+
+impl NewThread<'_> {
+    /// The thread's fields as statement parameters, in column order.
+    fn params(&self) -> Vec<ParameterValue> {
+        vec![
+            uuid(self.org_id),
+            uuid(self.agent_id),
+            opt_uuid(self.channel_id),
+            opt_uuid(self.environment_id),
+            text(self.kind),
+            opt_text(self.subject),
+            opt_uuid(self.created_by),
+        ]
+    }
 }
 
 /// Appends a message to a thread with the `message` event announcing it
@@ -132,19 +139,16 @@ pub fn start_thread(
         "SELECT new_thread::text AS thread_id, new_run::text AS run_id
          FROM start_thread($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         &[
-            uuid(t.org_id),
-            uuid(t.agent_id),
-            opt_uuid(t.channel_id),
-            opt_uuid(t.environment_id),
-            text(t.kind),
-            opt_text(t.subject),
-            opt_uuid(t.created_by),
-            jsonb(message),
-            opt_uuid(run.release_id),
-            jsonb(run.config),
-            opt_uuid(run.started_by),
-            opt_uuid(run.started_by_key),
-        ],
+            t.params(),
+            vec![
+                jsonb(message),
+                opt_uuid(run.release_id),
+                jsonb(run.config),
+                opt_uuid(run.started_by),
+                opt_uuid(run.started_by_key),
+            ],
+        ]
+        .concat(),
     )?;
     Ok((r.str("thread_id")?, r.str("run_id")?))
 }
