@@ -610,3 +610,51 @@ fn read_all(c: &synatra_tests::Client, path: &str) -> (u16, Vec<String>) {
     });
     (status, seen)
 }
+
+#[test]
+fn the_answer_that_completes_a_run_ends_it_in_the_same_statement() {
+    let fake = FakeLlm::start(vec![Answer::Text("done".into())]);
+    let app = start();
+    publish(&app, "short", &agent_config(&fake, "m", json!({})));
+    let id = start_thread(&app, "short", "hi", "normal");
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "completed", "{t:#}");
+    let db = &app.host.database_url;
+    // The answer's last streamed text, its message and the run's end, in
+    // that order, after the user's message and the run's start.
+    let kinds = psql(
+        db,
+        &format!("SELECT string_agg(kind || coalesce(':' || (data->>'status'), ''), ',' ORDER BY id) FROM run_events WHERE thread_id = '{id}'"),
+    );
+    assert_eq!(kinds, "message,run:ready,token,message,run:completed");
+    let run = t["runs"][0]["id"].as_str().unwrap().to_string();
+    let steps = |run: &str| {
+        psql(
+            db,
+            &format!("SELECT count(*) FROM run_steps WHERE run_id = '{run}'"),
+        )
+    };
+    assert_eq!(steps(&run), "1");
+
+    // The same statement, on a run someone asked to stop meanwhile: the
+    // step is recorded and the run ends cancelled, as the loop would end it.
+    psql(
+        db,
+        &format!("UPDATE runs SET status = 'ready', lease_owner = 'test', lease_expires_at = now() + interval '1 hour', cancel_requested = true WHERE id = '{run}'"),
+    );
+    let record = |lease: &str, seq: i32| {
+        psql(
+            db,
+            &format!("SELECT record_step('{run}', '{lease}', 30, 0, {seq}, 'llm', '{run}:{seq}', '{{}}', '{{}}', '[]', '[]', 0, 0, 'completed')"),
+        )
+    };
+    assert_eq!(record("another", 1), "lease_lost");
+    assert_eq!(steps(&run), "1", "a lost lease records nothing");
+    assert_eq!(record("test", 1), "ended cancelled");
+    assert_eq!(steps(&run), "2");
+    let ended = psql(
+        db,
+        &format!("SELECT r.status || ',' || (r.lease_owner IS NULL) || ',' || t.status FROM runs r JOIN threads t ON t.id = r.thread_id WHERE r.id = '{run}'"),
+    );
+    assert_eq!(ended, "cancelled,true,cancelled");
+}
