@@ -88,19 +88,16 @@ impl Factor for PostgresFactor {
 
 /// Pools shared by all instances of the application, one per address.
 pub struct PgPools {
-    pools: Mutex<HashMap<String, Target>>,
+    pools: Mutex<HashMap<String, Kept>>,
     max_connections: u32,
 }
 
-/// An address as first parsed: its pool, or why it is refused.
+/// A pool with the host and port its address names.
 #[derive(Clone)]
-enum Target {
-    Pool {
-        host: String,
-        port: u16,
-        pool: PgPool,
-    },
-    Refused(String),
+struct Kept {
+    host: String,
+    port: u16,
+    pool: PgPool,
 }
 
 impl PgPools {
@@ -112,27 +109,39 @@ impl PgPools {
         }
     }
 
-    /// What `address` reaches; parsed once, then looked up (parsing reads
-    /// the environment and the user database for defaults).
-    fn target(&self, address: &str) -> Target {
-        let mut pools = self.pools.lock().expect("pool registry poisoned");
-        if let Some(target) = pools.get(address) {
-            return target.clone();
+    /// The pool for `address` if `check` allows its host and port (else
+    /// `check`'s reason). An address is parsed on its first use only
+    /// (parsing reads the environment and the user database for
+    /// defaults); a refused one is never kept.
+    fn pool(
+        &self,
+        address: &str,
+        check: impl Fn(&str, u16) -> Result<(), String>,
+    ) -> Result<PgPool, String> {
+        let kept = self
+            .pools
+            .lock()
+            .expect("pool registry poisoned")
+            .get(address)
+            .cloned();
+        if let Some(k) = kept {
+            check(&k.host, k.port)?;
+            return Ok(k.pool);
         }
-        let target = match PgConnectOptions::from_str(address) {
-            Err(e) => Target::Refused(format!("invalid address: {e}")),
-            Ok(options) => match refused_address(address, &options) {
-                Some(why) => Target::Refused(why),
-                None => Target::Pool {
-                    host: options.get_host().to_string(),
-                    port: options.get_port(),
-                    pool: crate::database::pool_options(self.max_connections)
-                        .connect_lazy_with(options),
-                },
-            },
-        };
-        pools.insert(address.to_string(), target.clone());
-        target
+        let options =
+            PgConnectOptions::from_str(address).map_err(|e| format!("invalid address: {e}"))?;
+        if let Some(why) = refused_address(address, &options) {
+            return Err(why);
+        }
+        let (host, port) = (options.get_host().to_string(), options.get_port());
+        check(&host, port)?;
+        let mut pools = self.pools.lock().expect("pool registry poisoned");
+        let kept = pools.entry(address.to_string()).or_insert_with(|| Kept {
+            host,
+            port,
+            pool: crate::database::pool_options(self.max_connections).connect_lazy_with(options),
+        });
+        Ok(kept.pool.clone())
     }
 }
 
@@ -204,16 +213,20 @@ impl HostConnection for PostgresInstance {
         &mut self,
         address: String,
     ) -> wasmtime::Result<Result<Resource<PgConnection>, Error>> {
-        let (host, port, pool) = match self.pools.target(&address) {
-            Target::Pool { host, port, pool } => (host, port, pool),
-            Target::Refused(why) => return Ok(Err(Error::ConnectionFailed(why))),
+        let component = &self.component;
+        let allowed_hosts = &self.allowed_hosts;
+        let pool = match self.pools.pool(&address, |host, port| {
+            if allowed_hosts.allows("postgres", host, Some(port)) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "postgres://{host}:{port} is not in allowed_outbound_hosts of component `{component}`"
+                ))
+            }
+        }) {
+            Ok(pool) => pool,
+            Err(why) => return Ok(Err(Error::ConnectionFailed(why))),
         };
-        if !self.allowed_hosts.allows("postgres", &host, Some(port)) {
-            return Ok(Err(Error::ConnectionFailed(format!(
-                "postgres://{host}:{port} is not in allowed_outbound_hosts of component `{}`",
-                self.component
-            ))));
-        }
         let conn = match pool.acquire().await {
             Ok(c) => c,
             Err(e) => return Ok(Err(Error::ConnectionFailed(e.to_string()))),
