@@ -2,12 +2,17 @@
 //! formats through the gateway, provider keys, and what a provider's errors
 //! (429 with Retry-After, 5xx, broken or malformed streams, 4xx) do to a run.
 
+use std::io::Write;
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use synatra_tests::fake_llm::{Answer, FakeLlm};
 use synatra_tests::runs::{
-    agent_config, kinds, publish, sse_events, start, start_thread, wait_for,
+    agent_config, config_for_fakes, kinds, publish, sse_events, start, start_on, start_thread,
+    wait_for,
 };
 
 #[test]
@@ -100,37 +105,118 @@ fn a_persistent_failure_fails_the_run_with_a_clear_error() {
     assert_eq!(fake.calls(), 1);
 }
 
+/// Publishes an `openai-compatible` agent calling `base_url` (no key goes
+/// there), starts a thread and returns the run's error.
+fn run_error(app: &synatra_tests::runs::App, slug: &str, base_url: &str) -> String {
+    let config =
+        json!({ "model": { "provider": "openai-compatible", "model": "m", "base_url": base_url } });
+    publish(app, slug, &config);
+    let id = start_thread(app, slug, "hi", "normal");
+    let t = wait_for(app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "failed", "{t:#}");
+    t["runs"][0]["error"].as_str().unwrap().to_string()
+}
+
+/// A local port with nothing listening on it.
+fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
 /// A provider the gateway cannot reach fails the run saying why: a host it
 /// may not call at once, naming the setting; a refused connection after
 /// its retries (it may be a server restarting).
 #[test]
 fn unreachable_providers_fail_saying_what_happened_and_only_passing_failures_retry() {
     let app = start();
-    let fails_with = |slug: &str, base_url: &str| -> String {
-        let config = json!({ "model": { "provider": "openai-compatible", "model": "m", "base_url": base_url } });
-        publish(&app, slug, &config);
-        let id = start_thread(&app, slug, "hi", "normal");
-        let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
-        assert_eq!(t["status"], "failed", "{t:#}");
-        t["runs"][0]["error"].as_str().unwrap().to_string()
-    };
     // `localhost` is not `127.0.0.1`, the only local host the tests allow.
-    let denied = fails_with("denied", "http://localhost:9/v1");
+    let denied = run_error(&app, "denied", "http://localhost:9/v1");
     assert!(
         denied.starts_with("model call failed: the gateway may not connect to localhost:9")
             && denied.contains("LOCAL_LLM_HOST (now `127.0.0.1:*`"),
         "{denied}"
     );
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let refused = fails_with("refused", &format!("http://127.0.0.1:{port}/v1"));
+    let port = closed_port();
+    let refused = run_error(&app, "refused", &format!("http://127.0.0.1:{port}/v1"));
     assert!(
         refused.starts_with(&format!(
             "model call failed after 5 retries: connection to 127.0.0.1:{port} refused"
         )),
         "{refused}"
+    );
+}
+
+/// A server on a free port that accepts connections and counts them; with
+/// `answer` it writes that and closes, without it it never says a word.
+fn counting_server(answer: Option<&'static [u8]>) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        let mut silent = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            count.fetch_add(1, Ordering::SeqCst);
+            match answer {
+                Some(bytes) => {
+                    let _ = stream.write_all(bytes);
+                }
+                None => silent.push(stream),
+            }
+        }
+    });
+    (port, accepted)
+}
+
+/// The other ways a provider can be out of reach each say what happened,
+/// and only a passing one is retried: a host name that does not resolve and
+/// TLS with a plain-http server fail at once; a server that accepts and
+/// never answers times out (the manifest's `outbound_timeout_ms` for the
+/// gateway, here 300 ms) and is retried.
+#[test]
+fn unresolvable_hosts_tls_failures_and_silent_servers_each_say_what_happened() {
+    let config = config_for_fakes().env("LOCAL_LLM_HOST", "*:*");
+    let manifest = std::fs::read_to_string(&config.manifest).unwrap();
+    let timeout = "outbound_timeout_ms = 120000";
+    assert!(
+        manifest.contains(timeout),
+        "the gateway's model-call timeout"
+    );
+    let manifest = manifest.replace(timeout, "outbound_timeout_ms = 300");
+    std::fs::write(&config.manifest, manifest).unwrap();
+    let app = start_on(&config);
+
+    let unresolved = run_error(&app, "dns", "http://no-such-host.invalid/v1");
+    assert_eq!(
+        unresolved,
+        "model call failed: cannot resolve no-such-host.invalid: check the base URL's host name"
+    );
+
+    let (port, accepted) = counting_server(Some(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"));
+    let tls = run_error(&app, "tls", &format!("https://127.0.0.1:{port}/v1"));
+    assert!(
+        tls.starts_with(&format!(
+            "model call failed: TLS with 127.0.0.1:{port} failed"
+        )) && tls.contains("check that the URL's scheme (https or http) matches the server"),
+        "{tls}"
+    );
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "a TLS failure is not retried"
+    );
+
+    let (port, accepted) = counting_server(None);
+    let silent = run_error(&app, "silent", &format!("http://127.0.0.1:{port}/v1"));
+    assert_eq!(
+        silent,
+        format!("model call failed after 5 retries: 127.0.0.1:{port} did not answer in time")
+    );
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        6,
+        "the first call and five retries"
     );
 }
 

@@ -536,8 +536,8 @@ fn an_agent_with_threads_is_archived_never_deleted() {
 }
 
 /// Claiming takes turns between orgs and no org may hold every worker:
-/// with 4 workers (3 runs per org at most), six hour-long runs of one org
-/// leave a worker for another org's new run.
+/// with 4 workers (3 runs per org at most), a hundred hour-long runs of one
+/// org leave a worker for another org's new run.
 #[test]
 fn one_orgs_long_runs_never_hold_every_worker() {
     let slow = FakeLlm::start_with(|_| {
@@ -549,7 +549,7 @@ fn one_orgs_long_runs_never_hold_every_worker() {
     let fast = FakeLlm::start(vec![Answer::Text("here".into())]);
     let app = start_on(&config_for_fakes().env("SYNATRA_DISPATCHER_WORKERS", "4"));
     publish(&app, "slow", &agent_config(&slow, "m", json!({})));
-    for _ in 0..6 {
+    for _ in 0..100 {
         start_thread(&app, "slow", "take your time", "normal");
     }
     slow.wait_for_calls(3);
