@@ -1,7 +1,9 @@
 //! A local fake LLM provider speaking the real wire formats of OpenAI Chat
 //! Completions, Anthropic Messages and Google Gemini `streamGenerateContent`
 //! (SSE streaming, tool calls, usage, error bodies, Retry-After), with a
-//! script of answers (or a responder) and a log of every request.
+//! script of answers (or a responder) and a log of every request. Like the
+//! real providers it keeps connections alive (streams are chunked), so
+//! connection reuse is observable (`connections`).
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -59,6 +61,8 @@ struct State {
     received: Vec<Received>,
     /// Pause after each streamed chunk, so streaming is observable.
     chunk_gap: Duration,
+    /// TCP connections accepted.
+    connections: usize,
 }
 
 impl Default for State {
@@ -68,6 +72,7 @@ impl Default for State {
             responder: None,
             received: Vec::new(),
             chunk_gap: Duration::from_millis(2),
+            connections: 0,
         }
     }
 }
@@ -76,11 +81,20 @@ impl Default for State {
 struct Out {
     stream: TcpStream,
     gap: Duration,
+    /// Whether writes are framed as HTTP/1.1 chunks (a stream's body).
+    chunked: bool,
 }
 
 impl Write for Out {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.stream.write(buf)
+        if !self.chunked || buf.is_empty() {
+            return self.stream.write(buf);
+        }
+        let mut framed = format!("{:x}\r\n", buf.len()).into_bytes();
+        framed.extend_from_slice(buf);
+        framed.extend_from_slice(b"\r\n");
+        self.stream.write_all(&framed)?;
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -129,6 +143,7 @@ impl FakeLlm {
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let state = shared.clone();
+                state.lock().unwrap().connections += 1;
                 std::thread::spawn(move || {
                     let _ = serve(stream, &state);
                 });
@@ -160,6 +175,12 @@ impl FakeLlm {
             .collect()
     }
 
+    /// TCP connections accepted so far (a kept-alive connection serves
+    /// several requests).
+    pub fn connections(&self) -> usize {
+        self.state.lock().unwrap().connections
+    }
+
     /// Number of requests received.
     pub fn calls(&self) -> usize {
         self.state.lock().unwrap().received.len()
@@ -185,15 +206,32 @@ impl FakeLlm {
     }
 }
 
+/// Serves the requests of one connection until the client closes it or an
+/// answer cuts it.
 fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
-    let gap = state.lock().unwrap().chunk_gap;
+    // As a provider would: a streamed chunk goes out at once (without it,
+    // Nagle's algorithm holds a chunk until the previous one is acknowledged).
+    stream.set_nodelay(true)?;
     let mut reader = BufReader::new(stream.try_clone()?);
+    while serve_one(&mut reader, &stream, state)? {}
+    Ok(())
+}
+
+/// Serves one request; whether the connection stays open for another.
+fn serve_one(
+    reader: &mut BufReader<TcpStream>,
+    stream: &TcpStream,
+    state: &Mutex<State>,
+) -> std::io::Result<bool> {
+    let gap = state.lock().unwrap().chunk_gap;
     let mut length = 0usize;
     let mut chunked = false;
     let mut authorization = None;
     let mut headers = Vec::new();
     let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
+    if reader.read_line(&mut request_line)? == 0 {
+        return Ok(false);
+    }
     loop {
         let mut line = String::new();
         reader.read_line(&mut line)?;
@@ -212,7 +250,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         }
     }
     let body = if chunked {
-        read_chunked(&mut reader)?
+        read_chunked(reader)?
     } else {
         let mut body = vec![0u8; length];
         reader.read_exact(&mut body)?;
@@ -235,7 +273,11 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         });
         answer
     };
-    let mut out = Out { stream, gap };
+    let mut out = Out {
+        stream: stream.try_clone()?,
+        gap,
+        chunked: false,
+    };
     let wire = if request_line.starts_with("POST /v1/chat/completions") {
         Wire::OpenAi
     } else if request_line.starts_with("POST /v1/messages") {
@@ -245,11 +287,31 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     {
         Wire::Google
     } else {
-        return respond_status(&mut out, 404, None, "unknown endpoint");
+        respond_status(&mut out, 404, None, "unknown endpoint")?;
+        return Ok(true);
     };
+    let Some(answer) = answer else {
+        respond_status(&mut out, 500, None, "the fake has no scripted answer left")?;
+        return Ok(true);
+    };
+    let cut = cuts_the_connection(&answer);
+    answer_with(&mut out, wire, answer)?;
+    if cut {
+        return Ok(false);
+    }
+    if out.chunked {
+        out.chunked = false;
+        out.write_all(b"0\r\n\r\n")?;
+    }
+    Ok(true)
+}
+
+/// Whether `answer` ends by closing the connection mid-body.
+fn cuts_the_connection(answer: &Answer) -> bool {
     match answer {
-        Some(a) => answer_with(&mut out, wire, a),
-        None => respond_status(&mut out, 500, None, "the fake has no scripted answer left"),
+        Answer::Truncated => true,
+        Answer::Delayed(_, inner) => cuts_the_connection(inner),
+        _ => false,
     }
 }
 
@@ -478,17 +540,20 @@ fn respond_status(
         .unwrap_or_default();
     write!(
         out,
-        "HTTP/1.1 {status} Scripted\r\ncontent-type: application/json\r\n{retry}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status} Scripted\r\ncontent-type: application/json\r\n{retry}content-length: {}\r\n\r\n{body}",
         body.len()
     )
 }
 
 fn start_stream(out: &mut Out) -> std::io::Result<()> {
-    out.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n")
+    out.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n")?;
+    out.chunked = true;
+    Ok(())
 }
 
 fn chunk(out: &mut Out, value: Value) -> std::io::Result<()> {
-    write!(out, "data: {value}\n\n")?;
+    // One write, so one HTTP chunk per event.
+    out.write_all(format!("data: {value}\n\n").as_bytes())?;
     out.flush()?;
     if !out.gap.is_zero() {
         std::thread::sleep(out.gap);

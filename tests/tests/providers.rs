@@ -220,6 +220,41 @@ fn unresolvable_hosts_tls_failures_and_silent_servers_each_say_what_happened() {
     );
 }
 
+/// Model calls share the host's kept-alive connection to a provider: two
+/// threads, four calls (one answered 429) on one TCP connection; a stream
+/// cut mid-body is never reused, so its retry opens the second connection.
+#[test]
+fn model_calls_reuse_a_kept_alive_connection_until_it_breaks() {
+    let fake = FakeLlm::start(vec![
+        Answer::ToolCall {
+            name: "add_numbers".into(),
+            arguments: json!({ "numbers": [4, 5] }),
+        },
+        Answer::Status {
+            status: 429,
+            retry_after: None,
+        },
+        Answer::Text("Nine.".into()),
+        Answer::Text("Again.".into()),
+        Answer::Truncated,
+        Answer::Text("After the cut.".into()),
+    ]);
+    let app = start();
+    publish(&app, "adder", &agent_config(&fake, "m", json!({})));
+    let answered = || {
+        let id = start_thread(&app, "adder", "What is 4 + 5?", "normal");
+        let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+        assert_eq!(t["status"], "completed", "{t:#}");
+    };
+    answered();
+    answered();
+    assert_eq!(fake.calls(), 4);
+    assert_eq!(fake.connections(), 1, "every call went over one connection");
+    answered();
+    assert_eq!(fake.calls(), 6);
+    assert_eq!(fake.connections(), 2, "the cut connection was not reused");
+}
+
 /// Runs the tool-then-answer conversation against `provider`'s wire format.
 fn tool_then_answer(provider: &str) -> (FakeLlm, Value, String) {
     let fake = FakeLlm::start(vec![

@@ -1,6 +1,10 @@
 //! Outgoing `wasi:http` requests: `allowed_outbound_hosts` is enforced here,
 //! and requests to `http://self` (or `self.alt`) and
 //! `http://<component>.spin.internal` are served in-process, without a socket.
+//! Requests to the network go over the application's kept-alive connections
+//! ([`pool`]).
+
+mod pool;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -8,12 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use http_body_util::BodyExt;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::{ConfigureContext, Factor, HasFactors, PrepareContext};
 use crate::allowed_hosts::AllowedHosts;
+use pool::{ConnectionPool, Timeouts};
 
 /// Nested in-process calls allowed before a request is treated as a loop.
 const MAX_CALL_DEPTH: u32 = 8;
@@ -50,18 +54,20 @@ pub struct OutboundHooks {
     timeout: Duration,
     depth: u32,
     in_process: Arc<dyn InProcess>,
+    pool: Arc<ConnectionPool>,
 }
 
 impl Factor for OutboundHttpFactor {
-    type AppState = ();
+    type AppState = Arc<ConnectionPool>;
     type InstanceState = OutboundHooks;
 
-    fn configure(_: &ConfigureContext) -> Result<()> {
-        Ok(())
+    fn configure(_: &ConfigureContext) -> Result<Arc<ConnectionPool>> {
+        Ok(Arc::default())
     }
 
-    fn prepare(_: &(), ctx: &PrepareContext) -> OutboundHooks {
+    fn prepare(pool: &Arc<ConnectionPool>, ctx: &PrepareContext) -> OutboundHooks {
         OutboundHooks {
+            pool: pool.clone(),
             component: ctx.component.to_string(),
             allowed_hosts: ctx.allowed_hosts.clone(),
             timeout: Duration::from_millis(ctx.limits.outbound_timeout_ms),
@@ -135,21 +141,24 @@ impl WasiHttpHooks for OutboundHooks {
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
         let depth = self.depth + 1;
-        // The guest's timeouts if it set any (spin-sdk does not), else the component's.
-        let options = options.or(Some(RequestOptions {
-            connect_timeout: Some(self.timeout.min(Duration::from_secs(10))),
-            first_byte_timeout: Some(self.timeout),
-            between_bytes_timeout: Some(self.timeout),
-        }));
+        // The guest's timeouts where it set them (spin-sdk does not), else
+        // the component's.
+        let options = options.unwrap_or_default();
+        let timeouts = Timeouts {
+            connect: options
+                .connect_timeout
+                .unwrap_or(self.timeout.min(Duration::from_secs(10))),
+            first_byte: options.first_byte_timeout.unwrap_or(self.timeout),
+            between_bytes: options.between_bytes_timeout.unwrap_or(self.timeout),
+        };
         match destination {
-            Destination::External => Box::new(async move {
-                let (response, io) =
-                    wasmtime_wasi_http::default_send_request(request, options).await?;
-                Ok((
-                    response.map(BodyExt::boxed_unsync),
-                    Box::new(io) as Box<dyn Future<Output = _> + Send>,
-                ))
-            }),
+            Destination::External => {
+                let pool = self.pool.clone();
+                Box::new(async move {
+                    let response = pool.send(request, timeouts).await?;
+                    Ok((response, Box::new(async { Ok(()) }) as IoFuture))
+                })
+            }
             Destination::Local(_) if depth > MAX_CALL_DEPTH => {
                 Box::new(async { Err(Error::LoopDetected) })
             }

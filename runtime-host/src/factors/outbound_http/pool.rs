@@ -1,0 +1,272 @@
+//! Kept-alive HTTP/1.1 connections to external hosts, shared by every
+//! instance of the application: a model call reuses a warm connection (and
+//! skips the TLS handshake) instead of connecting anew each time. A
+//! connection carries no credentials of its own (each request brings its
+//! headers), so sharing one between components or tenants reveals nothing.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::rustls::{self, pki_types::ServerName};
+use wasmtime_wasi_http::{Error, WasiBody};
+
+/// Idle connections kept per host.
+const MAX_IDLE_PER_HOST: usize = 64;
+/// How long an idle connection is kept (providers close theirs later).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where a connection goes: TLS or not, and `host:port`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Key {
+    tls: bool,
+    authority: String,
+}
+
+struct Idle {
+    sender: SendRequest<WasiBody>,
+    since: Instant,
+}
+
+/// The time limits of one request.
+#[derive(Clone, Copy)]
+pub struct Timeouts {
+    /// TCP connect, TLS and HTTP handshakes together.
+    pub connect: Duration,
+    /// From sending the request to the response's head.
+    pub first_byte: Duration,
+    /// Between two chunks of the response's body.
+    pub between_bytes: Duration,
+}
+
+/// The application's idle connections, by destination.
+pub struct ConnectionPool {
+    idle: Mutex<HashMap<Key, Vec<Idle>>>,
+    /// Built once: the root store is large.
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl Default for ConnectionPool {
+    fn default() -> Self {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+        };
+        let tls = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Self {
+            idle: Mutex::default(),
+            tls: Arc::new(tls),
+        }
+    }
+}
+
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
+
+impl ConnectionPool {
+    /// Sends `request` (absolute URI) on an idle connection to its host, or
+    /// on a new one; the connection returns to the pool once the response's
+    /// body has been read to its end. Errors are the ones wasi:http reports
+    /// (refused, DNS, TLS, timeouts), as with a connection of its own.
+    pub async fn send(
+        self: Arc<Self>,
+        mut request: http::Request<WasiBody>,
+        timeouts: Timeouts,
+    ) -> Result<http::Response<WasiBody>, Error> {
+        let uri = request.uri();
+        let tls = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+        let authority = uri.authority().ok_or(Error::HttpRequestUriInvalid)?;
+        let authority = match authority.port() {
+            Some(_) => authority.to_string(),
+            None => format!("{authority}:{}", if tls { 443 } else { 80 }),
+        };
+        let key = Key { tls, authority };
+        // Origin form on the wire: scheme and authority are for proxies.
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        *request.uri_mut() = http::Uri::try_from(path).map_err(|_| Error::HttpRequestUriInvalid)?;
+
+        if let Some(mut sender) = self.checkout(&key) {
+            match tokio::time::timeout(timeouts.first_byte, sender.try_send_request(request)).await
+            {
+                Err(_) => return Err(Error::ConnectionReadTimeout),
+                Ok(Ok(response)) => return Ok(self.body(response, key, sender, timeouts)),
+                // The server closed the idle connection before the request
+                // went out: send it on a new one.
+                Ok(Err(mut e)) => match e.take_message() {
+                    Some(unsent) => request = unsent,
+                    None => return Err(e.into_error().into()),
+                },
+            }
+        }
+        let mut sender = tokio::time::timeout(timeouts.connect, self.connect(&key))
+            .await
+            .map_err(|_| Error::ConnectionTimeout)??;
+        let response = tokio::time::timeout(timeouts.first_byte, sender.send_request(request))
+            .await
+            .map_err(|_| Error::ConnectionReadTimeout)??;
+        Ok(self.body(response, key, sender, timeouts))
+    }
+
+    /// A live idle connection to `key`, dropping stale ones.
+    fn checkout(&self, key: &Key) -> Option<SendRequest<WasiBody>> {
+        let mut idle = self.idle.lock().expect("pool lock");
+        let list = idle.get_mut(key)?;
+        while let Some(entry) = list.pop() {
+            if entry.since.elapsed() < IDLE_TIMEOUT && entry.sender.is_ready() {
+                return Some(entry.sender);
+            }
+        }
+        None
+    }
+
+    async fn connect(&self, key: &Key) -> Result<SendRequest<WasiBody>, Error> {
+        let tcp = TcpStream::connect(&key.authority)
+            .await
+            .map_err(Error::Connect)?;
+        // Requests and SSE chunks are small writes: send them at once.
+        let _ = tcp.set_nodelay(true);
+        let stream: Box<dyn Stream> = if key.tls {
+            let name = server_name(&key.authority)?;
+            let connector = tokio_rustls::TlsConnector::from(self.tls.clone());
+            Box::new(connector.connect(name, tcp).await.map_err(Error::Tls)?)
+        } else {
+            Box::new(tcp)
+        };
+        let (sender, connection) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "outbound connection ended");
+            }
+        });
+        Ok(sender)
+    }
+
+    /// The response with a body that enforces the gap between chunks and
+    /// gives the connection back at its end.
+    fn body(
+        self: Arc<Self>,
+        response: http::Response<Incoming>,
+        key: Key,
+        sender: SendRequest<WasiBody>,
+        timeouts: Timeouts,
+    ) -> http::Response<WasiBody> {
+        use http_body_util::BodyExt;
+        response.map(|incoming| {
+            PooledBody {
+                incoming,
+                between_bytes: timeouts.between_bytes,
+                deadline: Box::pin(tokio::time::sleep(timeouts.between_bytes)),
+                give_back: Some((self, key, sender)),
+            }
+            .boxed_unsync()
+        })
+    }
+
+    /// Keeps `sender` once its connection is ready for another request.
+    fn give_back(self: Arc<Self>, key: Key, mut sender: SendRequest<WasiBody>) {
+        tokio::spawn(async move {
+            if !matches!(
+                tokio::time::timeout(IDLE_TIMEOUT, sender.ready()).await,
+                Ok(Ok(()))
+            ) {
+                return;
+            }
+            let mut idle = self.idle.lock().expect("pool lock");
+            let list = idle.entry(key).or_default();
+            list.retain(|e| e.since.elapsed() < IDLE_TIMEOUT && !e.sender.is_closed());
+            if list.len() < MAX_IDLE_PER_HOST {
+                list.push(Idle {
+                    sender,
+                    since: Instant::now(),
+                });
+            }
+        });
+    }
+}
+
+/// The name TLS verifies: an IP literal, or the host name without its port.
+fn server_name(authority: &str) -> Result<ServerName<'static>, Error> {
+    if let Ok(addr) = authority.parse::<std::net::SocketAddr>() {
+        return Ok(ServerName::from(addr.ip()));
+    }
+    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+    ServerName::try_from(host.to_string()).map_err(Error::InvalidDnsNameError)
+}
+
+type GiveBack = (Arc<ConnectionPool>, Key, SendRequest<WasiBody>);
+
+/// A response body from a pooled connection.
+struct PooledBody {
+    incoming: Incoming,
+    between_bytes: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    /// Until the body has been read to its end.
+    give_back: Option<GiveBack>,
+}
+
+impl PooledBody {
+    fn finished(&mut self) {
+        if let Some((pool, key, sender)) = self.give_back.take() {
+            pool.give_back(key, sender);
+        }
+    }
+}
+
+impl Body for PooledBody {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        match Pin::new(&mut self.incoming).poll_frame(cx) {
+            Poll::Ready(None) => {
+                self.finished();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => {
+                // A broken connection is not reused.
+                self.give_back = None;
+                Poll::Ready(Some(Err(if e.is_timeout() {
+                    Error::HttpResponseTimeout
+                } else {
+                    e.into()
+                })))
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                let next = tokio::time::Instant::now() + self.between_bytes;
+                self.deadline.as_mut().reset(next);
+                if self.incoming.is_end_stream() {
+                    self.finished();
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Pending => {
+                ready!(self.deadline.as_mut().poll(cx));
+                self.give_back = None;
+                Poll::Ready(Some(Err(Error::ConnectionReadTimeout)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.incoming.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.incoming.size_hint()
+    }
+}
