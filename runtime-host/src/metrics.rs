@@ -38,6 +38,13 @@ pub struct Metrics {
     busy: Family<ComponentLabels, Histogram>,
     statements: Family<ComponentLabels, Histogram>,
     run_advances: Family<OutcomeLabels, Counter>,
+    outbound: Family<ConnectionLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectionLabels {
+    /// `new` or `reused`.
+    connection: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -60,6 +67,12 @@ impl Default for Metrics {
         let busy = Family::<ComponentLabels, Histogram>::new_with_constructor(seconds);
         let statements = Family::<ComponentLabels, Histogram>::new_with_constructor(seconds);
         let run_advances = Family::<OutcomeLabels, Counter>::default();
+        let outbound = Family::<ConnectionLabels, Counter>::default();
+        registry.register(
+            "outbound_requests",
+            "Requests to external hosts, by whether they opened a connection or reused a kept-alive one",
+            outbound.clone(),
+        );
         registry.register(
             "run_advances",
             "Agent-step invocations by outcome",
@@ -112,6 +125,7 @@ impl Default for Metrics {
             busy,
             statements,
             run_advances,
+            outbound,
         }
     }
 }
@@ -147,6 +161,16 @@ impl Metrics {
         self.run_advances
             .get_or_create(&OutcomeLabels {
                 outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a request to an external host, sent on a `new` or `reused`
+    /// connection.
+    pub fn outbound_request(&self, connection: &str) {
+        self.outbound
+            .get_or_create(&ConnectionLabels {
+                connection: connection.to_string(),
             })
             .inc();
     }

@@ -223,6 +223,7 @@ fn unresolvable_hosts_tls_failures_and_silent_servers_each_say_what_happened() {
 /// Model calls share the host's kept-alive connection to a provider: two
 /// threads, four calls (one answered 429) on one TCP connection; a stream
 /// cut mid-body is never reused, so its retry opens the second connection.
+/// `synatra_outbound_requests` counts both kinds.
 #[test]
 fn model_calls_reuse_a_kept_alive_connection_until_it_breaks() {
     let fake = FakeLlm::start(vec![
@@ -253,6 +254,12 @@ fn model_calls_reuse_a_kept_alive_connection_until_it_breaks() {
     answered();
     assert_eq!(fake.calls(), 6);
     assert_eq!(fake.connections(), 2, "the cut connection was not reused");
+    // The host's metrics say the same.
+    let requests = |connection: &str| {
+        let series = format!("synatra_outbound_requests_total{{connection=\"{connection}\"}}");
+        synatra_tests::metric(&app.host.admin, &series)
+    };
+    assert_eq!((requests("new"), requests("reused")), (2, 4));
 }
 
 /// Runs the tool-then-answer conversation against `provider`'s wire format.

@@ -61,8 +61,8 @@ impl Factor for OutboundHttpFactor {
     type AppState = Arc<ConnectionPool>;
     type InstanceState = OutboundHooks;
 
-    fn configure(_: &ConfigureContext) -> Result<Arc<ConnectionPool>> {
-        Ok(Arc::default())
+    fn configure(ctx: &ConfigureContext) -> Result<Arc<ConnectionPool>> {
+        Ok(Arc::new(ConnectionPool::new(ctx.metrics.clone())))
     }
 
     fn prepare(pool: &Arc<ConnectionPool>, ctx: &PrepareContext) -> OutboundHooks {

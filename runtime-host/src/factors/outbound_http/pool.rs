@@ -20,6 +20,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::rustls::{self, pki_types::ServerName};
 use wasmtime_wasi_http::{Error, WasiBody};
 
+use crate::metrics::Metrics;
+
 /// Idle connections kept per host.
 const MAX_IDLE_PER_HOST: usize = 64;
 /// How long an idle connection is kept (providers close theirs later).
@@ -48,15 +50,20 @@ pub struct Timeouts {
     pub between_bytes: Duration,
 }
 
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
+
 /// The application's idle connections, by destination.
 pub struct ConnectionPool {
     idle: Mutex<HashMap<Key, Vec<Idle>>>,
     /// Built once: the root store is large.
     tls: Arc<rustls::ClientConfig>,
+    metrics: Arc<Metrics>,
 }
 
-impl Default for ConnectionPool {
-    fn default() -> Self {
+impl ConnectionPool {
+    /// An empty pool reporting to `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
         let roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.into(),
         };
@@ -66,14 +73,10 @@ impl Default for ConnectionPool {
         Self {
             idle: Mutex::default(),
             tls: Arc::new(tls),
+            metrics,
         }
     }
-}
 
-trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
-
-impl ConnectionPool {
     /// Sends `request` (absolute URI) on an idle connection to its host, or
     /// on a new one; the connection returns to the pool once the response's
     /// body has been read to its end. Errors are the ones wasi:http reports
@@ -99,7 +102,10 @@ impl ConnectionPool {
             match tokio::time::timeout(timeouts.first_byte, sender.try_send_request(request)).await
             {
                 Err(_) => return Err(Error::ConnectionReadTimeout),
-                Ok(Ok(response)) => return Ok(self.body(response, key, sender, timeouts)),
+                Ok(Ok(response)) => {
+                    self.metrics.outbound_request("reused");
+                    return Ok(self.body(response, key, sender, timeouts));
+                }
                 // The server closed the idle connection before the request
                 // went out: send it on a new one.
                 Ok(Err(mut e)) => match e.take_message() {
@@ -111,6 +117,7 @@ impl ConnectionPool {
         let mut sender = tokio::time::timeout(timeouts.connect, self.connect(&key))
             .await
             .map_err(|_| Error::ConnectionTimeout)??;
+        self.metrics.outbound_request("new");
         let response = tokio::time::timeout(timeouts.first_byte, sender.send_request(request))
             .await
             .map_err(|_| Error::ConnectionReadTimeout)??;
