@@ -186,12 +186,17 @@ pub fn delete(ctx: &OrgCtx) -> ApiResult<Reply> {
 /// 409 `agent_archived` for an archived agent: it starts nothing new.
 pub(crate) fn refuse_archived(db: &crate::db::Db, id: &str) -> ApiResult<()> {
     if agents::is_archived(db, id)? {
-        return Err(ApiError::conflict(
-            "agent_archived",
-            "this agent is archived: its threads stay readable, but it starts no new runs or releases",
-        ));
+        return Err(archived());
     }
     Ok(())
+}
+
+/// 409 `agent_archived`.
+pub(crate) fn archived() -> ApiError {
+    ApiError::conflict(
+        "agent_archived",
+        "this agent is archived: its threads stay readable, but it starts no new runs or releases",
+    )
 }
 
 /// `GET /orgs/{org}/agents/{agent}/working-copy`.

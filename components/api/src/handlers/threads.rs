@@ -12,7 +12,8 @@ use crate::auth::Principal;
 use crate::ctx::OrgCtx;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{message_page, page, query_param, Page, Reply};
-use crate::store::{agents, orgs};
+use crate::store::agents::{self, RunnableAgent};
+use crate::store::orgs;
 use crate::views;
 use crate::visibility::Visibility;
 
@@ -31,17 +32,19 @@ pub fn thread_id(ctx: &OrgCtx) -> ApiResult<String> {
 /// working copy for playground threads (builders only).
 fn run_config(
     ctx: &OrgCtx,
-    agent_id: &str,
+    agent: RunnableAgent,
     playground: bool,
 ) -> ApiResult<(Option<String>, serde_json::Value)> {
-    super::agents::refuse_archived(ctx.db, agent_id)?;
+    if agent.archived {
+        return Err(super::agents::archived());
+    }
     if playground {
         if ctx.org.role < Role::Builder {
             return Err(ApiError::forbidden(
                 "playground threads need the builder role",
             ));
         }
-        let raw = agents::working_copy_config(ctx.db, agent_id)?;
+        let raw = agents::working_copy_config(ctx.db, &agent.id)?;
         let mut config = AgentConfig::parse(&raw, true).map_err(|errors| {
             let pairs: Vec<(String, String)> =
                 errors.into_iter().map(|e| (e.field, e.message)).collect();
@@ -52,7 +55,7 @@ fn run_config(
         let value = serde_json::to_value(config).map_err(|e| ApiError::internal(e.to_string()))?;
         return Ok((None, value));
     }
-    let (release, config) = agents::current_release(ctx.db, agent_id)?.ok_or_else(|| {
+    let (release, config) = agent.release.ok_or_else(|| {
         ApiError::conflict(
             "agent_not_released",
             "publish a release of this agent first (or use a playground thread)",
@@ -79,16 +82,25 @@ pub fn create(ctx: &OrgCtx) -> ApiResult<Reply> {
     );
     input.finish()?;
     let org = &ctx.org;
-    let agent_id = agents::resolve(ctx.db, &org.id, &agent, false)?
-        .ok_or_else(|| ApiError::not_found("agent"))?;
-    let channel_id = orgs::channel_id(ctx.db, &org.id, channel.as_deref())?
+    let target = agents::thread_target(
+        ctx.db,
+        &org.id,
+        &agent,
+        channel.as_deref(),
+        environment.as_deref(),
+    )?
+    .ok_or_else(|| ApiError::not_found("agent"))?;
+    let channel_id = target
+        .channel_id
         .ok_or_else(|| ApiError::not_found("channel"))?;
     if !Visibility::of(ctx)?.sees(Some(&channel_id)) {
         return Err(ApiError::not_found("channel"));
     }
-    let environment_id = orgs::environment_id(ctx.db, &org.id, environment.as_deref())?
+    let environment_id = target
+        .environment_id
         .ok_or_else(|| ApiError::not_found("environment"))?;
-    let (release_id, config) = run_config(ctx, &agent_id, kind == "playground")?;
+    let agent_id = target.agent.id.clone();
+    let (release_id, config) = run_config(ctx, target.agent, kind == "playground")?;
     let created_by = ctx.principal()?.user_id().ok().map(str::to_string);
     let (started_by, started_by_key) = starter(ctx)?;
     let (thread_id, run_id) = runs::start_thread(
@@ -187,7 +199,7 @@ pub fn post_message(ctx: &OrgCtx) -> ApiResult<Reply> {
     let agent_id = thread.agent_id;
     let playground = thread.kind == "playground";
     let (release_id, config) = if playground {
-        run_config(ctx, &agent_id, true)?
+        run_config(ctx, agents::runnable(ctx.db, &agent_id)?, true)?
     } else {
         super::agents::refuse_archived(ctx.db, &agent_id)?;
         runs::latest_run_config(ctx.db, &id)?

@@ -308,14 +308,80 @@ pub fn release_config(db: &Db, agent_id: &str, version: &str) -> ApiResult<Optio
         .transpose()?)
 }
 
-/// The agent's current release: `(release id, config)`.
-pub fn current_release(db: &Db, agent_id: &str) -> ApiResult<Option<(String, Value)>> {
+/// An agent as a new run sees it.
+pub struct RunnableAgent {
+    pub id: String,
+    pub archived: bool,
+    /// The current release's id and configuration, if one is published.
+    pub release: Option<(String, Value)>,
+}
+
+/// Where a new thread goes, read in one statement.
+pub struct ThreadTarget {
+    pub agent: RunnableAgent,
+    /// The channel named (the org's default one when none is), if it exists.
+    pub channel_id: Option<String>,
+    /// The environment named (`production` when none is), if it exists.
+    pub environment_id: Option<String>,
+}
+
+const RUNNABLE: &str = "SELECT a.id, a.archived_at IS NOT NULL AS archived,
+        r.id AS release_id, r.config AS release_config";
+
+const RUNNABLE_FROM: &str =
+    "FROM agents a LEFT JOIN agent_releases r ON r.id = a.current_release_id";
+
+fn runnable_of(row: &Row) -> DbResult<RunnableAgent> {
+    Ok(RunnableAgent {
+        id: row.str("id")?,
+        archived: row.bool("archived")?,
+        release: match row.opt_str("release_id")? {
+            Some(id) => Some((id, row.json("release_config")?)),
+            None => None,
+        },
+    })
+}
+
+/// The agent `agent_id` as a new run sees it.
+pub fn runnable(db: &Db, agent_id: &str) -> ApiResult<RunnableAgent> {
+    Ok(runnable_of(&db.query_one(
+        &format!("{RUNNABLE} {RUNNABLE_FROM} WHERE a.id = $1"),
+        &[uuid(agent_id)],
+    )?)?)
+}
+
+/// The org's agent `agent` (slug or id) with the channel and environment
+/// (slug or id; the default channel and `production` when not named) a new
+/// thread would use; None when there is no such agent.
+pub fn thread_target(
+    db: &Db,
+    org_id: &str,
+    agent: &str,
+    channel: Option<&str>,
+    environment: Option<&str>,
+) -> ApiResult<Option<ThreadTarget>> {
+    let sql = format!(
+        "{RUNNABLE},
+            (SELECT id FROM channels WHERE org_id = $1
+             AND (($3::text IS NULL AND is_default) OR slug = $3 OR id::text = $3)) AS channel_id,
+            (SELECT id FROM environments WHERE org_id = $1
+             AND (slug = $4 OR id::text = $4)) AS environment_id
+         {RUNNABLE_FROM} WHERE a.org_id = $1 AND (a.slug = $2 OR a.id::text = $2)"
+    );
+    let params = [
+        uuid(org_id),
+        text(agent),
+        opt_text(channel),
+        text(environment.unwrap_or("production")),
+    ];
     Ok(db
-        .query_opt(
-            "SELECT r.id, r.config FROM agents a JOIN agent_releases r ON r.id = a.current_release_id
-             WHERE a.id = $1",
-            &[uuid(agent_id)],
-        )?
-        .map(|r| -> DbResult<_> { Ok((r.str("id")?, r.json("config")?)) })
+        .query_opt(&sql, &params)?
+        .map(|r| -> DbResult<_> {
+            Ok(ThreadTarget {
+                agent: runnable_of(&r)?,
+                channel_id: r.opt_str("channel_id")?,
+                environment_id: r.opt_str("environment_id")?,
+            })
+        })
         .transpose()?)
 }
