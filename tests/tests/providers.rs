@@ -223,7 +223,8 @@ fn unresolvable_hosts_tls_failures_and_silent_servers_each_say_what_happened() {
 /// Model calls share the host's kept-alive connection to a provider: two
 /// threads, four calls (one answered 429) on one TCP connection; a stream
 /// cut mid-body is never reused, so its retry opens the second connection.
-/// `synatra_outbound_requests` counts both kinds.
+/// `synatra_outbound_requests` counts both kinds. After 4 s idle a
+/// connection is closed, so the next call opens a new one.
 #[test]
 fn model_calls_reuse_a_kept_alive_connection_until_it_breaks() {
     let fake = FakeLlm::start(vec![
@@ -239,6 +240,7 @@ fn model_calls_reuse_a_kept_alive_connection_until_it_breaks() {
         Answer::Text("Again.".into()),
         Answer::Truncated,
         Answer::Text("After the cut.".into()),
+        Answer::Text("After a pause.".into()),
     ]);
     let app = start();
     publish(&app, "adder", &agent_config(&fake, "m", json!({})));
@@ -260,6 +262,11 @@ fn model_calls_reuse_a_kept_alive_connection_until_it_breaks() {
         synatra_tests::metric(&app.host.admin, &series)
     };
     assert_eq!((requests("new"), requests("reused")), (2, 4));
+    // An idle connection is kept 4 s (common servers close theirs at 5 s).
+    std::thread::sleep(Duration::from_millis(4500));
+    answered();
+    assert_eq!((fake.calls(), fake.connections()), (7, 3));
+    assert_eq!((requests("new"), requests("reused")), (3, 4));
 }
 
 /// Runs the tool-then-answer conversation against `provider`'s wire format.

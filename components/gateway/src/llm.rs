@@ -160,6 +160,10 @@ fn unreachable(host: &str, code: &ErrorCode) -> (bool, String) {
             (true, format!("{host} did not answer in time"))
         }
         ErrorCode::DestinationUnavailable => (true, format!("{host} is unreachable")),
+        ErrorCode::ConnectionTerminated => (
+            true,
+            format!("{host} closed the connection before it answered"),
+        ),
         other => (true, format!("calling {host} failed: {other:?}")),
     }
 }

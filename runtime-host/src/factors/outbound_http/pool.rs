@@ -1,8 +1,11 @@
 //! Kept-alive HTTP/1.1 connections to external hosts, shared by every
 //! instance of the application: a model call reuses a warm connection (and
-//! skips the TLS handshake) instead of connecting anew each time. A
-//! connection carries no credentials of its own (each request brings its
-//! headers), so sharing one between components or tenants reveals nothing.
+//! skips the TLS handshake) instead of connecting anew each time. Each
+//! request brings its own headers and wasi:http refuses the framing headers
+//! a guest could desynchronise a connection with (`transfer-encoding`,
+//! `connection`, a `content-length` other than the bytes written), so
+//! components and tenants share connections by destination. Authentication
+//! bound to a connection (NTLM, Negotiate) is not supported.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,6 +20,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::task::AbortHandle;
 use tokio_rustls::rustls::{self, pki_types::ServerName};
 use wasmtime_wasi_http::{Error, WasiBody};
 
@@ -24,8 +28,12 @@ use crate::metrics::Metrics;
 
 /// Idle connections kept per host.
 const MAX_IDLE_PER_HOST: usize = 64;
-/// How long an idle connection is kept (providers close theirs later).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle connections kept in all.
+const MAX_IDLE: usize = 256;
+/// How long an idle connection is kept: less than the 5 s after which
+/// common servers (uvicorn, so vLLM; Node) close theirs, so a request
+/// rarely meets a connection the server is closing.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// Where a connection goes: TLS or not, and `host:port`.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -34,9 +42,45 @@ struct Key {
     authority: String,
 }
 
-struct Idle {
+/// A connection: the handle to send on and its I/O task.
+struct Conn {
     sender: SendRequest<WasiBody>,
+    task: AbortHandle,
+}
+
+/// A connection in use. Dropped before its exchange finished (the guest
+/// went away mid-request or mid-response), it is torn down, so an
+/// abandoned request never completes on its own.
+struct InUse(Option<Conn>);
+
+impl InUse {
+    fn sender(&mut self) -> &mut SendRequest<WasiBody> {
+        &mut self.0.as_mut().expect("in use").sender
+    }
+
+    /// The connection, no longer torn down on drop.
+    fn finish(mut self) -> Conn {
+        self.0.take().expect("in use")
+    }
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        if let Some(conn) = &self.0 {
+            conn.task.abort();
+        }
+    }
+}
+
+struct Idle {
+    conn: Conn,
     since: Instant,
+}
+
+impl Idle {
+    fn fresh(&self) -> bool {
+        self.since.elapsed() < IDLE_TIMEOUT && !self.conn.sender.is_closed()
+    }
 }
 
 /// The time limits of one request.
@@ -98,45 +142,51 @@ impl ConnectionPool {
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
         *request.uri_mut() = http::Uri::try_from(path).map_err(|_| Error::HttpRequestUriInvalid)?;
 
-        if let Some(mut sender) = self.checkout(&key) {
-            match tokio::time::timeout(timeouts.first_byte, sender.try_send_request(request)).await
-            {
+        if let Some(mut conn) = self.checkout(&key) {
+            let sent = conn.sender().try_send_request(request);
+            match tokio::time::timeout(timeouts.first_byte, sent).await {
                 Err(_) => return Err(Error::ConnectionReadTimeout),
                 Ok(Ok(response)) => {
                     self.metrics.outbound_request("reused");
-                    return Ok(self.body(response, key, sender, timeouts));
+                    return Ok(self.body(response, key, conn, timeouts));
                 }
-                // The server closed the idle connection before the request
-                // went out: send it on a new one.
                 Ok(Err(mut e)) => match e.take_message() {
+                    // The server closed the idle connection before the
+                    // request went out: send it on a new one.
                     Some(unsent) => request = unsent,
-                    None => return Err(e.into_error().into()),
+                    // It closed it while the request went out: the request
+                    // may have arrived, so it is not sent again here.
+                    None => {
+                        let e = e.into_error();
+                        return Err(if e.is_parse() || e.is_user() {
+                            e.into()
+                        } else {
+                            Error::ConnectionTerminated
+                        });
+                    }
                 },
             }
         }
-        let mut sender = tokio::time::timeout(timeouts.connect, self.connect(&key))
+        let mut conn = tokio::time::timeout(timeouts.connect, self.connect(&key))
             .await
             .map_err(|_| Error::ConnectionTimeout)??;
         self.metrics.outbound_request("new");
-        let response = tokio::time::timeout(timeouts.first_byte, sender.send_request(request))
-            .await
-            .map_err(|_| Error::ConnectionReadTimeout)??;
-        Ok(self.body(response, key, sender, timeouts))
+        let response =
+            tokio::time::timeout(timeouts.first_byte, conn.sender().send_request(request))
+                .await
+                .map_err(|_| Error::ConnectionReadTimeout)??;
+        Ok(self.body(response, key, conn, timeouts))
     }
 
-    /// A live idle connection to `key`, dropping stale ones.
-    fn checkout(&self, key: &Key) -> Option<SendRequest<WasiBody>> {
+    /// A live idle connection to `key`.
+    fn checkout(&self, key: &Key) -> Option<InUse> {
         let mut idle = self.idle.lock().expect("pool lock");
-        let list = idle.get_mut(key)?;
-        while let Some(entry) = list.pop() {
-            if entry.since.elapsed() < IDLE_TIMEOUT && entry.sender.is_ready() {
-                return Some(entry.sender);
-            }
-        }
-        None
+        sweep(&mut idle);
+        let entry = idle.get_mut(key)?.pop()?;
+        Some(InUse(Some(entry.conn)))
     }
 
-    async fn connect(&self, key: &Key) -> Result<SendRequest<WasiBody>, Error> {
+    async fn connect(&self, key: &Key) -> Result<InUse, Error> {
         let tcp = TcpStream::connect(&key.authority)
             .await
             .map_err(Error::Connect)?;
@@ -152,55 +202,71 @@ impl ConnectionPool {
         let (sender, connection) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await?;
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "outbound connection ended");
             }
-        });
-        Ok(sender)
+        })
+        .abort_handle();
+        Ok(InUse(Some(Conn { sender, task })))
     }
 
     /// The response with a body that enforces the gap between chunks and
-    /// gives the connection back at its end.
+    /// gives the connection back at its end (at once for a body that is
+    /// empty from the start).
     fn body(
         self: Arc<Self>,
         response: http::Response<Incoming>,
         key: Key,
-        sender: SendRequest<WasiBody>,
+        conn: InUse,
         timeouts: Timeouts,
     ) -> http::Response<WasiBody> {
         use http_body_util::BodyExt;
         response.map(|incoming| {
+            let mut give_back = Some((self, key, conn));
+            if incoming.is_end_stream() {
+                finish(&mut give_back);
+            }
             PooledBody {
                 incoming,
                 between_bytes: timeouts.between_bytes,
                 deadline: Box::pin(tokio::time::sleep(timeouts.between_bytes)),
-                give_back: Some((self, key, sender)),
+                give_back,
             }
             .boxed_unsync()
         })
     }
 
-    /// Keeps `sender` once its connection is ready for another request.
-    fn give_back(self: Arc<Self>, key: Key, mut sender: SendRequest<WasiBody>) {
+    /// Keeps `conn` once it is ready for another request (its exchange has
+    /// ended both ways); a connection that never gets ready is closed.
+    fn give_back(self: Arc<Self>, key: Key, conn: InUse) {
         tokio::spawn(async move {
-            if !matches!(
-                tokio::time::timeout(IDLE_TIMEOUT, sender.ready()).await,
-                Ok(Ok(()))
-            ) {
+            let mut conn = conn;
+            let ready = tokio::time::timeout(IDLE_TIMEOUT, conn.sender().ready()).await;
+            if !matches!(ready, Ok(Ok(()))) {
                 return;
             }
+            let conn = conn.finish();
             let mut idle = self.idle.lock().expect("pool lock");
+            sweep(&mut idle);
+            let total: usize = idle.values().map(Vec::len).sum();
             let list = idle.entry(key).or_default();
-            list.retain(|e| e.since.elapsed() < IDLE_TIMEOUT && !e.sender.is_closed());
-            if list.len() < MAX_IDLE_PER_HOST {
+            if list.len() < MAX_IDLE_PER_HOST && total < MAX_IDLE {
                 list.push(Idle {
-                    sender,
+                    conn,
                     since: Instant::now(),
                 });
             }
         });
     }
+}
+
+/// Drops expired and closed idle connections, and hosts left with none.
+fn sweep(idle: &mut HashMap<Key, Vec<Idle>>) {
+    idle.retain(|_, list| {
+        list.retain(Idle::fresh);
+        !list.is_empty()
+    });
 }
 
 /// The name TLS verifies: an IP literal, or the host name without its port.
@@ -212,23 +278,23 @@ fn server_name(authority: &str) -> Result<ServerName<'static>, Error> {
     ServerName::try_from(host.to_string()).map_err(Error::InvalidDnsNameError)
 }
 
-type GiveBack = (Arc<ConnectionPool>, Key, SendRequest<WasiBody>);
+type GiveBack = (Arc<ConnectionPool>, Key, InUse);
+
+/// Hands the connection back to its pool.
+fn finish(give_back: &mut Option<GiveBack>) {
+    if let Some((pool, key, conn)) = give_back.take() {
+        pool.give_back(key, conn);
+    }
+}
 
 /// A response body from a pooled connection.
 struct PooledBody {
     incoming: Incoming,
     between_bytes: Duration,
     deadline: Pin<Box<tokio::time::Sleep>>,
-    /// Until the body has been read to its end.
+    /// Until the body has been read to its end; dropped earlier (an error,
+    /// a timeout, a body the guest abandoned), the connection is closed.
     give_back: Option<GiveBack>,
-}
-
-impl PooledBody {
-    fn finished(&mut self) {
-        if let Some((pool, key, sender)) = self.give_back.take() {
-            pool.give_back(key, sender);
-        }
-    }
 }
 
 impl Body for PooledBody {
@@ -241,7 +307,7 @@ impl Body for PooledBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         match Pin::new(&mut self.incoming).poll_frame(cx) {
             Poll::Ready(None) => {
-                self.finished();
+                finish(&mut self.give_back);
                 Poll::Ready(None)
             }
             Poll::Ready(Some(Err(e))) => {
@@ -257,7 +323,7 @@ impl Body for PooledBody {
                 let next = tokio::time::Instant::now() + self.between_bytes;
                 self.deadline.as_mut().reset(next);
                 if self.incoming.is_end_stream() {
-                    self.finished();
+                    finish(&mut self.give_back);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
