@@ -361,18 +361,16 @@ pub fn thread_target(
     environment: Option<&str>,
 ) -> ApiResult<Option<ThreadTarget>> {
     let sql = format!(
-        "{RUNNABLE},
-            (SELECT id FROM channels WHERE org_id = $1
-             AND (($3::text IS NULL AND is_default) OR slug = $3 OR id::text = $3)) AS channel_id,
-            (SELECT id FROM environments WHERE org_id = $1
-             AND (slug = $4 OR id::text = $4)) AS environment_id
-         {RUNNABLE_FROM} WHERE a.org_id = $1 AND (a.slug = $2 OR a.id::text = $2)"
+        "{RUNNABLE}, ({}) AS channel_id, ({}) AS environment_id
+         {RUNNABLE_FROM} WHERE a.org_id = $1 AND (a.slug = $2 OR a.id::text = $2)",
+        super::orgs::channel_by_key("$1", "$3"),
+        super::orgs::environment_by_key("$1", "$4"),
     );
     let params = [
         uuid(org_id),
         text(agent),
         opt_text(channel),
-        text(environment.unwrap_or("production")),
+        opt_text(environment),
     ];
     Ok(db
         .query_opt(&sql, &params)?

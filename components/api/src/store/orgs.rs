@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 use synatra_authz::Role;
 
-use crate::db::{text, uuid, Db, DbResult, Row};
+use crate::db::{opt_text, text, uuid, Db, DbResult, Row};
 use crate::error::ApiResult;
 use crate::store::channels;
 
@@ -139,25 +139,38 @@ pub fn channels(db: &Db, org_id: &str) -> ApiResult<Vec<Value>> {
         .collect::<DbResult<Vec<_>>>()?)
 }
 
+/// SQL selecting the id of the org's channel named by the text parameter
+/// `key` (slug or id; the org's default channel when NULL); `org` is the
+/// org id's parameter.
+pub(crate) fn channel_by_key(org: &str, key: &str) -> String {
+    format!(
+        "SELECT id FROM channels WHERE org_id = {org}
+         AND (({key}::text IS NULL AND is_default) OR slug = {key} OR id::text = {key})"
+    )
+}
+
+/// SQL selecting the id of the org's environment named by the text
+/// parameter `key` (slug or id; `production` when NULL).
+pub(crate) fn environment_by_key(org: &str, key: &str) -> String {
+    format!(
+        "SELECT id FROM environments WHERE org_id = {org}
+         AND (slug = COALESCE({key}::text, 'production') OR id::text = {key})"
+    )
+}
+
 /// A channel of the org by slug or id; the default channel when `key` is None.
 pub fn channel_id(db: &Db, org_id: &str, key: Option<&str>) -> ApiResult<Option<String>> {
-    Ok(db
-        .query_opt(
-            "SELECT id FROM channels WHERE org_id = $1
-             AND (($2::text IS NULL AND is_default) OR slug = $2 OR id::text = $2)",
-            &[uuid(org_id), crate::db::opt_text(key)],
-        )?
-        .map(|r| -> DbResult<_> { r.str("id") })
-        .transpose()?)
+    id_by_key(db, &channel_by_key("$1", "$2"), org_id, key)
 }
 
 /// An environment of the org by slug or id; `production` when `key` is None.
 pub fn environment_id(db: &Db, org_id: &str, key: Option<&str>) -> ApiResult<Option<String>> {
+    id_by_key(db, &environment_by_key("$1", "$2"), org_id, key)
+}
+
+fn id_by_key(db: &Db, sql: &str, org_id: &str, key: Option<&str>) -> ApiResult<Option<String>> {
     Ok(db
-        .query_opt(
-            "SELECT id FROM environments WHERE org_id = $1 AND (slug = $2 OR id::text = $2)",
-            &[uuid(org_id), text(key.unwrap_or("production"))],
-        )?
+        .query_opt(sql, &[uuid(org_id), opt_text(key)])?
         .map(|r| -> DbResult<_> { r.str("id") })
         .transpose()?)
 }

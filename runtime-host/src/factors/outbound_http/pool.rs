@@ -225,7 +225,7 @@ impl ConnectionPool {
         response.map(|incoming| {
             let mut give_back = Some((self, key, conn));
             if incoming.is_end_stream() {
-                finish(&mut give_back);
+                hand_back(&mut give_back);
             }
             PooledBody {
                 incoming,
@@ -281,7 +281,7 @@ fn server_name(authority: &str) -> Result<ServerName<'static>, Error> {
 type GiveBack = (Arc<ConnectionPool>, Key, InUse);
 
 /// Hands the connection back to its pool.
-fn finish(give_back: &mut Option<GiveBack>) {
+fn hand_back(give_back: &mut Option<GiveBack>) {
     if let Some((pool, key, conn)) = give_back.take() {
         pool.give_back(key, conn);
     }
@@ -307,7 +307,7 @@ impl Body for PooledBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         match Pin::new(&mut self.incoming).poll_frame(cx) {
             Poll::Ready(None) => {
-                finish(&mut self.give_back);
+                hand_back(&mut self.give_back);
                 Poll::Ready(None)
             }
             Poll::Ready(Some(Err(e))) => {
@@ -323,7 +323,7 @@ impl Body for PooledBody {
                 let next = tokio::time::Instant::now() + self.between_bytes;
                 self.deadline.as_mut().reset(next);
                 if self.incoming.is_end_stream() {
-                    finish(&mut self.give_back);
+                    hand_back(&mut self.give_back);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
