@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::net::TcpListener;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -117,10 +118,30 @@ fn run_error(app: &synatra_tests::runs::App, slug: &str, base_url: &str) -> Stri
     t["runs"][0]["error"].as_str().unwrap().to_string()
 }
 
-/// A local port with nothing listening on it.
-fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+/// A local port that refuses connections while the returned socket lives:
+/// bound and never listening, so no other process (a parallel test's host)
+/// can be given the port meanwhile, as it could a port merely found free.
+fn refusing_port() -> (OwnedFd, u16) {
+    // SAFETY: plain socket calls on a descriptor this function owns, with
+    // an address buffer of the size passed.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let socket = OwnedFd::from_raw_fd(fd);
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let at = &mut addr as *mut libc::sockaddr_in as *mut libc::sockaddr;
+        assert_eq!(
+            libc::bind(fd, at, len),
+            0,
+            "bind: {}",
+            std::io::Error::last_os_error()
+        );
+        assert_eq!(libc::getsockname(fd, at, &mut len), 0, "getsockname");
+        (socket, u16::from_be(addr.sin_port))
+    }
 }
 
 /// A provider the gateway cannot reach fails the run saying why: a host it
@@ -136,7 +157,7 @@ fn unreachable_providers_fail_saying_what_happened_and_only_passing_failures_ret
             && denied.contains("LOCAL_LLM_HOST (now `127.0.0.1:*`"),
         "{denied}"
     );
-    let port = closed_port();
+    let (_refusing, port) = refusing_port();
     let refused = run_error(&app, "refused", &format!("http://127.0.0.1:{port}/v1"));
     assert!(
         refused.starts_with(&format!(
