@@ -218,6 +218,12 @@ fn print_rounds(r: &runs::Rounds) {
             s / base
         );
     }
+    let at_64 = r.steps_per_s.last().map_or(0.0, |(_, s)| *s);
+    println!(
+        "the database alone on the same cores: {:.0} bare INSERT+COMMIT/s over 64 connections; a step at 64 runs costs {:.1} of them",
+        r.bare_commits_per_s,
+        r.bare_commits_per_s / at_64
+    );
 }
 
 /// Section 4.

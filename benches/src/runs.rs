@@ -2,7 +2,9 @@
 //! PostgreSQL and a fake provider:
 //! - recording one step (the fenced transaction of `crates/db/src/runs.rs`:
 //!   lease fence, step row, message, event, NOTIFY) vs a bare INSERT+COMMIT;
-//! - durable steps/s end to end with 1, 8 and 64 concurrent runs;
+//! - durable steps/s end to end with 1, 8 and 64 concurrent runs, against
+//!   the database's own capacity on the same cores (bare INSERT+COMMIT
+//!   transactions/s over 64 connections);
 //! - host RSS with 10,000 runs waiting vs idle;
 //! - reply → run resumed latency (a message to a finished thread until the
 //!   provider sees the new run's request);
@@ -38,6 +40,9 @@ pub struct RunFigures {
 /// Durable steps/s end to end, and where the time goes.
 pub struct Rounds {
     pub steps_per_s: Vec<(usize, f64)>,
+    /// Bare INSERT+COMMIT transactions/s over 64 connections, measured
+    /// right after the rounds on the same database (the host idle).
+    pub bare_commits_per_s: f64,
     /// Where a step's time goes at concurrency 1, per component.
     pub breakdown: Vec<ComponentShare>,
     /// A run's timeline at each concurrency: mean ms from its creation to
@@ -225,8 +230,15 @@ fn rounds(app: &App) -> Result<Rounds> {
         }
         timeline_ms.push((concurrency, timeline(&mut marks, &phase)?));
     }
+    step("bare INSERT+COMMIT transactions/s over 64 connections");
+    let bare_commits_per_s = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(bare_commits(&db, 64, Duration::from_secs(3)))?;
     Ok(Rounds {
         steps_per_s,
+        bare_commits_per_s,
         breakdown,
         timeline_ms,
     })
@@ -407,6 +419,47 @@ fn timeline(marks: &mut Marks, since: &str) -> Result<Vec<(String, f64)>> {
             Ok((label, ms.parse()?))
         })
         .collect()
+}
+
+/// Transactions/s of `connections` clients each committing one small
+/// INSERT after another for `time`: the most a database on these cores
+/// commits, the ceiling under any durable step.
+async fn bare_commits(db: &str, connections: usize, time: Duration) -> Result<f64> {
+    let mut setup = PgConnection::connect(db).await?;
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS bench_bare (id BIGSERIAL PRIMARY KEY, v TEXT NOT NULL)",
+    )
+    .execute(&mut setup)
+    .await?;
+    let mut clients = Vec::new();
+    for _ in 0..connections {
+        clients.push(PgConnection::connect(db).await?);
+    }
+    let until = Instant::now() + time;
+    let started = Instant::now();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|mut conn| {
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while Instant::now() < until {
+                    let mut tx = conn.begin().await?;
+                    sqlx::query("INSERT INTO bench_bare (v) VALUES ($1)")
+                        .bind(n.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    n += 1;
+                }
+                anyhow::Ok(n)
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await??;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
 }
 
 /// Mean µs per recorded step, per bare INSERT + COMMIT and per single

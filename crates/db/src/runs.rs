@@ -126,17 +126,20 @@ pub fn create_run(db: &Db, r: &NewRun) -> DbResult<String> {
 }
 
 /// Creates a thread with its first user message and the ready run that
-/// answers it (SQL `start_thread`, one statement); returns the thread's
-/// and the run's ids. The run's `thread_id` and `input_upto` are the new
-/// thread's and message's; it has no parent.
+/// answers it (SQL `start_thread`, one statement); returns the new thread
+/// and the run's id. The run's `thread_id` and `input_upto` are the new
+/// thread's and message's; it has no parent. The thread is built from what
+/// was written: it starts active, and its times are the statement's
+/// transaction time (`now()`, which the insert's defaults used too).
 pub fn start_thread(
     db: &Db,
     t: &NewThread,
     message: &Value,
     run: &FirstRun,
-) -> DbResult<(String, String)> {
+) -> DbResult<(Thread, String)> {
     let r = db.query_one(
-        "SELECT new_thread::text AS thread_id, new_run::text AS run_id
+        "SELECT new_thread::text AS thread_id, new_run::text AS run_id,
+                now() AT TIME ZONE 'UTC' AS created_at
          FROM start_thread($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         &[
             t.params(),
@@ -150,7 +153,19 @@ pub fn start_thread(
         ]
         .concat(),
     )?;
-    Ok((r.str("thread_id")?, r.str("run_id")?))
+    let created_at: Timestamp = r.get("created_at")?;
+    let thread = Thread {
+        id: r.str("thread_id")?,
+        agent_id: t.agent_id.to_string(),
+        channel_id: t.channel_id.map(str::to_string),
+        environment_id: t.environment_id.map(str::to_string),
+        kind: t.kind.to_string(),
+        subject: t.subject.map(str::to_string),
+        status: ThreadStatus::Active,
+        created_at: created_at.clone(),
+        updated_at: created_at,
+    };
+    Ok((thread, r.str("run_id")?))
 }
 
 /// The run a new thread starts with (see [`start_thread`]).

@@ -123,8 +123,8 @@ async fn listen(
                             let _ = switch.send(true);
                         }
                     }
-                    // One worker per notification (a permit is kept if
-                    // all are busy); a worker that claims wakes the next.
+                    // One idle worker per notification (a permit is kept
+                    // if all are busy: the first to finish looks anyway).
                     Ok(_) => wake.notify_one(),
                     Err(e) => {
                         tracing::warn!(error = %e, "notification stream broke; reconnecting");
@@ -152,11 +152,10 @@ impl Worker {
     async fn run(self, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
         while !*shutdown.borrow() {
             match self.claim().await {
-                Ok(Some((run_id, lease))) => {
-                    // More may be ready: let one more idle worker look.
-                    wake.notify_one();
-                    self.advance(&run_id, &lease).await
-                }
+                // A worker that advanced a run looks for the next at once,
+                // so queued runs never wait for a notification; each
+                // notification wakes one idle worker.
+                Ok(Some((run_id, lease))) => self.advance(&run_id, &lease).await,
                 Ok(None) => {
                     tokio::select! {
                         _ = wake.notified() => {}

@@ -103,7 +103,7 @@ pub fn create(ctx: &OrgCtx) -> ApiResult<Reply> {
     let (release_id, config) = run_config(ctx, target.agent, kind == "playground")?;
     let created_by = ctx.principal()?.user_id().ok().map(str::to_string);
     let (started_by, started_by_key) = starter(ctx)?;
-    let (thread_id, run_id) = runs::start_thread(
+    let (thread, run_id) = runs::start_thread(
         ctx.db,
         &NewThread {
             org_id: &org.id,
@@ -122,8 +122,6 @@ pub fn create(ctx: &OrgCtx) -> ApiResult<Reply> {
             started_by_key,
         },
     )?;
-    let thread = runs::thread(ctx.db, &org.id, &thread_id)?
-        .ok_or_else(|| ApiError::internal("the new thread is missing"))?;
     Ok(Reply::created(
         json!({ "thread": views::thread(&thread), "run_id": run_id }),
     ))
