@@ -40,8 +40,8 @@ pub struct RunFigures {
 /// Durable steps/s end to end, and where the time goes.
 pub struct Rounds {
     pub steps_per_s: Vec<(usize, f64)>,
-    /// Bare INSERT+COMMIT transactions/s over 64 connections, measured
-    /// right after the rounds on the same database (the host idle).
+    /// Bare INSERT+COMMIT transactions/s over 64 connections on the same
+    /// database, measured after everything else (the host stopped).
     pub bare_commits_per_s: f64,
     /// Where a step's time goes at concurrency 1, per component.
     pub breakdown: Vec<ComponentShare>,
@@ -171,7 +171,20 @@ fn setup() -> (FakeLlm, App) {
 /// Steps/s alone (`SYNATRA_BENCH=steps`).
 pub fn measure_rounds() -> Result<Rounds> {
     let (_fake, app) = setup();
-    rounds(&app)
+    let mut rounds = rounds(&app)?;
+    rounds.bare_commits_per_s = capacity(&app.host.database_url)?;
+    Ok(rounds)
+}
+
+/// [`bare_commits`] over 64 connections, measured last (its burst of
+/// writes would slow what follows it).
+fn capacity(db: &str) -> Result<f64> {
+    step("bare INSERT+COMMIT transactions/s over 64 connections");
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(bare_commits(db, 64, Duration::from_secs(3)))
 }
 
 /// Durable steps/s at 1, 8 and 64 concurrent runs.
@@ -230,15 +243,9 @@ fn rounds(app: &App) -> Result<Rounds> {
         }
         timeline_ms.push((concurrency, timeline(&mut marks, &phase)?));
     }
-    step("bare INSERT+COMMIT transactions/s over 64 connections");
-    let bare_commits_per_s = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?
-        .block_on(bare_commits(&db, 64, Duration::from_secs(3)))?;
     Ok(Rounds {
         steps_per_s,
-        bare_commits_per_s,
+        bare_commits_per_s: 0.0,
         breakdown,
         timeline_ms,
     })
@@ -247,7 +254,7 @@ fn rounds(app: &App) -> Result<Rounds> {
 /// Runs every durable-run benchmark.
 pub fn measure() -> Result<RunFigures> {
     let (fake, mut app) = setup();
-    let rounds = rounds(&app)?;
+    let mut rounds = rounds(&app)?;
     let db = app.host.database_url.clone();
 
     step("reply → run resumed latency");
@@ -324,6 +331,7 @@ pub fn measure() -> Result<RunFigures> {
         .enable_all()
         .build()?;
     let (record_us, bare_insert_us, single_insert_us) = rt.block_on(record_cost(&db, &id))?;
+    rounds.bare_commits_per_s = capacity(&db)?;
 
     Ok(RunFigures {
         rounds,
@@ -426,11 +434,9 @@ fn timeline(marks: &mut Marks, since: &str) -> Result<Vec<(String, f64)>> {
 /// commits, the ceiling under any durable step.
 async fn bare_commits(db: &str, connections: usize, time: Duration) -> Result<f64> {
     let mut setup = PgConnection::connect(db).await?;
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS bench_bare (id BIGSERIAL PRIMARY KEY, v TEXT NOT NULL)",
-    )
-    .execute(&mut setup)
-    .await?;
+    sqlx::query("CREATE TABLE bench_capacity (id BIGSERIAL PRIMARY KEY, v TEXT NOT NULL)")
+        .execute(&mut setup)
+        .await?;
     let mut clients = Vec::new();
     for _ in 0..connections {
         clients.push(PgConnection::connect(db).await?);
@@ -443,12 +449,7 @@ async fn bare_commits(db: &str, connections: usize, time: Duration) -> Result<f6
             tokio::spawn(async move {
                 let mut n = 0u64;
                 while Instant::now() < until {
-                    let mut tx = conn.begin().await?;
-                    sqlx::query("INSERT INTO bench_bare (v) VALUES ($1)")
-                        .bind(n.to_string())
-                        .execute(&mut *tx)
-                        .await?;
-                    tx.commit().await?;
+                    bare_commit(&mut conn, "bench_capacity", n).await?;
                     n += 1;
                 }
                 anyhow::Ok(n)
@@ -460,6 +461,17 @@ async fn bare_commits(db: &str, connections: usize, time: Duration) -> Result<f6
         total += t.await??;
     }
     Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+/// One bare transaction: `BEGIN`, a one-row `INSERT` into `table`, `COMMIT`.
+async fn bare_commit(conn: &mut PgConnection, table: &str, n: u64) -> Result<()> {
+    let mut tx = conn.begin().await?;
+    sqlx::query(&format!("INSERT INTO {table} (v) VALUES ($1)"))
+        .bind(n.to_string())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Mean µs per recorded step, per bare INSERT + COMMIT and per single
@@ -502,12 +514,7 @@ async fn record_cost(db: &str, thread_id: &str) -> Result<(f64, f64, f64)> {
     let record = started.elapsed().as_secs_f64() * 1e6 / N as f64;
     let started = Instant::now();
     for i in 0..N {
-        let mut tx = conn.begin().await?;
-        sqlx::query("INSERT INTO bench_bare (v) VALUES ($1)")
-            .bind(i.to_string())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+        bare_commit(&mut conn, "bench_bare", i as u64).await?;
     }
     let bare = started.elapsed().as_secs_f64() * 1e6 / N as f64;
     let started = Instant::now();

@@ -624,7 +624,7 @@ fn the_answer_that_completes_a_run_ends_it_in_the_same_statement() {
     // that order, after the user's message and the run's start.
     let kinds = psql(
         db,
-        &format!("SELECT string_agg(kind || coalesce(':' || (data->>'status'), ''), ',' ORDER BY id) FROM run_events WHERE thread_id = '{id}'"),
+        &format!("SELECT string_agg(kind || coalesce(':' || (data->>'status'), ''), ',' ORDER BY id) FROM thread_events WHERE thread_id = '{id}'"),
     );
     assert_eq!(kinds, "message,run:ready,token,message,run:completed");
     let run = t["runs"][0]["id"].as_str().unwrap().to_string();

@@ -698,7 +698,8 @@ pub fn thread_access(
     .transpose()
 }
 
-/// Events of a thread after event `after`, oldest first: `(id, kind, data)`.
+/// Events of a thread after event `after`, oldest first: `(id, kind, data)`
+/// (SQL view `thread_events`: its events and messages).
 pub fn events_after(
     db: &Db,
     thread_id: &str,
@@ -707,7 +708,7 @@ pub fn events_after(
 ) -> DbResult<Vec<(i64, String, Value)>> {
     db
         .query(
-            "SELECT id, kind, data FROM run_events WHERE thread_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+            "SELECT id, kind, data FROM thread_events WHERE thread_id = $1 AND id > $2 ORDER BY id LIMIT $3",
             &[uuid(thread_id), Int64(after), Int64(limit)],
         )?
         .iter()

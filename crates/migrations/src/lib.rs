@@ -42,6 +42,7 @@ pub const MIGRATIONS: &[(&str, &str)] = migrations![
     "0023_org_slots.sql",
     "0024_fewer_round_trips.sql",
     "0025_cheaper_claims.sql",
+    "0026_messages_in_the_event_stream.sql",
 ];
 
 /// One migration file.
