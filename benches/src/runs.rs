@@ -1,7 +1,7 @@
 //! Durable-run figures, measured in one run against the real host, a real
 //! PostgreSQL and a fake provider:
 //! - recording one step (the fenced transaction of `crates/db/src/runs.rs`:
-//!   lease fence, step row, message, event, NOTIFY) vs a bare INSERT+COMMIT;
+//!   lease fence, step row, message, NOTIFY) vs a bare INSERT+COMMIT;
 //! - durable steps/s end to end with 1, 8 and 64 concurrent runs, against
 //!   the database's own capacity on the same cores (bare INSERT+COMMIT
 //!   transactions/s over 64 connections);
@@ -26,6 +26,9 @@ use crate::{percentile, step};
 /// Measured figures.
 pub struct RunFigures {
     pub rounds: Rounds,
+    /// Bare INSERT+COMMIT transactions/s over 64 connections on the same
+    /// database, measured after everything else (the host stopped).
+    pub bare_commits_per_s: f64,
     pub record_us: f64,
     pub bare_insert_us: f64,
     pub single_insert_us: f64,
@@ -40,9 +43,6 @@ pub struct RunFigures {
 /// Durable steps/s end to end, and where the time goes.
 pub struct Rounds {
     pub steps_per_s: Vec<(usize, f64)>,
-    /// Bare INSERT+COMMIT transactions/s over 64 connections on the same
-    /// database, measured after everything else (the host stopped).
-    pub bare_commits_per_s: f64,
     /// Where a step's time goes at concurrency 1, per component.
     pub breakdown: Vec<ComponentShare>,
     /// A run's timeline at each concurrency: mean ms from its creation to
@@ -168,12 +168,12 @@ fn setup() -> (FakeLlm, App) {
     (fake, app)
 }
 
-/// Steps/s alone (`SYNATRA_BENCH=steps`).
-pub fn measure_rounds() -> Result<Rounds> {
+/// Steps/s alone (`SYNATRA_BENCH=steps`), then the database's capacity
+/// (bare INSERT+COMMIT/s over 64 connections).
+pub fn measure_rounds() -> Result<(Rounds, f64)> {
     let (_fake, app) = setup();
-    let mut rounds = rounds(&app)?;
-    rounds.bare_commits_per_s = capacity(&app.host.database_url)?;
-    Ok(rounds)
+    let rounds = rounds(&app)?;
+    Ok((rounds, capacity(&app.host.database_url)?))
 }
 
 /// [`bare_commits`] over 64 connections, measured last (its burst of
@@ -245,7 +245,6 @@ fn rounds(app: &App) -> Result<Rounds> {
     }
     Ok(Rounds {
         steps_per_s,
-        bare_commits_per_s: 0.0,
         breakdown,
         timeline_ms,
     })
@@ -254,7 +253,7 @@ fn rounds(app: &App) -> Result<Rounds> {
 /// Runs every durable-run benchmark.
 pub fn measure() -> Result<RunFigures> {
     let (fake, mut app) = setup();
-    let mut rounds = rounds(&app)?;
+    let rounds = rounds(&app)?;
     let db = app.host.database_url.clone();
 
     step("reply → run resumed latency");
@@ -331,10 +330,11 @@ pub fn measure() -> Result<RunFigures> {
         .enable_all()
         .build()?;
     let (record_us, bare_insert_us, single_insert_us) = rt.block_on(record_cost(&db, &id))?;
-    rounds.bare_commits_per_s = capacity(&db)?;
+    let bare_commits_per_s = capacity(&db)?;
 
     Ok(RunFigures {
         rounds,
+        bare_commits_per_s,
         record_us,
         bare_insert_us,
         single_insert_us,
