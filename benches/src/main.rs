@@ -220,6 +220,29 @@ fn print_rounds(r: &runs::Rounds, bare_commits_per_s: f64) {
             s / base
         );
     }
+    for (c, [host, database, bench]) in &r.cpu_per_step {
+        println!(
+            "CPU per step with {c:>2} concurrent runs: {:.2} ms (host {host:.2}, database {database:.2}, bench and fake provider {bench:.2})",
+            host + database + bench
+        );
+    }
+    let (first, last) = r.sustained;
+    println!(
+        "durable steps/s with 64 concurrent runs kept up for {} s: {first:.0} in the first {} s, {last:.0} in the last {} s ({:.2}x)",
+        runs::SUSTAINED.as_secs(),
+        runs::SUSTAINED.as_secs() / 5,
+        runs::SUSTAINED.as_secs() / 5,
+        last / first
+    );
+    let [transactions, buffers, tuples] = r.database_work;
+    println!(
+        "database work per step over those {} s: {transactions:.1} transactions, {buffers:.0} buffer accesses, {tuples:.0} tuples read",
+        runs::SUSTAINED.as_secs()
+    );
+    let (by_id, by_scan) = r.claims;
+    println!(
+        "runs the dispatcher claimed: {by_id:.0} by their notified id, {by_scan:.0} by a scan"
+    );
     let at_64 = r.steps_per_s.last().map_or(0.0, |(_, s)| *s);
     println!(
         "the database alone on the same cores: {:.0} bare INSERT+COMMIT/s over 64 connections; a step at 64 runs costs {:.1} of them",

@@ -48,6 +48,17 @@ pub struct Rounds {
     /// A run's timeline at each concurrency: mean ms from its creation to
     /// its first recorded step, between steps, and from the last to its end.
     pub timeline_ms: Vec<(usize, Vec<(String, f64)>)>,
+    /// CPU ms per step at each concurrency: `[host, database, bench]`.
+    pub cpu_per_step: Vec<(usize, [f64; 3])>,
+    /// Steps/s of 64 concurrent runs kept up for [`SUSTAINED`]: in its first
+    /// fifth and in its last.
+    pub sustained: (f64, f64),
+    /// Per step over the sustained round: transactions committed, buffers
+    /// accessed and tuples read by the database (its own counters, which do
+    /// not vary with the machine's speed).
+    pub database_work: [f64; 3],
+    /// Runs the dispatcher claimed over all rounds: by notified id, by scan.
+    pub claims: (f64, f64),
 }
 
 /// One component's share of a durable step at concurrency 1, from the
@@ -130,6 +141,51 @@ fn shares(
         .collect()
 }
 
+/// The dispatcher's claims so far: `(by id, by scan)`.
+fn component_claims(admin: &str) -> Result<(f64, f64)> {
+    let text = ureq::get(&format!("{admin}/metrics"))
+        .call()?
+        .into_string()?;
+    let count = |by: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("synatra_run_claims_total{{by=\"{by}\"}} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    Ok((count("id"), count("scan")))
+}
+
+/// CPU time used so far, in ms: `[the host, every postgres process, this
+/// bench]` (a process that exited no longer counts).
+fn cpu_ms(host: u32) -> Result<[f64; 3]> {
+    // SAFETY: sysconf only reads a configuration value.
+    let tick_ms = 1000.0 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let used = |pid: &str| -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the parenthesised name: utime and stime are 12th and 13th.
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 =
+            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        Some(ticks * tick_ms)
+    };
+    let mut database = 0.0;
+    for entry in std::fs::read_dir("/proc")? {
+        let name = entry?.file_name().to_string_lossy().to_string();
+        if name.bytes().all(|b| b.is_ascii_digit())
+            && std::fs::read_to_string(format!("/proc/{name}/comm"))
+                .is_ok_and(|c| c.trim() == "postgres")
+        {
+            database += used(&name).unwrap_or(0.0);
+        }
+    }
+    Ok([
+        used(&host.to_string()).context("host CPU time")?,
+        database,
+        used("self").context("bench CPU time")?,
+    ])
+}
+
 fn rss_kib(pid: u32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
@@ -197,57 +253,130 @@ fn rounds(app: &App) -> Result<Rounds> {
     let mut steps_per_s = Vec::new();
     let mut breakdown = Vec::new();
     let mut timeline_ms = Vec::new();
+    let mut cpu_per_step = Vec::new();
     for concurrency in [1usize, 8, 64] {
         let phase = marks.text("SELECT now()")?;
         let times_before = component_times(&app.host.admin)?;
         step(&format!("{concurrency} concurrent runs"));
-        // Busy time per round comes from the runs' own timestamps, so the
-        // client's polling does not count.
-        let (mut steps, mut busy) = (0.0, 0.0);
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(3) {
-            let round = marks.text("SELECT now()")?;
-            // Started from up to 8 client threads, so the runs overlap
-            // rather than queue behind one client's requests.
-            let clients = concurrency.min(8);
-            let ids: Vec<String> = std::thread::scope(|s| {
-                let started: Vec<_> = (0..clients)
-                    .map(|c| {
-                        s.spawn(move || {
-                            (c..concurrency)
-                                .step_by(clients)
-                                .map(|_| start_thread(app, "bench", "add", "normal"))
-                                .collect::<Vec<_>>()
-                        })
-                    })
-                    .collect();
-                started
-                    .into_iter()
-                    .flat_map(|h| h.join().expect("client thread"))
-                    .collect()
-            });
-            // Completion is read from the database, not by polling the API:
-            // the client's polling would compete with the runs it measures.
-            marks.wait_completed(&ids, Duration::from_secs(120))?;
-            let row = marks.text(&format!(
-                    "SELECT (SELECT count(*) FROM run_steps s JOIN runs r ON r.id = s.run_id WHERE r.created_at >= '{round}')
-                     || ' ' || extract(epoch FROM max(finished_at) - min(created_at)) FROM runs WHERE created_at >= '{round}'"
-            ))?;
-            let (n, secs) = row.split_once(' ').context("round figures")?;
-            steps += n.parse::<f64>()?;
-            busy += secs.parse::<f64>()?;
-        }
+        let cpu_before = cpu_ms(app.host.pid())?;
+        let batches = batches(app, &mut marks, concurrency, Duration::from_secs(3))?;
+        let cpu_after = cpu_ms(app.host.pid())?;
+        let steps: f64 = batches.iter().map(|b| b.steps).sum();
+        let busy: f64 = batches.iter().map(|b| b.secs).sum();
         steps_per_s.push((concurrency, steps / busy));
+        cpu_per_step.push((
+            concurrency,
+            [0, 1, 2].map(|i| (cpu_after[i] - cpu_before[i]) / steps),
+        ));
         if concurrency == 1 {
             breakdown = shares(&times_before, &component_times(&app.host.admin)?, steps);
         }
         timeline_ms.push((concurrency, timeline(&mut marks, &phase)?));
     }
+    step(&format!("64 concurrent runs for {} s", SUSTAINED.as_secs()));
+    let work =
+        "SELECT xact_commit || ' ' || (blks_hit + blks_read) || ' ' || (tup_returned + tup_fetched)
+                FROM pg_stat_database WHERE datname = current_database()";
+    let work_before = marks.text(work)?;
+    let batches = batches(app, &mut marks, 64, SUSTAINED)?;
+    // Backends report their counts at most once a second, so over this
+    // round they are close.
+    std::thread::sleep(Duration::from_millis(1500));
+    let work_after = marks.text(work)?;
+    let all_steps: f64 = batches.iter().map(|b| b.steps).sum();
+    let counts = |text: &str| -> Vec<f64> {
+        text.split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect()
+    };
+    let (w0, w1) = (counts(&work_before), counts(&work_after));
+    anyhow::ensure!(w0.len() == 3 && w1.len() == 3, "database counters");
+    let database_work = [0, 1, 2].map(|i| (w1[i] - w0[i]) / all_steps);
+    let rate = |from: Duration, to: Duration| {
+        let within: Vec<_> = batches
+            .iter()
+            .filter(|b| b.ended >= from && b.ended < to)
+            .collect();
+        within.iter().map(|b| b.steps).sum::<f64>() / within.iter().map(|b| b.secs).sum::<f64>()
+    };
+    let fifth = SUSTAINED / 5;
+    let sustained = (
+        rate(Duration::ZERO, fifth),
+        rate(SUSTAINED - fifth, SUSTAINED * 2),
+    );
+    let claims = component_claims(&app.host.admin)?;
     Ok(Rounds {
         steps_per_s,
         breakdown,
         timeline_ms,
+        cpu_per_step,
+        sustained,
+        database_work,
+        claims,
     })
+}
+
+/// How long the sustained round keeps 64 runs in flight.
+pub const SUSTAINED: Duration = Duration::from_secs(30);
+
+/// One batch of runs started together and waited for.
+struct Batch {
+    steps: f64,
+    /// From the first run's creation to the last one's end.
+    secs: f64,
+    /// When the batch was done, from the round's start.
+    ended: Duration,
+}
+
+/// Batches of `concurrency` runs, one after the other, for `length`.
+fn batches(
+    app: &App,
+    marks: &mut Marks,
+    concurrency: usize,
+    length: Duration,
+) -> Result<Vec<Batch>> {
+    // Busy time per batch comes from the runs' own timestamps, so the
+    // client's polling does not count.
+    let mut batches = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < length {
+        // Started from up to 8 client threads, so the runs overlap
+        // rather than queue behind one client's requests.
+        let clients = concurrency.min(8);
+        let ids: Vec<String> = std::thread::scope(|s| {
+            let started: Vec<_> = (0..clients)
+                .map(|c| {
+                    s.spawn(move || {
+                        (c..concurrency)
+                            .step_by(clients)
+                            .map(|_| start_thread(app, "bench", "add", "normal"))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            started
+                .into_iter()
+                .flat_map(|h| h.join().expect("client thread"))
+                .collect()
+        });
+        // Completion is read from the database, not by polling the API:
+        // the client's polling would compete with the runs it measures.
+        // Every query is by the batch's ids, so its cost does not grow with
+        // the runs of earlier batches.
+        let list = uuid_list(&ids);
+        marks.wait_completed(&list, ids.len(), Duration::from_secs(120))?;
+        let row = marks.text(&format!(
+            "SELECT (SELECT count(*) FROM run_steps s JOIN runs r ON r.id = s.run_id WHERE r.thread_id IN ({list}))
+             || ' ' || extract(epoch FROM max(finished_at) - min(created_at)) FROM runs WHERE thread_id IN ({list})"
+        ))?;
+        let (n, secs) = row.split_once(' ').context("round figures")?;
+        batches.push(Batch {
+            steps: n.parse()?,
+            secs: secs.parse()?,
+            ended: started.elapsed(),
+        });
+    }
+    Ok(batches)
 }
 
 /// Runs every durable-run benchmark.
@@ -347,6 +476,14 @@ pub fn measure() -> Result<RunFigures> {
     })
 }
 
+/// `ids` as an SQL list of UUIDs.
+fn uuid_list(ids: &[String]) -> String {
+    ids.iter()
+        .map(|id| format!("'{id}'::uuid"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// One database connection kept for the bench's own queries.
 struct Marks {
     rt: tokio::runtime::Runtime,
@@ -358,18 +495,16 @@ impl Marks {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let conn = rt.block_on(<sqlx::PgConnection as sqlx::Connection>::connect(url))?;
+        let mut conn = rt.block_on(<sqlx::PgConnection as sqlx::Connection>::connect(url))?;
+        // Its queries name the batch's rows: index lookups, never a scan of
+        // tables that grow as the rounds go on.
+        rt.block_on(sqlx::query("SET enable_seqscan = off").execute(&mut conn))?;
         Ok(Self { rt, conn })
     }
 
-    /// Waits until every thread of `ids` has completed; fails on any other
-    /// ending or after `within`.
-    fn wait_completed(&mut self, ids: &[String], within: Duration) -> Result<()> {
-        let list = ids
-            .iter()
-            .map(|id| format!("'{id}'::uuid"))
-            .collect::<Vec<_>>()
-            .join(",");
+    /// Waits until all `n` threads of `list` have completed; fails on any
+    /// other ending or after `within`.
+    fn wait_completed(&mut self, list: &str, n: usize, within: Duration) -> Result<()> {
         let deadline = Instant::now() + within;
         loop {
             let counts = self.text(&format!(
@@ -382,7 +517,7 @@ impl Marks {
                 other == "0",
                 "{other} of the round's threads did not complete"
             );
-            if done.parse::<usize>()? == ids.len() {
+            if done.parse::<usize>()? == n {
                 return Ok(());
             }
             anyhow::ensure!(Instant::now() < deadline, "the round's runs did not finish");

@@ -38,6 +38,7 @@ pub struct Metrics {
     busy: Family<ComponentLabels, Histogram>,
     statements: Family<ComponentLabels, Histogram>,
     run_advances: Family<OutcomeLabels, Counter>,
+    run_claims: Family<ClaimLabels, Counter>,
     outbound: Family<ConnectionLabels, Counter>,
 }
 
@@ -45,6 +46,12 @@ pub struct Metrics {
 struct ConnectionLabels {
     /// `new` or `reused`.
     connection: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClaimLabels {
+    /// `id` (a notified run) or `scan`.
+    by: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -67,7 +74,13 @@ impl Default for Metrics {
         let busy = Family::<ComponentLabels, Histogram>::new_with_constructor(seconds);
         let statements = Family::<ComponentLabels, Histogram>::new_with_constructor(seconds);
         let run_advances = Family::<OutcomeLabels, Counter>::default();
+        let run_claims = Family::<ClaimLabels, Counter>::default();
         let outbound = Family::<ConnectionLabels, Counter>::default();
+        registry.register(
+            "run_claims",
+            "Runs the dispatcher claimed, by how it found them: `id` (notified) or `scan`",
+            run_claims.clone(),
+        );
         registry.register(
             "outbound_requests",
             "Requests to external hosts, by whether they opened a connection or reused a kept-alive one",
@@ -125,6 +138,7 @@ impl Default for Metrics {
             busy,
             statements,
             run_advances,
+            run_claims,
             outbound,
         }
     }
@@ -162,6 +176,13 @@ impl Metrics {
             .get_or_create(&OutcomeLabels {
                 outcome: outcome.to_string(),
             })
+            .inc();
+    }
+
+    /// Counts a run the dispatcher claimed, found `by` its notified id or a scan.
+    pub fn run_claimed(&self, by: &str) {
+        self.run_claims
+            .get_or_create(&ClaimLabels { by: by.to_string() })
             .inc();
     }
 

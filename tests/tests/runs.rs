@@ -559,6 +559,33 @@ fn one_orgs_long_runs_never_hold_every_worker() {
     assert_eq!(slow.calls(), 3, "the first org kept to 3 of the 4 workers");
 }
 
+/// A notified run is claimed by its id (SQL `claim_run`), not found by a
+/// scan of the ready runs: the host counts how it claimed each run. (An idle
+/// worker's once-a-second sweep may win a race for one of them.)
+#[test]
+fn a_notified_run_is_claimed_by_its_id() {
+    let fake = FakeLlm::start_with(|_| Answer::Text("done".into()));
+    let app = start();
+    publish(&app, "echo", &agent_config(&fake, "m", json!({})));
+    for message in ["one", "two", "three"] {
+        let id = start_thread(&app, "echo", message, "normal");
+        wait_for(&app, &id, &["completed"], Duration::from_secs(30));
+    }
+    let metrics = ureq::get(&format!("{}/metrics", app.host.admin))
+        .call()
+        .expect("metrics")
+        .into_string()
+        .expect("metrics text");
+    let claims = |by: &str| -> u32 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("synatra_run_claims_total{{by=\"{by}\"}} ")))
+            .map_or(0, |v| v.trim().parse().expect("a count"))
+    };
+    assert_eq!(claims("id") + claims("scan"), 3, "{metrics}");
+    assert!(claims("id") >= 2, "{metrics}");
+}
+
 /// `?follow=true` keeps a thread's stream open across runs: a client
 /// subscribes to a settled thread first, then posts, and sees the new run.
 #[test]

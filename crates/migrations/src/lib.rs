@@ -43,6 +43,7 @@ pub const MIGRATIONS: &[(&str, &str)] = migrations![
     "0024_fewer_round_trips.sql",
     "0025_cheaper_claims.sql",
     "0026_messages_in_the_event_stream.sql",
+    "0027_claims_by_id.sql",
 ];
 
 /// One migration file.

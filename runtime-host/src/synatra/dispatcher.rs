@@ -1,13 +1,15 @@
 //! The run dispatcher: claims ready runs with `FOR UPDATE SKIP LOCKED` and a
 //! lease, hands each to the agent-step component in-process, and is woken by
 //! `LISTEN/NOTIFY` (with a periodic sweep that also picks up expired leases
-//! of crashed hosts and due timers). Any number of hosts may share one
-//! database: a run is leased to one worker at a time, and the step table's
-//! primary key plus the lease fence make a second recording impossible.
+//! of crashed hosts and due timers). A notified run is claimed by its id;
+//! the scan in turn order (`claim_next_run`) decides whenever that fails or
+//! no notified run is left. Any number of hosts may share one database: a
+//! run is leased to one worker at a time, and the step table's primary key
+//! plus the lease fence make a second recording impossible.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -22,8 +24,40 @@ use synatra_names::limits::{renew_interval, MAX_CRASHES};
 use synatra_names::services::{AGENT_STEP, AGENT_STEP_ADVANCE};
 use synatra_names::{headers, variables};
 
-/// Runs being advanced on this host, with the switch that interrupts them.
-type InFlight = Arc<Mutex<HashMap<String, watch::Sender<bool>>>>;
+/// Runs being advanced on this host: the switch that interrupts each, and
+/// how many of each org's runs are among them (the org limit of a claim by
+/// id is counted here, not by reading leases).
+#[derive(Default)]
+struct Advancing {
+    switches: HashMap<String, watch::Sender<bool>>,
+    per_org: HashMap<uuid::Uuid, i32>,
+}
+
+type InFlight = Arc<Mutex<Advancing>>;
+
+/// A run this host leased.
+struct Claimed {
+    run_id: String,
+    org: uuid::Uuid,
+    lease: String,
+}
+
+/// Ids of runs notified ready and not yet tried here, oldest first, with
+/// when each was notified.
+type NotifiedRuns = Arc<Mutex<VecDeque<(uuid::Uuid, Instant)>>>;
+
+/// What became of a notified run this host tried to claim.
+enum Notified {
+    /// Leased; its org.
+    Claimed(uuid::Uuid),
+    /// Claimable, but its org has `org_limit` runs in flight here.
+    OrgFull,
+    /// Taken already, or not claimable.
+    Gone,
+}
+
+/// Notified ids kept at most; beyond them the scan finds the runs.
+const MAX_NOTIFIED: usize = 4096;
 
 /// Dispatcher settings.
 #[derive(Debug, Clone, Copy)]
@@ -61,9 +95,12 @@ pub async fn run(
     let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4());
     let wake = Arc::new(Notify::new());
     let in_flight: InFlight = Arc::default();
+    let notified: NotifiedRuns = Arc::default();
+    let last_scan = Arc::new(Mutex::new(Instant::now()));
     tokio::spawn(listen(
         db.clone(),
         wake.clone(),
+        notified.clone(),
         in_flight.clone(),
         shutdown.clone(),
     ));
@@ -79,6 +116,8 @@ pub async fn run(
                 app: app.clone(),
                 db: db.clone(),
                 in_flight: in_flight.clone(),
+                notified: notified.clone(),
+                last_scan: last_scan.clone(),
                 host: format!("{owner}-"),
                 owner: format!("{owner}-{i}"),
                 secret: secret.clone(),
@@ -92,11 +131,13 @@ pub async fn run(
     }
 }
 
-/// Turns `NOTIFY synatra_runs` into wake-ups and `NOTIFY synatra_cancel`
-/// into interruptions of runs in flight here; reconnects on failure.
+/// Turns `NOTIFY synatra_runs` into notified ids and wake-ups, and
+/// `NOTIFY synatra_cancel` into interruptions of runs in flight here;
+/// reconnects on failure.
 async fn listen(
     db: PgPool,
     wake: Arc<Notify>,
+    notified: NotifiedRuns,
     in_flight: InFlight,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -118,14 +159,22 @@ async fn listen(
             tokio::select! {
                 n = listener.recv() => match n {
                     Ok(n) if n.channel() == CANCEL_CHANNEL => {
-                        if let Some(switch) = in_flight.lock().expect("in-flight map").get(n.payload()) {
+                        if let Some(switch) = in_flight.lock().expect("in-flight map").switches.get(n.payload()) {
                             tracing::info!(run = n.payload(), "interrupting the running step");
                             let _ = switch.send(true);
                         }
                     }
                     // One idle worker per notification (a permit is kept
                     // if all are busy: the first to finish looks anyway).
-                    Ok(_) => wake.notify_one(),
+                    Ok(n) => {
+                        if let Ok(id) = n.payload().parse::<uuid::Uuid>() {
+                            let mut ids = notified.lock().expect("notified runs");
+                            if ids.len() < MAX_NOTIFIED {
+                                ids.push_back((id, Instant::now()));
+                            }
+                        }
+                        wake.notify_one();
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "notification stream broke; reconnecting");
                         break;
@@ -141,6 +190,9 @@ struct Worker {
     app: Arc<App>,
     db: PgPool,
     in_flight: InFlight,
+    notified: NotifiedRuns,
+    /// When a worker of this host last scanned for a run.
+    last_scan: Arc<Mutex<Instant>>,
     /// This host's lease prefix (`{host}-{worker}:`).
     host: String,
     owner: String,
@@ -155,7 +207,11 @@ impl Worker {
                 // A worker that advanced a run looks for the next at once,
                 // so queued runs never wait for a notification; each
                 // notification wakes one idle worker.
-                Ok(Some((run_id, lease))) => self.advance(&run_id, &lease).await,
+                Ok(Some(claimed)) => {
+                    let cancel = self.started(&claimed);
+                    self.advance(&claimed.run_id, &claimed.lease, cancel).await;
+                    self.ended(&claimed);
+                }
                 Ok(None) => {
                     tokio::select! {
                         _ = wake.notified() => {}
@@ -171,20 +227,117 @@ impl Worker {
         }
     }
 
-    /// Leases a run that is ready (unleased or lease-expired) or whose
-    /// durable timer is due, taking turns between orgs (SQL
-    /// `claim_next_run`).
-    async fn claim(&self) -> sqlx::Result<Option<(String, String)>> {
+    /// Leases the oldest notified run that can be claimed (SQL `claim_run`:
+    /// by its primary key) while its org has fewer than `org_limit` runs in
+    /// flight here; else, and once per sweep interval, scans for a run that
+    /// is ready (unleased or lease-expired) or whose durable timer is due,
+    /// taking turns between orgs (SQL `claim_next_run`).
+    async fn claim(&self) -> sqlx::Result<Option<Claimed>> {
         let lease = format!("{}:{}", self.owner, uuid::Uuid::new_v4());
-        let row: Option<(Option<String>,)> =
-            sqlx::query_as("SELECT claim_next_run($1, $2, NULL, $3, $4)::text")
+        if !self.sweep_due() {
+            loop {
+                let Some((run, at)) = self.notified.lock().expect("notified runs").pop_front()
+                else {
+                    break;
+                };
+                match self.claim_notified(run, &lease).await? {
+                    Notified::Claimed(org) => {
+                        self.app.metrics.run_claimed("id");
+                        let run_id = run.to_string();
+                        return Ok(Some(Claimed { run_id, org, lease }));
+                    }
+                    // It waits for a run of its org to end here; meanwhile
+                    // the scan takes turns between the other orgs.
+                    Notified::OrgFull => {
+                        let mut ids = self.notified.lock().expect("notified runs");
+                        ids.push_front((run, at));
+                        break;
+                    }
+                    Notified::Gone => {}
+                }
+            }
+        }
+        *self.last_scan.lock().expect("last scan") = Instant::now();
+        let (run,): (Option<uuid::Uuid>,) =
+            sqlx::query_as("SELECT claim_next_run($1, $2, NULL, $3, $4)")
                 .bind(&lease)
                 .bind(self.config.lease_secs)
                 .bind(self.config.org_limit)
                 .bind(&self.host)
+                .fetch_one(&self.db)
+                .await?;
+        let Some(run) = run else {
+            return Ok(None);
+        };
+        self.app.metrics.run_claimed("scan");
+        let (org,): (uuid::Uuid,) = sqlx::query_as("SELECT org_id FROM runs WHERE id = $1")
+            .bind(run)
+            .fetch_one(&self.db)
+            .await?;
+        let run_id = run.to_string();
+        Ok(Some(Claimed { run_id, org, lease }))
+    }
+
+    /// Tries to lease notified run `run` (SQL `claim_run`).
+    async fn claim_notified(&self, run: uuid::Uuid, lease: &str) -> sqlx::Result<Notified> {
+        let full: Vec<uuid::Uuid> = {
+            let in_flight = self.in_flight.lock().expect("in-flight map");
+            in_flight
+                .per_org
+                .iter()
+                .filter(|(_, n)| **n >= self.config.org_limit)
+                .map(|(org, _)| *org)
+                .collect()
+        };
+        let row: Option<(uuid::Uuid, bool)> =
+            sqlx::query_as("SELECT org_id, claimed FROM claim_run($1, $2, $3, $4)")
+                .bind(run)
+                .bind(lease)
+                .bind(self.config.lease_secs)
+                .bind(&full)
                 .fetch_optional(&self.db)
                 .await?;
-        Ok(row.and_then(|(id,)| id).map(|id| (id, lease)))
+        Ok(match row {
+            Some((org, true)) => Notified::Claimed(org),
+            Some((_, false)) => Notified::OrgFull,
+            None => Notified::Gone,
+        })
+    }
+
+    /// Whether this claim scans first: the oldest notified run has waited
+    /// a sweep interval, and so has this host's last scan. Then due timers,
+    /// expired leases and runs no notification named still get their turn
+    /// while notified runs keep every worker busy.
+    fn sweep_due(&self) -> bool {
+        let waited = |at: &Instant| at.elapsed() >= self.config.poll;
+        let backlog = self
+            .notified
+            .lock()
+            .expect("notified runs")
+            .front()
+            .is_some_and(|(_, at)| waited(at));
+        backlog && waited(&self.last_scan.lock().expect("last scan"))
+    }
+
+    /// Counts a claimed run in flight here; returns what interrupts it.
+    fn started(&self, claimed: &Claimed) -> watch::Receiver<bool> {
+        let (switch, cancel) = watch::channel(false);
+        let mut in_flight = self.in_flight.lock().expect("in-flight map");
+        in_flight.switches.insert(claimed.run_id.clone(), switch);
+        *in_flight.per_org.entry(claimed.org).or_default() += 1;
+        cancel
+    }
+
+    /// Forgets a run no longer in flight here.
+    fn ended(&self, claimed: &Claimed) {
+        let mut in_flight = self.in_flight.lock().expect("in-flight map");
+        in_flight.switches.remove(&claimed.run_id);
+        if let Some(n) = in_flight.per_org.get_mut(&claimed.org) {
+            *n -= 1;
+            if *n <= 0 {
+                in_flight.per_org.remove(&claimed.org);
+            }
+        }
     }
 
     /// Extends the lease of a run this host is executing.
@@ -206,18 +359,13 @@ impl Worker {
     }
 
     /// Calls the agent step for one claimed run.
-    async fn advance(&self, run_id: &str, lease: &str) {
+    async fn advance(&self, run_id: &str, lease: &str, cancel: watch::Receiver<bool>) {
         let body = serde_json::json!({ "run_id": run_id, "lease": lease, "lease_secs": self.config.lease_secs });
         let request = http::Request::post(AGENT_STEP_ADVANCE)
             .header("content-type", "application/json")
             .header(headers::SERVICE_SECRET, &self.secret)
             .body(Full::new(Bytes::from(body.to_string())))
             .expect("valid request");
-        let (switch, cancel) = watch::channel(false);
-        self.in_flight
-            .lock()
-            .expect("in-flight map")
-            .insert(run_id.to_string(), switch);
         // The lease is renewed while the step works (a model or tool call may
         // outlast it); if this host dies, renewal stops and the lease expires.
         let dispatched = {
@@ -237,7 +385,6 @@ impl Worker {
                 }
             }
         };
-        self.in_flight.lock().expect("in-flight map").remove(run_id);
         if let Err(DispatchError::Cancelled(_)) = dispatched {
             self.app.metrics.run_advance("interrupted");
             if let Err(e) = self.finish_cancelled(run_id, lease).await {
