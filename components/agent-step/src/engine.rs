@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use serde::Deserialize;
 use serde_json::Value;
 use synatra_agents::AgentConfig;
 use synatra_db::approvals;
@@ -80,25 +81,43 @@ impl Toolbox {
     }
 }
 
-/// Advances run `run_id` while `lease` holds it.
-pub async fn advance(
-    db: &Db,
-    run_id: &str,
-    lease: &str,
-    lease_secs: i32,
-) -> Result<Outcome, DbError> {
-    match run(db, run_id, lease, lease_secs).await {
+/// A caller's request: advance run `run_id` while `lease` holds it,
+/// extending the lease by `lease_secs` at each step.
+#[derive(Deserialize)]
+pub struct Assignment {
+    pub run_id: String,
+    pub lease: String,
+    pub lease_secs: i32,
+    /// The run as the claim loaded it (SQL `load_run`); None to load it here.
+    #[serde(default)]
+    pub run: Option<Value>,
+}
+
+/// Advances the assigned run while its lease holds it.
+pub async fn advance(db: &Db, assignment: Assignment) -> Result<Outcome, DbError> {
+    match run(db, assignment).await {
         Err(DbError::LeaseLost) => Ok(Outcome::NotLeased),
         other => other,
     }
 }
 
-async fn run(db: &Db, run_id: &str, lease: &str, lease_secs: i32) -> Result<Outcome, DbError> {
-    let Some(loaded) = runs::load_run(db, run_id, lease)? else {
+async fn run(db: &Db, assignment: Assignment) -> Result<Outcome, DbError> {
+    let Assignment {
+        run_id,
+        lease,
+        lease_secs,
+        run: handed,
+    } = assignment;
+    let (run_id, lease) = (run_id.as_str(), lease.as_str());
+    let loaded = match handed {
+        Some(loaded) => Some(runs::LoadedRun::from_json(loaded)?),
+        None => runs::load_run(db, run_id, lease)?,
+    };
+    let Some(loaded) = loaded else {
         return Ok(Outcome::NotLeased);
     };
     let run = loaded.run;
-    if !run.leased_by_caller || run.status != "ready" {
+    if run.id != run_id || !run.leased_by_caller || run.status != "ready" {
         return Ok(Outcome::NotLeased);
     }
     let steps: Vec<Step> = loaded

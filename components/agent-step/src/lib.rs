@@ -1,5 +1,7 @@
 //! The agent-step component (private route): `POST /advance {run_id, lease,
-//! lease_secs}` advances one durable run while the caller's lease holds it.
+//! lease_secs, run?}` advances one durable run while the caller's lease
+//! holds it (`run`: the run as the claim loaded it, SQL `load_run`; without
+//! it the step loads the run itself).
 //! Only the host's dispatcher (or another component of this app, with the
 //! service secret) can call it.
 
@@ -12,18 +14,10 @@ mod tools;
 mod user_tools;
 mod waits;
 
-use serde::Deserialize;
 use serde_json::json;
 use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
 use synatra_internal::{error_response, json_response};
-
-#[derive(Deserialize)]
-struct Advance {
-    run_id: String,
-    lease: String,
-    lease_secs: i32,
-}
 
 #[http_component]
 async fn handle(req: Request) -> Response {
@@ -34,17 +28,18 @@ async fn advance(req: Request) -> Response {
     if req.path().trim_end_matches('/') != "/advance" {
         return error_response(404, "not_found", "try POST /advance");
     }
-    let Ok(body) = serde_json::from_slice::<Advance>(req.body()) else {
+    let Ok(assignment) = serde_json::from_slice::<engine::Assignment>(req.body()) else {
         return error_response(400, "invalid_json", "expected {run_id, lease, lease_secs}");
     };
     let db = match synatra_internal::database() {
         Ok(db) => db,
         Err(unavailable) => return unavailable,
     };
-    match engine::advance(&db, &body.run_id, &body.lease, body.lease_secs).await {
+    let run_id = assignment.run_id.clone();
+    match engine::advance(&db, assignment).await {
         Ok(o) => json_response(200, &json!({ "outcome": o.as_str() })),
         Err(e) => {
-            eprintln!("agent-step {}: {e}", body.run_id);
+            eprintln!("agent-step {run_id}: {e}");
             error_response(500, "step_failed", e)
         }
     }

@@ -2,6 +2,7 @@
 //! of durable runs, shared by the API (which starts runs) and the agent-step
 //! component (which advances them).
 
+use serde::Deserialize;
 use serde_json::Value;
 use spin_sdk::pg4::ParameterValue::{self, Boolean, DbNull, Int32, Int64};
 use synatra_runs::projection::Projection;
@@ -268,6 +269,7 @@ pub fn request_cancel(db: &Db, thread_id: &str) -> DbResult<u64> {
 }
 
 /// A run as the agent step sees it.
+#[derive(Deserialize)]
 pub struct RunState {
     pub id: String,
     pub org_id: String,
@@ -280,6 +282,7 @@ pub struct RunState {
     pub input_upto: i64,
     pub status: String,
     pub cancel_requested: bool,
+    #[serde(rename = "leased")]
     pub leased_by_caller: bool,
     pub active_ms: i64,
     pub retries: i32,
@@ -287,66 +290,33 @@ pub struct RunState {
 
 /// A run loaded to be advanced: its state, its recorded step outputs in
 /// order, and the thread messages it answers (`(kind, content)` up to its
-/// input), read in one query.
+/// input), as SQL `load_run` returns it (a claim may hand it over).
+#[derive(Deserialize)]
 pub struct LoadedRun {
+    #[serde(flatten)]
     pub run: RunState,
     pub steps: Vec<Value>,
     pub history: Vec<(String, Value)>,
 }
 
-/// Loads a run to advance, telling whether `lease` currently holds it.
+impl LoadedRun {
+    /// Reads what SQL `load_run` returned.
+    pub fn from_json(loaded: Value) -> DbResult<Self> {
+        serde_json::from_value(loaded).map_err(|e| DbError::Other(format!("unreadable run: {e}")))
+    }
+}
+
+/// Loads a run to advance, telling whether `lease` currently holds it (SQL
+/// `load_run`).
 pub fn load_run(db: &Db, run_id: &str, lease: &str) -> DbResult<Option<LoadedRun>> {
-    let Some(r) = db.query_opt(
-        "SELECT r.id, r.org_id, r.thread_id, t.environment_id, t.channel_id, r.config, r.input_upto, r.status,
-                r.cancel_requested, r.active_ms, r.retries,
-                (r.lease_owner = $2 AND r.lease_expires_at > now()) AS leased,
-                coalesce((SELECT jsonb_agg(s.output ORDER BY s.seq) FROM run_steps s WHERE s.run_id = r.id),
-                         '[]') AS steps,
-                coalesce((SELECT jsonb_agg(jsonb_build_array(m.kind, m.content) ORDER BY m.id)
-                          FROM thread_messages m WHERE m.thread_id = r.thread_id AND m.id <= r.input_upto),
-                         '[]') AS history
-         FROM runs r JOIN threads t ON t.id = r.thread_id WHERE r.id = $1",
+    let row = db.query_opt(
+        "SELECT load_run($1, $2) AS run",
         &[uuid(run_id), text(lease)],
-    )?
-    else {
-        return Ok(None);
-    };
-    let history = match r.json("history")? {
-        Value::Array(items) => items
-            .into_iter()
-            .filter_map(|pair| match pair {
-                Value::Array(mut kc) if kc.len() == 2 => {
-                    let content = kc.pop()?;
-                    Some((kc.pop()?.as_str()?.to_string(), content))
-                }
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    let steps = match r.json("steps")? {
-        Value::Array(items) => items,
-        _ => Vec::new(),
-    };
-    let run = RunState {
-        id: r.str("id")?,
-        org_id: r.str("org_id")?,
-        thread_id: r.str("thread_id")?,
-        environment_id: r.opt_str("environment_id")?,
-        channel_id: r.opt_str("channel_id")?,
-        config: r.json("config")?,
-        input_upto: r.i64("input_upto")?,
-        status: r.str("status")?,
-        cancel_requested: r.bool("cancel_requested")?,
-        leased_by_caller: r.bool("leased")?,
-        active_ms: r.i64("active_ms")?,
-        retries: r.i64("retries")? as i32,
-    };
-    Ok(Some(LoadedRun {
-        run,
-        steps,
-        history,
-    }))
+    )?;
+    match row.map(|r| r.json("run")).transpose()? {
+        None | Some(Value::Null) => Ok(None),
+        Some(loaded) => LoadedRun::from_json(loaded).map(Some),
+    }
 }
 
 /// The lease fence: extends the lease if `lease` still holds the run.

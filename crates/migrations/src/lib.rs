@@ -44,6 +44,7 @@ pub const MIGRATIONS: &[(&str, &str)] = migrations![
     "0025_cheaper_claims.sql",
     "0026_messages_in_the_event_stream.sql",
     "0027_claims_by_id.sql",
+    "0028_claims_load_the_run.sql",
 ];
 
 /// One migration file.

@@ -31,7 +31,8 @@ pub mod headers {
 pub mod services {
     /// The component that advances runs.
     pub const AGENT_STEP: &str = "agent-step";
-    /// Its route: `POST {run_id, lease, lease_secs}`.
+    /// Its route: `POST {run_id, lease, lease_secs, run?}` (`run`: the
+    /// run as the claim loaded it, SQL `load_run`).
     pub const AGENT_STEP_ADVANCE: &str = "http://agent-step.spin.internal/advance";
     /// The gateway's model-call route (it adds the org's credential).
     pub const GATEWAY_LLM: &str = "http://gateway.spin.internal/llm/complete";

@@ -40,6 +40,9 @@ struct Claimed {
     run_id: String,
     org: uuid::Uuid,
     lease: String,
+    /// The run as SQL `load_run` read it in the claiming statement; the
+    /// agent step starts from it.
+    run: serde_json::Value,
 }
 
 /// Ids of runs notified ready and not yet tried here, oldest first, with
@@ -48,8 +51,8 @@ type NotifiedRuns = Arc<Mutex<VecDeque<(uuid::Uuid, Instant)>>>;
 
 /// What became of a notified run this host tried to claim.
 enum Notified {
-    /// Leased; its org.
-    Claimed(uuid::Uuid),
+    /// Leased; its org, and the run loaded.
+    Claimed(uuid::Uuid, serde_json::Value),
     /// Claimable, but its org has `org_limit` runs in flight here.
     OrgFull,
     /// Taken already, or not claimable.
@@ -97,6 +100,7 @@ pub async fn run(
     let in_flight: InFlight = Arc::default();
     let notified: NotifiedRuns = Arc::default();
     let last_scan = Arc::new(Mutex::new(Instant::now()));
+    let claiming = Arc::new(tokio::sync::Mutex::new(()));
     tokio::spawn(listen(
         db.clone(),
         wake.clone(),
@@ -118,6 +122,7 @@ pub async fn run(
                 in_flight: in_flight.clone(),
                 notified: notified.clone(),
                 last_scan: last_scan.clone(),
+                claiming: claiming.clone(),
                 host: format!("{owner}-"),
                 owner: format!("{owner}-{i}"),
                 secret: secret.clone(),
@@ -193,6 +198,8 @@ struct Worker {
     notified: NotifiedRuns,
     /// When a worker of this host last scanned for a run.
     last_scan: Arc<Mutex<Instant>>,
+    /// Held by the worker claiming.
+    claiming: Arc<tokio::sync::Mutex<()>>,
     /// This host's lease prefix (`{host}-{worker}:`).
     host: String,
     owner: String,
@@ -203,13 +210,18 @@ struct Worker {
 impl Worker {
     async fn run(self, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
         while !*shutdown.borrow() {
-            match self.claim().await {
+            // One claim at a time on this host: each counts the runs in
+            // flight here (its org limit) with those of the claims before it.
+            let claimed = {
+                let _turn = self.claiming.lock().await;
+                self.claim().await.map(|c| c.map(|c| (self.started(&c), c)))
+            };
+            match claimed {
                 // A worker that advanced a run looks for the next at once,
                 // so queued runs never wait for a notification; each
                 // notification wakes one idle worker.
-                Ok(Some(claimed)) => {
-                    let cancel = self.started(&claimed);
-                    self.advance(&claimed.run_id, &claimed.lease, cancel).await;
+                Ok(Some((cancel, claimed))) => {
+                    self.advance(&claimed, cancel).await;
                     self.ended(&claimed);
                 }
                 Ok(None) => {
@@ -241,10 +253,14 @@ impl Worker {
                     break;
                 };
                 match self.claim_notified(run, &lease).await? {
-                    Notified::Claimed(org) => {
+                    Notified::Claimed(org, loaded) => {
                         self.app.metrics.run_claimed("id");
-                        let run_id = run.to_string();
-                        return Ok(Some(Claimed { run_id, org, lease }));
+                        return Ok(Some(Claimed {
+                            run_id: run.to_string(),
+                            org,
+                            lease,
+                            run: loaded,
+                        }));
                     }
                     // It waits for a run of its org to end here; meanwhile
                     // the scan takes turns between the other orgs.
@@ -258,24 +274,30 @@ impl Worker {
             }
         }
         *self.last_scan.lock().expect("last scan") = Instant::now();
-        let (run,): (Option<uuid::Uuid>,) =
-            sqlx::query_as("SELECT claim_next_run($1, $2, NULL, $3, $4)")
-                .bind(&lease)
-                .bind(self.config.lease_secs)
-                .bind(self.config.org_limit)
-                .bind(&self.host)
-                .fetch_one(&self.db)
-                .await?;
-        let Some(run) = run else {
+        let (run, loaded): (Option<uuid::Uuid>, Option<serde_json::Value>) = sqlx::query_as(
+            "SELECT c.id, CASE WHEN c.id IS NOT NULL THEN load_run(c.id, $1) END
+             FROM (SELECT claim_next_run($1, $2, NULL, $3, $4) AS id) c",
+        )
+        .bind(&lease)
+        .bind(self.config.lease_secs)
+        .bind(self.config.org_limit)
+        .bind(&self.host)
+        .fetch_one(&self.db)
+        .await?;
+        let (Some(run), Some(loaded)) = (run, loaded) else {
             return Ok(None);
         };
         self.app.metrics.run_claimed("scan");
-        let (org,): (uuid::Uuid,) = sqlx::query_as("SELECT org_id FROM runs WHERE id = $1")
-            .bind(run)
-            .fetch_one(&self.db)
-            .await?;
-        let run_id = run.to_string();
-        Ok(Some(Claimed { run_id, org, lease }))
+        let org = loaded["org_id"]
+            .as_str()
+            .and_then(|org| org.parse().ok())
+            .ok_or_else(|| sqlx::Error::Protocol("load_run returned no org".into()))?;
+        Ok(Some(Claimed {
+            run_id: run.to_string(),
+            org,
+            lease,
+            run: loaded,
+        }))
     }
 
     /// Tries to lease notified run `run` (SQL `claim_run`).
@@ -289,18 +311,20 @@ impl Worker {
                 .map(|(org, _)| *org)
                 .collect()
         };
-        let row: Option<(uuid::Uuid, bool)> =
-            sqlx::query_as("SELECT org_id, claimed FROM claim_run($1, $2, $3, $4)")
-                .bind(run)
-                .bind(lease)
-                .bind(self.config.lease_secs)
-                .bind(&full)
-                .fetch_optional(&self.db)
-                .await?;
+        let row: Option<(uuid::Uuid, bool, Option<serde_json::Value>)> = sqlx::query_as(
+            "SELECT c.org_id, c.claimed, CASE WHEN c.claimed THEN load_run($1, $2) END
+             FROM claim_run($1, $2, $3, $4) c",
+        )
+        .bind(run)
+        .bind(lease)
+        .bind(self.config.lease_secs)
+        .bind(&full)
+        .fetch_optional(&self.db)
+        .await?;
         Ok(match row {
-            Some((org, true)) => Notified::Claimed(org),
-            Some((_, false)) => Notified::OrgFull,
-            None => Notified::Gone,
+            Some((org, true, Some(loaded))) => Notified::Claimed(org, loaded),
+            Some((_, false, _)) => Notified::OrgFull,
+            _ => Notified::Gone,
         })
     }
 
@@ -359,8 +383,14 @@ impl Worker {
     }
 
     /// Calls the agent step for one claimed run.
-    async fn advance(&self, run_id: &str, lease: &str, cancel: watch::Receiver<bool>) {
-        let body = serde_json::json!({ "run_id": run_id, "lease": lease, "lease_secs": self.config.lease_secs });
+    async fn advance(&self, claimed: &Claimed, cancel: watch::Receiver<bool>) {
+        let (run_id, lease) = (claimed.run_id.as_str(), claimed.lease.as_str());
+        let body = serde_json::json!({
+            "run_id": run_id,
+            "lease": lease,
+            "lease_secs": self.config.lease_secs,
+            "run": claimed.run,
+        });
         let request = http::Request::post(AGENT_STEP_ADVANCE)
             .header("content-type", "application/json")
             .header(headers::SERVICE_SECRET, &self.secret)
