@@ -284,9 +284,14 @@ impl Worker {
         .bind(&self.host)
         .fetch_one(&self.db)
         .await?;
-        let (Some(run), Some(loaded)) = (run, loaded) else {
+        let Some(run) = run else {
             return Ok(None);
         };
+        // Not expected (the claim and the load share a transaction); the
+        // lease then expires and the run is claimed again.
+        let loaded = loaded.ok_or_else(|| {
+            sqlx::Error::Protocol(format!("run {run} was claimed but could not be loaded"))
+        })?;
         self.app.metrics.run_claimed("scan");
         let org = loaded["org_id"]
             .as_str()
