@@ -101,9 +101,7 @@ fn histogram(text: &str, name: &str) -> BTreeMap<String, (f64, f64)> {
 
 /// The host's busy and instantiation histograms.
 fn component_times(admin: &str) -> Result<[BTreeMap<String, (f64, f64)>; 3]> {
-    let text = ureq::get(&format!("{admin}/metrics"))
-        .call()?
-        .into_string()?;
+    let text = metrics(admin)?;
     Ok([
         histogram(&text, "synatra_component_busy_seconds"),
         histogram(&text, "synatra_component_instantiate_seconds"),
@@ -141,11 +139,16 @@ fn shares(
         .collect()
 }
 
-/// The dispatcher's claims so far: `(by id, by scan)`.
-fn component_claims(admin: &str) -> Result<(f64, f64)> {
-    let text = ureq::get(&format!("{admin}/metrics"))
+/// The host's metrics text (its admin port's `/metrics`).
+fn metrics(admin: &str) -> Result<String> {
+    Ok(ureq::get(&format!("{admin}/metrics"))
         .call()?
-        .into_string()?;
+        .into_string()?)
+}
+
+/// The dispatcher's claims so far: `(by id, by scan)`.
+fn run_claims(admin: &str) -> Result<(f64, f64)> {
+    let text = metrics(admin)?;
     let count = |by: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(&format!("synatra_run_claims_total{{by=\"{by}\"}} ")))
@@ -304,7 +307,7 @@ fn rounds(app: &App) -> Result<Rounds> {
         rate(Duration::ZERO, fifth),
         rate(SUSTAINED - fifth, SUSTAINED * 2),
     );
-    let claims = component_claims(&app.host.admin)?;
+    let claims = run_claims(&app.host.admin)?;
     Ok(Rounds {
         steps_per_s,
         breakdown,

@@ -29,7 +29,11 @@ async fn advance(req: Request) -> Response {
         return error_response(404, "not_found", "try POST /advance");
     }
     let Ok(assignment) = serde_json::from_slice::<engine::Assignment>(req.body()) else {
-        return error_response(400, "invalid_json", "expected {run_id, lease, lease_secs}");
+        return error_response(
+            400,
+            "invalid_json",
+            "expected {run_id, lease, lease_secs, run?}",
+        );
     };
     let db = match synatra_internal::database() {
         Ok(db) => db,
