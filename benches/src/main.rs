@@ -220,9 +220,9 @@ fn print_rounds(r: &runs::Rounds, bare_commits_per_s: f64) {
             s / base
         );
     }
-    for (c, [host, database, bench]) in &r.cpu_per_step {
+    for (c, [host, database, bench, host_waits, database_waits]) in &r.usage_per_step {
         println!(
-            "CPU per step with {c:>2} concurrent runs: {:.2} ms (host {host:.2}, database {database:.2}, bench and fake provider {bench:.2})",
+            "CPU per step with {c:>2} concurrent runs: {:.2} ms (host {host:.2}, database {database:.2}, bench and fake provider {bench:.2}); waits (voluntary context switches) host {host_waits:.1}, database {database_waits:.1}",
             host + database + bench
         );
     }

@@ -48,8 +48,9 @@ pub struct Rounds {
     /// A run's timeline at each concurrency: mean ms from its creation to
     /// its first recorded step, between steps, and from the last to its end.
     pub timeline_ms: Vec<(usize, Vec<(String, f64)>)>,
-    /// CPU ms per step at each concurrency: `[host, database, bench]`.
-    pub cpu_per_step: Vec<(usize, [f64; 3])>,
+    /// Per step at each concurrency: CPU ms of `[host, database, bench]`,
+    /// then voluntary context switches of `[host, database]`.
+    pub usage_per_step: Vec<(usize, [f64; 5])>,
     /// Steps/s of 64 concurrent runs kept up for [`SUSTAINED`]: in its first
     /// fifth and in its last.
     pub sustained: (f64, f64),
@@ -158,34 +159,82 @@ fn run_claims(admin: &str) -> Result<(f64, f64)> {
     Ok((count("id"), count("scan")))
 }
 
-/// CPU time used so far, in ms: `[the host, every postgres process, this
-/// bench]` (a process that exited no longer counts).
-fn cpu_ms(host: u32) -> Result<[f64; 3]> {
+/// Resources used so far: CPU ms of `[the host, the database, this bench]`
+/// and voluntary context switches (waits for I/O or a peer: a proxy for
+/// round trips) of `[the host, the database]`. The database's CPU includes
+/// its exited processes (the postmaster's reaped children, as autovacuum
+/// workers); switches count live processes and threads only.
+fn usage(host: u32) -> Result<[f64; 5]> {
     // SAFETY: sysconf only reads a configuration value.
     let tick_ms = 1000.0 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let used = |pid: &str| -> Option<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // Fields after the parenthesised name: utime and stime are 12th and 13th.
+    // utime, stime, cutime, cstime: the 12th to 15th fields after the name.
+    let cpu = |path: &str| -> Option<f64> {
+        let stat = std::fs::read_to_string(path).ok()?;
         let rest = stat.rsplit_once(')')?.1;
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: f64 =
-            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        let mut ticks = 0.0;
+        for i in 11..15 {
+            ticks += fields.get(i)?.parse::<f64>().ok()?;
+        }
         Some(ticks * tick_ms)
     };
-    let mut database = 0.0;
+    let switches = |path: &str| -> f64 {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
+    };
+    // This bench's database: its postmaster (a child of this process) and
+    // the postmaster's children; another run's server ending meanwhile
+    // must not count.
+    let parent = |pid: &str| -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    let mut postgres = Vec::new();
     for entry in std::fs::read_dir("/proc")? {
         let name = entry?.file_name().to_string_lossy().to_string();
         if name.bytes().all(|b| b.is_ascii_digit())
             && std::fs::read_to_string(format!("/proc/{name}/comm"))
                 .is_ok_and(|c| c.trim() == "postgres")
         {
-            database += used(&name).unwrap_or(0.0);
+            if let Some(ppid) = parent(&name) {
+                postgres.push((name, ppid));
+            }
         }
     }
+    let me = std::process::id();
+    let postmasters: Vec<String> = postgres
+        .iter()
+        .filter(|(_, ppid)| *ppid == me)
+        .map(|(pid, _)| pid.clone())
+        .collect();
+    let (mut db_cpu, mut db_switches) = (0.0, 0.0);
+    for (pid, ppid) in &postgres {
+        if *ppid == me || postmasters.contains(&ppid.to_string()) {
+            db_cpu += cpu(&format!("/proc/{pid}/stat")).unwrap_or(0.0);
+            db_switches += switches(&format!("/proc/{pid}/status"));
+        }
+    }
+    let mut host_switches = 0.0;
+    for task in std::fs::read_dir(format!("/proc/{host}/task"))? {
+        host_switches += switches(&format!("{}/status", task?.path().display()));
+    }
     Ok([
-        used(&host.to_string()).context("host CPU time")?,
-        database,
-        used("self").context("bench CPU time")?,
+        cpu(&format!("/proc/{host}/stat")).context("host CPU time")?,
+        db_cpu,
+        cpu("/proc/self/stat").context("bench CPU time")?,
+        host_switches,
+        db_switches,
     ])
 }
 
@@ -256,20 +305,20 @@ fn rounds(app: &App) -> Result<Rounds> {
     let mut steps_per_s = Vec::new();
     let mut breakdown = Vec::new();
     let mut timeline_ms = Vec::new();
-    let mut cpu_per_step = Vec::new();
+    let mut usage_per_step = Vec::new();
     for concurrency in [1usize, 8, 64] {
         let phase = marks.text("SELECT now()")?;
         let times_before = component_times(&app.host.admin)?;
         step(&format!("{concurrency} concurrent runs"));
-        let cpu_before = cpu_ms(app.host.pid())?;
+        let used_before = usage(app.host.pid())?;
         let batches = batches(app, &mut marks, concurrency, Duration::from_secs(3))?;
-        let cpu_after = cpu_ms(app.host.pid())?;
+        let used_after = usage(app.host.pid())?;
         let steps: f64 = batches.iter().map(|b| b.steps).sum();
         let busy: f64 = batches.iter().map(|b| b.secs).sum();
         steps_per_s.push((concurrency, steps / busy));
-        cpu_per_step.push((
+        usage_per_step.push((
             concurrency,
-            [0, 1, 2].map(|i| (cpu_after[i] - cpu_before[i]) / steps),
+            [0, 1, 2, 3, 4].map(|i| (used_after[i] - used_before[i]) / steps),
         ));
         if concurrency == 1 {
             breakdown = shares(&times_before, &component_times(&app.host.admin)?, steps);
@@ -312,7 +361,7 @@ fn rounds(app: &App) -> Result<Rounds> {
         steps_per_s,
         breakdown,
         timeline_ms,
-        cpu_per_step,
+        usage_per_step,
         sustained,
         database_work,
         claims,

@@ -1,6 +1,6 @@
 //! `spin:postgres/postgres@4.0.0`: pooled Postgres connections for components.
 //!
-//! One sqlx pool per address; a `connection` resource holds one pooled
+//! One pool per address ([`pool`]); a `connection` resource holds one pooled
 //! connection for its lifetime, so `BEGIN … COMMIT` across calls is one
 //! transaction. A connection dropped inside an open transaction is rolled
 //! back before it returns to the pool. Addresses must be allowed by the
@@ -22,11 +22,10 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
-use sqlx::pool::PoolConnection;
 use sqlx::postgres::{
     PgArguments, PgConnectOptions, PgDatabaseError, PgRow, PgStatement, PgTypeInfo,
 };
-use sqlx::{Arguments, Column, Executor, PgPool, Postgres, Row, Statement, TypeInfo};
+use sqlx::{Arguments, Column, Executor, Postgres, Row, Statement, TypeInfo};
 use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 
 use super::{ConfigureContext, Factor, HasFactors, PrepareContext};
@@ -36,6 +35,10 @@ use bindings::spin::postgres::postgres::{
     add_to_linker, Column as WitColumn, DbDataType, DbError, DbValue, Error, Host, HostConnection,
     Interval, ParameterValue, QueryError, RowSet,
 };
+
+mod pool;
+
+use pool::{ConnPool, Pooled};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -97,7 +100,7 @@ pub struct PgPools {
 struct Kept {
     host: String,
     port: u16,
-    pool: PgPool,
+    pool: ConnPool,
 }
 
 impl PgPools {
@@ -117,7 +120,7 @@ impl PgPools {
         &self,
         address: &str,
         check: impl Fn(&str, u16) -> Result<(), String>,
-    ) -> Result<PgPool, String> {
+    ) -> Result<ConnPool, String> {
         let kept = self
             .pools
             .lock()
@@ -139,7 +142,7 @@ impl PgPools {
         let kept = pools.entry(address.to_string()).or_insert_with(|| Kept {
             host,
             port,
-            pool: crate::database::pool_options(self.max_connections).connect_lazy_with(options),
+            pool: ConnPool::new(options, self.max_connections),
         });
         Ok(kept.pool.clone())
     }
@@ -147,7 +150,7 @@ impl PgPools {
 
 /// The host side of a `connection` resource.
 pub struct PgConnection {
-    conn: Option<PoolConnection<Postgres>>,
+    conn: Option<Pooled>,
     maybe_in_transaction: bool,
 }
 
@@ -158,9 +161,11 @@ impl Drop for PgConnection {
         }
         if let Some(mut conn) = self.conn.take() {
             // Never hand a connection with an open transaction to the next user.
+            // A failed ROLLBACK leaves it unsettled: it is closed, not reused.
             tokio::spawn(async move {
-                if conn.execute("ROLLBACK").await.is_err() {
-                    conn.close_on_drop();
+                let rolled_back = conn.conn().execute("ROLLBACK").await;
+                if rolled_back.is_ok() {
+                    conn.settled(&rolled_back);
                 }
             });
         }
@@ -168,7 +173,7 @@ impl Drop for PgConnection {
 }
 
 impl PgConnection {
-    fn conn(&mut self, statement: &str) -> &mut PoolConnection<Postgres> {
+    fn conn(&mut self, statement: &str) -> &mut Pooled {
         let upper = statement.trim_start().to_ascii_uppercase();
         if upper.starts_with("BEGIN") || upper.starts_with("START") {
             self.maybe_in_transaction = true;
@@ -183,7 +188,7 @@ impl PgConnection {
         self.pooled()
     }
 
-    fn pooled(&mut self) -> &mut PoolConnection<Postgres> {
+    fn pooled(&mut self) -> &mut Pooled {
         self.conn.as_mut().expect("connection present until drop")
     }
 
@@ -196,11 +201,10 @@ impl PgConnection {
     ) -> Result<(PgStatement<'q>, PgArguments), Error> {
         let kinds: Vec<ParamKind> = params.iter().map(ParamKind::of).collect();
         let args = bind_all(params)?;
-        let prepared = self
-            .conn(statement)
-            .prepare(statement)
-            .await
-            .map_err(query_error)?;
+        let conn = self.conn(statement);
+        let prepared = conn.conn().prepare(statement).await;
+        conn.settled(&prepared);
+        let prepared = prepared.map_err(query_error)?;
         check_parameters(&prepared, &kinds)?;
         Ok((prepared, args))
     }
@@ -291,7 +295,9 @@ impl PostgresInstance {
                 data_type: data_type(c.type_info()),
             })
             .collect();
-        let rows = match prepared.query_with(args).fetch_all(&mut **conn).await {
+        let rows = prepared.query_with(args).fetch_all(conn.conn()).await;
+        conn.settled(&rows);
+        let rows = match rows {
             Ok(r) if r.is_empty() => return Ok(Err(no_rows_error())),
             Ok(r) => r,
             Err(e) => return Ok(Err(query_error(e))),
@@ -315,7 +321,8 @@ impl PostgresInstance {
             Err(e) => return Ok(Err(e)),
         };
         let conn = conn.pooled();
-        let result = prepared.query_with(args).execute(&mut **conn).await;
+        let result = prepared.query_with(args).execute(conn.conn()).await;
+        conn.settled(&result);
         Ok(result.map(|r| r.rows_affected()).map_err(query_error))
     }
 }
