@@ -45,6 +45,7 @@ pub const MIGRATIONS: &[(&str, &str)] = migrations![
     "0026_messages_in_the_event_stream.sql",
     "0027_claims_by_id.sql",
     "0028_claims_load_the_run.sql",
+    "0029_last_step_ends_in_one_update.sql",
 ];
 
 /// One migration file.
