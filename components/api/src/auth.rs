@@ -68,6 +68,28 @@ pub fn authenticate(db: &Db, req: &Request) -> ApiResult<Option<Principal>> {
     }
 }
 
+/// [`authenticate`] for a route in the org named by `org_key`; a session's
+/// membership of that org is read in the same statement (an API key's org
+/// is checked by the caller).
+pub fn authenticate_in_org(
+    db: &Db,
+    req: &Request,
+    org_key: &str,
+) -> ApiResult<(Option<Principal>, Option<store::orgs::OrgAccess>)> {
+    if header(req, "authorization").is_some() {
+        return Ok((authenticate(db, req)?, None));
+    }
+    match cookie(req, SESSION_COOKIE) {
+        Some(token) => Ok(
+            match store::sessions::find_active_in_org(db, &hash_token(&token), org_key)? {
+                Some((principal, org)) => (Some(principal), org),
+                None => (None, None),
+            },
+        ),
+        None => Ok((None, None)),
+    }
+}
+
 /// Cookie-authenticated writes must come from an allowed origin (`APP_ORIGINS`).
 pub fn check_origin(req: &Request, cookie_auth: bool) -> ApiResult<()> {
     let method = req.method().to_string();

@@ -98,10 +98,16 @@ fn serve(req: &Request) -> ApiResult<Answer> {
 
     let db = Db::open()?;
     inline_runs::ensure_schema(&db)?;
-    let principal = match spec.access {
+    let org_key = params
+        .iter()
+        .find(|(k, _)| *k == "org")
+        .map(|(_, v)| *v)
+        .unwrap_or_default();
+    let (principal, member_org) = match spec.access {
         // The tick's bearer is the operator's secret, not an API key.
-        Access::Operator => None,
-        _ => auth::authenticate(&db, req)?,
+        Access::Operator => (None, None),
+        Access::Org(_) => auth::authenticate_in_org(&db, req, org_key)?,
+        _ => (auth::authenticate(&db, req)?, None),
     };
     auth::check_origin(req, matches!(principal, Some(Principal::Session { .. })))?;
     let org = match spec.access {
@@ -112,15 +118,10 @@ fn serve(req: &Request) -> ApiResult<Answer> {
         }
         Access::Org(min) => {
             let caller = principal.as_ref().ok_or_else(ApiError::unauthenticated)?;
-            let key = params
-                .iter()
-                .find(|(k, _)| *k == "org")
-                .map(|(_, v)| *v)
-                .unwrap_or_default();
             let org = match caller {
-                Principal::Session { user_id, .. } => store::orgs::for_member(&db, key, user_id)?,
+                Principal::Session { .. } => member_org,
                 Principal::ApiKey { org_id, role, .. } => {
-                    store::orgs::for_api_key(&db, key, org_id, *role)?
+                    store::orgs::for_api_key(&db, org_key, org_id, *role)?
                 }
             }
             .ok_or_else(|| ApiError::not_found("organization"))?;

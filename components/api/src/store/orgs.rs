@@ -21,7 +21,8 @@ fn to_json(r: &Row) -> DbResult<Value> {
     }))
 }
 
-fn access(r: Row) -> DbResult<OrgAccess> {
+/// The org of a row of [`member_org_sql`]'s columns.
+pub fn access(r: Row) -> DbResult<OrgAccess> {
     Ok(OrgAccess {
         id: r.str("id")?,
         role: r.str("role")?.parse().unwrap_or(Role::Member),
@@ -29,15 +30,20 @@ fn access(r: Row) -> DbResult<OrgAccess> {
     })
 }
 
+/// The query for the org named by `key` (slug or id, an SQL expression)
+/// with the role of member `user` (an SQL expression) in it.
+pub fn member_org_sql(key: &str, user: &str) -> String {
+    format!(
+        "SELECT o.id, o.name, o.slug, o.created_at AT TIME ZONE 'UTC' AS created_at, m.role
+         FROM orgs o JOIN org_members m ON m.org_id = o.id AND m.user_id = {user}
+         WHERE o.slug = {key} OR o.id::text = {key}"
+    )
+}
+
 /// The org named by `key` (slug or id) if `user_id` is a member.
 pub fn for_member(db: &Db, key: &str, user_id: &str) -> ApiResult<Option<OrgAccess>> {
     Ok(db
-        .query_opt(
-            "SELECT o.id, o.name, o.slug, o.created_at AT TIME ZONE 'UTC' AS created_at, m.role
-             FROM orgs o JOIN org_members m ON m.org_id = o.id AND m.user_id = $2
-             WHERE o.slug = $1 OR o.id::text = $1",
-            &[text(key), uuid(user_id)],
-        )?
+        .query_opt(&member_org_sql("$1", "$2"), &[text(key), uuid(user_id)])?
         .map(access)
         .transpose()?)
 }
