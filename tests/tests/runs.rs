@@ -586,6 +586,31 @@ fn a_notified_run_is_claimed_by_its_id() {
     assert!(claims("id") >= 2, "{metrics}");
 }
 
+/// The host's connections to its database can drop (a restart, a proxy's
+/// timeout): pooled ones that failed are closed, the dispatcher's own claim
+/// connection is replaced, and runs go on.
+#[test]
+fn runs_go_on_after_the_database_drops_the_hosts_connections() {
+    let fake = FakeLlm::start_with(|_| Answer::Text("done".into()));
+    let app = start();
+    publish(&app, "echo", &agent_config(&fake, "m", json!({})));
+    let id = start_thread(&app, "echo", "before", "normal");
+    wait_for(&app, &id, &["completed"], Duration::from_secs(30));
+    let cut = psql(
+        &app.host.database_url,
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()) t",
+    );
+    assert!(
+        cut.parse::<u32>().expect("a count") >= 2,
+        "the host's pooled and claim connections were cut: {cut}"
+    );
+    // A pooled connection idle this long is checked before it is handed out.
+    std::thread::sleep(Duration::from_secs(6));
+    let id = start_thread(&app, "echo", "after", "normal");
+    wait_for(&app, &id, &["completed"], Duration::from_secs(30));
+}
+
 /// `?follow=true` keeps a thread's stream open across runs: a client
 /// subscribes to a settled thread first, then posts, and sees the new run.
 #[test]

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use sqlx::postgres::PgListener;
-use sqlx::PgPool;
+use sqlx::postgres::{PgConnection, PgListener};
+use sqlx::{ConnectOptions, PgPool};
 use tokio::sync::{watch, Notify};
 
 use crate::app::{App, DispatchError};
@@ -100,7 +100,7 @@ pub async fn run(
     let in_flight: InFlight = Arc::default();
     let notified: NotifiedRuns = Arc::default();
     let last_scan = Arc::new(Mutex::new(Instant::now()));
-    let claiming = Arc::new(tokio::sync::Mutex::new(()));
+    let claiming = Arc::new(tokio::sync::Mutex::new(None));
     tokio::spawn(listen(
         db.clone(),
         wake.clone(),
@@ -198,8 +198,10 @@ struct Worker {
     notified: NotifiedRuns,
     /// When a worker of this host last scanned for a run.
     last_scan: Arc<Mutex<Instant>>,
-    /// Held by the worker claiming.
-    claiming: Arc<tokio::sync::Mutex<()>>,
+    /// Held by the worker claiming, with the connection claims use: one of
+    /// their own (claims take turns anyway), so a claim costs one round trip,
+    /// not also the pool's check of the connection it takes back.
+    claiming: Arc<tokio::sync::Mutex<Option<PgConnection>>>,
     /// This host's lease prefix (`{host}-{worker}:`).
     host: String,
     owner: String,
@@ -213,8 +215,10 @@ impl Worker {
             // One claim at a time on this host: each counts the runs in
             // flight here (its org limit) with those of the claims before it.
             let claimed = {
-                let _turn = self.claiming.lock().await;
-                self.claim().await.map(|c| c.map(|c| (self.started(&c), c)))
+                let mut conn = self.claiming.lock().await;
+                self.claim(&mut conn)
+                    .await
+                    .map(|c| c.map(|c| (self.started(&c), c)))
             };
             match claimed {
                 // A worker that advanced a run looks for the next at once,
@@ -244,7 +248,23 @@ impl Worker {
     /// flight here; else, and once per sweep interval, scans for a run that
     /// is ready (unleased or lease-expired) or whose durable timer is due,
     /// taking turns between orgs (SQL `claim_next_run`).
-    async fn claim(&self) -> sqlx::Result<Option<Claimed>> {
+    async fn claim(&self, slot: &mut Option<PgConnection>) -> sqlx::Result<Option<Claimed>> {
+        let mut conn = match slot.take() {
+            Some(conn) => conn,
+            None => self.db.connect_options().connect().await?,
+        };
+        let claimed = self.claim_on(&mut conn).await;
+        // A connection that failed on the wire is replaced at the next claim.
+        if !matches!(
+            claimed,
+            Err(sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_))
+        ) {
+            *slot = Some(conn);
+        }
+        claimed
+    }
+
+    async fn claim_on(&self, conn: &mut PgConnection) -> sqlx::Result<Option<Claimed>> {
         let lease = format!("{}:{}", self.owner, uuid::Uuid::new_v4());
         if !self.sweep_due() {
             loop {
@@ -252,7 +272,7 @@ impl Worker {
                 else {
                     break;
                 };
-                match self.claim_notified(run, &lease).await? {
+                match self.claim_notified(conn, run, &lease).await? {
                     Notified::Claimed(org, loaded) => {
                         self.app.metrics.run_claimed("id");
                         return Ok(Some(Claimed {
@@ -282,7 +302,7 @@ impl Worker {
         .bind(self.config.lease_secs)
         .bind(self.config.org_limit)
         .bind(&self.host)
-        .fetch_one(&self.db)
+        .fetch_one(&mut *conn)
         .await?;
         let Some(run) = run else {
             return Ok(None);
@@ -290,13 +310,13 @@ impl Worker {
         // Not expected (the claim and the load share a transaction); the
         // lease then expires and the run is claimed again.
         let loaded = loaded.ok_or_else(|| {
-            sqlx::Error::Protocol(format!("run {run} was claimed but could not be loaded"))
+            sqlx::Error::Decode(format!("run {run} was claimed but could not be loaded").into())
         })?;
         self.app.metrics.run_claimed("scan");
         let org = loaded["org_id"]
             .as_str()
             .and_then(|org| org.parse().ok())
-            .ok_or_else(|| sqlx::Error::Protocol("load_run returned no org".into()))?;
+            .ok_or_else(|| sqlx::Error::Decode("load_run returned no org".into()))?;
         Ok(Some(Claimed {
             run_id: run.to_string(),
             org,
@@ -306,7 +326,12 @@ impl Worker {
     }
 
     /// Tries to lease notified run `run` (SQL `claim_run`).
-    async fn claim_notified(&self, run: uuid::Uuid, lease: &str) -> sqlx::Result<Notified> {
+    async fn claim_notified(
+        &self,
+        conn: &mut PgConnection,
+        run: uuid::Uuid,
+        lease: &str,
+    ) -> sqlx::Result<Notified> {
         let full: Vec<uuid::Uuid> = {
             let in_flight = self.in_flight.lock().expect("in-flight map");
             in_flight
@@ -324,7 +349,7 @@ impl Worker {
         .bind(lease)
         .bind(self.config.lease_secs)
         .bind(&full)
-        .fetch_optional(&self.db)
+        .fetch_optional(conn)
         .await?;
         Ok(match row {
             Some((org, true, Some(loaded))) => Notified::Claimed(org, loaded),
