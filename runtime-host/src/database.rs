@@ -59,15 +59,31 @@ pub async fn connect_and_migrate(url: &str) -> Result<PgPool> {
 /// A connection idle at least this long is pinged before it is handed out;
 /// one used more recently is handed out as it is (a ping per acquire cost
 /// a round trip on every statement batch of every instance).
-const PING_WHEN_IDLE: Duration = Duration::from_secs(5);
+pub const PING_WHEN_IDLE: Duration = Duration::from_secs(5);
 
-/// Options of every pool the host keeps: at most `max_connections`; under
-/// load an acquire waits its turn rather than failing, and only a database
-/// that stays unreachable for 10 s fails it.
+/// How long taking a pooled connection may wait, for a free slot or for the
+/// database to answer.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether `error` came from the connection itself (its socket, its protocol
+/// state), so the connection must not be used again; a database error
+/// leaves it usable.
+pub fn broke_connection(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_)
+    )
+}
+
+/// Options of the sqlx pools the host keeps for its own work (components'
+/// connections have the pool of `factors::postgres`): at most
+/// `max_connections`; under load an acquire waits its turn rather than
+/// failing, and only a database that stays unreachable for
+/// [`ACQUIRE_TIMEOUT`] fails it.
 pub fn pool_options(max_connections: u32) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {
             Box::pin(async move {

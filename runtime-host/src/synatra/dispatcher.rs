@@ -18,6 +18,7 @@ use sqlx::{ConnectOptions, PgPool};
 use tokio::sync::{watch, Notify};
 
 use crate::app::{App, DispatchError};
+use crate::database::broke_connection;
 
 use synatra_names::channels::{CANCEL as CANCEL_CHANNEL, RUNS as RUNS_CHANNEL};
 use synatra_names::limits::{renew_interval, MAX_CRASHES};
@@ -255,10 +256,7 @@ impl Worker {
         };
         let claimed = self.claim_on(&mut conn).await;
         // A connection that failed on the wire is replaced at the next claim.
-        if !matches!(
-            claimed,
-            Err(sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_))
-        ) {
+        if !claimed.as_ref().is_err_and(broke_connection) {
             *slot = Some(conn);
         }
         claimed

@@ -13,10 +13,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// How long an acquire waits for a free slot or a new connection.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A connection idle at least this long is pinged before it is handed out.
-const PING_WHEN_IDLE: Duration = Duration::from_secs(5);
+use crate::database::{broke_connection, ACQUIRE_TIMEOUT, PING_WHEN_IDLE};
+
 /// A connection idle this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// A connection this old is closed instead of handed out again.
@@ -138,10 +136,7 @@ impl Pooled {
     /// Marks the last statement over. A connection whose statement failed
     /// on the wire stays unsettled, so it is closed rather than reused.
     pub fn settled<T>(&mut self, result: &Result<T, sqlx::Error>) {
-        self.settled = !matches!(
-            result,
-            Err(sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_))
-        );
+        self.settled = !result.as_ref().is_err_and(broke_connection);
     }
 }
 
