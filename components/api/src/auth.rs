@@ -50,9 +50,15 @@ impl Principal {
     }
 }
 
-/// Resolves the caller from `Authorization: Bearer` or the session cookie.
+/// Resolves the caller from `Authorization: Bearer` or the session cookie,
+/// with, for a session, the org named by `org_key` if its user is a member
+/// (read in the same statement; an API key's org is checked by the caller).
 /// A bearer token that is present but invalid is an error, never a fallback.
-pub fn authenticate(db: &Db, req: &Request) -> ApiResult<Option<Principal>> {
+pub fn authenticate(
+    db: &Db,
+    req: &Request,
+    org_key: &str,
+) -> ApiResult<(Option<Principal>, Option<store::orgs::OrgAccess>)> {
     if let Some(auth) = header(req, "authorization") {
         let token = auth
             .strip_prefix("Bearer ")
@@ -60,28 +66,11 @@ pub fn authenticate(db: &Db, req: &Request) -> ApiResult<Option<Principal>> {
             .trim();
         let key = store::api_keys::find_active(db, &hash_token(token))?
             .ok_or_else(ApiError::unauthenticated)?;
-        return Ok(Some(key));
-    }
-    match cookie(req, SESSION_COOKIE) {
-        Some(token) => Ok(store::sessions::find_active(db, &hash_token(&token))?),
-        None => Ok(None),
-    }
-}
-
-/// [`authenticate`] for a route in the org named by `org_key`; a session's
-/// membership of that org is read in the same statement (an API key's org
-/// is checked by the caller).
-pub fn authenticate_in_org(
-    db: &Db,
-    req: &Request,
-    org_key: &str,
-) -> ApiResult<(Option<Principal>, Option<store::orgs::OrgAccess>)> {
-    if header(req, "authorization").is_some() {
-        return Ok((authenticate(db, req)?, None));
+        return Ok((Some(key), None));
     }
     match cookie(req, SESSION_COOKIE) {
         Some(token) => Ok(
-            match store::sessions::find_active_in_org(db, &hash_token(&token), org_key)? {
+            match store::sessions::find_active(db, &hash_token(&token), org_key)? {
                 Some((principal, org)) => (Some(principal), org),
                 None => (None, None),
             },

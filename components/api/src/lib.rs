@@ -106,8 +106,8 @@ fn serve(req: &Request) -> ApiResult<Answer> {
     let (principal, member_org) = match spec.access {
         // The tick's bearer is the operator's secret, not an API key.
         Access::Operator => (None, None),
-        Access::Org(_) => auth::authenticate_in_org(&db, req, org_key)?,
-        _ => (auth::authenticate(&db, req)?, None),
+        // The org is read with a session only where the route names one.
+        _ => auth::authenticate(&db, req, org_key)?,
     };
     auth::check_origin(req, matches!(principal, Some(Principal::Session { .. })))?;
     let org = match spec.access {

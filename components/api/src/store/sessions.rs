@@ -1,7 +1,7 @@
 //! `sessions`: only token hashes are stored.
 
 use crate::auth::{Principal, SESSION_DAYS};
-use crate::db::{text, uuid, Db, DbResult};
+use crate::db::{text, uuid, Db};
 use crate::error::ApiResult;
 use crate::store::orgs::{self, OrgAccess};
 
@@ -16,25 +16,10 @@ pub fn create(db: &Db, user_id: &str, token_hash: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// The principal of an unexpired session.
-pub fn find_active(db: &Db, token_hash: &str) -> ApiResult<Option<Principal>> {
-    Ok(db
-        .query_opt(
-            "SELECT id, user_id FROM sessions WHERE token_hash = $1 AND expires_at > now()",
-            &[text(token_hash)],
-        )?
-        .map(|r| -> DbResult<_> {
-            Ok(Principal::Session {
-                user_id: r.str("user_id")?,
-                session_id: r.str("id")?,
-            })
-        })
-        .transpose()?)
-}
-
 /// The principal of an unexpired session and, read in the same statement,
-/// the org named by `org_key` if the session's user is a member of it.
-pub fn find_active_in_org(
+/// the org named by `org_key` if the session's user is a member of it (an
+/// empty key names none: a slug has at least 2 characters).
+pub fn find_active(
     db: &Db,
     token_hash: &str,
     org_key: &str,
