@@ -414,12 +414,14 @@ fn batches(
         // Completion is read from the database, not by polling the API:
         // the client's polling would compete with the runs it measures.
         // Every query is by the batch's ids, so its cost does not grow with
-        // the runs of earlier batches.
+        // the runs of earlier batches: steps are counted run by run (as a
+        // join, the planner read every step of every round, a full scan per
+        // batch that the database's figures then counted as the runs' work).
         let list = uuid_list(&ids);
         marks.wait_completed(&list, ids.len(), Duration::from_secs(120))?;
         let row = marks.text(&format!(
-            "SELECT (SELECT count(*) FROM run_steps s JOIN runs r ON r.id = s.run_id WHERE r.thread_id IN ({list}))
-             || ' ' || extract(epoch FROM max(finished_at) - min(created_at)) FROM runs WHERE thread_id IN ({list})"
+            "SELECT sum((SELECT count(*) FROM run_steps s WHERE s.run_id = r.id))
+             || ' ' || extract(epoch FROM max(finished_at) - min(created_at)) FROM runs r WHERE thread_id IN ({list})"
         ))?;
         let (n, secs) = row.split_once(' ').context("round figures")?;
         batches.push(Batch {
