@@ -1,25 +1,32 @@
 //! The application database: an external server from `DATABASE_URL`, or an
 //! embedded one under the data directory; migrated at start.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use embedded_postgres::{EmbeddedPostgres, Options};
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 /// Where the database lives; the embedded server stops when this drops.
 pub enum Database {
-    External(String),
+    /// A server at `url`, also listening on a Unix socket in `socket` when
+    /// the operator says so.
+    External {
+        url: String,
+        socket: Option<PathBuf>,
+    },
     Embedded(EmbeddedPostgres),
 }
 
 impl Database {
-    /// Uses `url` when given, else starts the embedded server in `data_dir`.
-    pub fn open(url: Option<String>, data_dir: &Path) -> Result<Self> {
+    /// Uses `url` (and its server's Unix-socket directory `socket`) when
+    /// given, else starts the embedded server in `data_dir`.
+    pub fn open(url: Option<String>, socket: Option<PathBuf>, data_dir: &Path) -> Result<Self> {
         match url {
-            Some(url) => Ok(Self::External(url)),
+            Some(url) => Ok(Self::External { url, socket }),
             None => {
                 tracing::info!(dir = %data_dir.join("postgres").display(), "starting embedded PostgreSQL");
                 let pg = EmbeddedPostgres::start(&data_dir.join("postgres"), Options::default())?;
@@ -29,12 +36,27 @@ impl Database {
         }
     }
 
-    /// The connection URL.
+    /// The connection URL (TCP: the address components are given).
     pub fn url(&self) -> String {
         match self {
-            Self::External(u) => u.clone(),
+            Self::External { url, .. } => url.clone(),
             Self::Embedded(pg) => pg.url(),
         }
+    }
+
+    /// How the host connects: the URL, through the server's Unix socket
+    /// when it has one (a local server answers with less work per message
+    /// than over TCP).
+    pub fn connect_options(&self) -> Result<PgConnectOptions> {
+        let options = PgConnectOptions::from_str(&self.url()).context("invalid DATABASE_URL")?;
+        let socket = match self {
+            Self::External { socket, .. } => socket.as_deref(),
+            Self::Embedded(pg) => pg.socket_dir(),
+        };
+        Ok(match socket {
+            Some(dir) => options.socket(dir),
+            None => options,
+        })
     }
 
     /// Whether this is the embedded development database.
@@ -44,11 +66,11 @@ impl Database {
 }
 
 /// Connects a pool and applies pending migrations from `migrations/`.
-pub async fn connect_and_migrate(url: &str) -> Result<PgPool> {
+pub async fn connect_and_migrate(options: PgConnectOptions) -> Result<PgPool> {
     let pool = pool_options(10)
-        .connect(url)
+        .connect_with(options)
         .await
-        .context("cannot connect to the database (check DATABASE_URL)")?;
+        .context("cannot connect to the database (check DATABASE_URL and DATABASE_SOCKET)")?;
     sqlx::migrate!("../migrations")
         .run(&pool)
         .await
@@ -97,9 +119,7 @@ pub fn pool_options(max_connections: u32) -> PgPoolOptions {
 
 /// `host:port` of a Postgres URL, for `allowed_outbound_hosts` templates.
 pub fn host_port(url: &str) -> Result<String> {
-    use std::str::FromStr;
-    let options =
-        sqlx::postgres::PgConnectOptions::from_str(url).context("invalid DATABASE_URL")?;
+    let options = PgConnectOptions::from_str(url).context("invalid DATABASE_URL")?;
     Ok(format!("{}:{}", options.get_host(), options.get_port()))
 }
 

@@ -40,6 +40,12 @@ struct DbArgs {
     /// under the data directory.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// A Unix-socket directory where the server of `DATABASE_URL` also
+    /// listens (same machine): the host's own connections and its
+    /// components' connections to that server go through it, while
+    /// components still name the server by its URL.
+    #[arg(long, env = "DATABASE_SOCKET")]
+    database_socket: Option<PathBuf>,
     /// Directory for the embedded database, compiled components and
     /// generated development secrets.
     #[arg(long, env = "SYNATRA_DATA_DIR", default_value = ".synatra")]
@@ -124,8 +130,8 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 fn migrate(args: DbArgs) -> Result<()> {
     std::fs::create_dir_all(&args.data_dir)?;
-    let db = Database::open(args.database_url, &args.data_dir)?;
-    runtime()?.block_on(database::connect_and_migrate(&db.url()))?;
+    let db = Database::open(args.database_url, args.database_socket, &args.data_dir)?;
+    runtime()?.block_on(database::connect_and_migrate(db.connect_options()?))?;
     tracing::info!("migrations applied");
     Ok(())
 }
@@ -151,8 +157,13 @@ fn up(args: UpArgs) -> Result<()> {
     std::fs::create_dir_all(&args.db.data_dir)
         .with_context(|| format!("cannot create {}", args.db.data_dir.display()))?;
     // The embedded server is a child of this (main) thread, so it dies with us.
-    let db = Database::open(args.db.database_url, &args.db.data_dir)?;
+    let db = Database::open(
+        args.db.database_url,
+        args.db.database_socket,
+        &args.db.data_dir,
+    )?;
     let url = db.url();
+    let connect = db.connect_options()?;
 
     let mut host_variables = BTreeMap::new();
     // A manifest variable `foo_bar` may also be set as FOO_BAR.
@@ -179,7 +190,7 @@ fn up(args: UpArgs) -> Result<()> {
     }
 
     runtime()?.block_on(async move {
-        let pool = database::connect_and_migrate(&url).await?;
+        let pool = database::connect_and_migrate(connect).await?;
         let cache_dir = args
             .cache_dir
             .clone()

@@ -22,6 +22,7 @@ use serde_json::Value;
 /// The server's connection URL template, shared by every test of a binary.
 struct SharedPostgres {
     admin_url_base: String,
+    socket_dir: Option<PathBuf>,
 }
 
 static POSTGRES: OnceLock<SharedPostgres> = OnceLock::new();
@@ -106,7 +107,8 @@ fn shared_postgres() -> &'static SharedPostgres {
             let pg = EmbeddedPostgres::start(&dir, Options { ephemeral: true });
             match pg {
                 Ok(pg) => {
-                    tx.send(Ok(pg.url_for(""))).unwrap();
+                    let socket = pg.socket_dir().map(Path::to_path_buf);
+                    tx.send(Ok((pg.url_for(""), socket))).unwrap();
                     loop {
                         std::thread::park();
                     }
@@ -114,11 +116,18 @@ fn shared_postgres() -> &'static SharedPostgres {
                 Err(e) => tx.send(Err(format!("{e:#}"))).unwrap(),
             }
         });
-        let url = rx.recv().unwrap().expect("start test PostgreSQL");
+        let (url, socket_dir) = rx.recv().unwrap().expect("start test PostgreSQL");
         SharedPostgres {
             admin_url_base: url,
+            socket_dir,
         }
     })
+}
+
+/// The Unix-socket directory of the shared test server (`DATABASE_SOCKET`
+/// of the hosts on it), when it has one.
+pub fn database_socket() -> Option<PathBuf> {
+    shared_postgres().socket_dir.clone()
 }
 
 /// A new, empty database on the shared test server; returns its URL.
@@ -352,10 +361,18 @@ impl Host {
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file);
+        cmd.env_remove("DATABASE_SOCKET");
         if config.database_url.is_empty() {
             cmd.env_remove("DATABASE_URL");
         } else {
             cmd.env("DATABASE_URL", &config.database_url);
+            // Only a database of the shared server is behind its socket.
+            let shared = shared_postgres();
+            if let Some(dir) = &shared.socket_dir {
+                if config.database_url.starts_with(&shared.admin_url_base) {
+                    cmd.env("DATABASE_SOCKET", dir);
+                }
+            }
         }
         // SAFETY: prctl in the forked child before exec; kills the host if the
         // test process dies.

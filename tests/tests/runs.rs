@@ -611,6 +611,38 @@ fn runs_go_on_after_the_database_drops_the_hosts_connections() {
     wait_for(&app, &id, &["completed"], Duration::from_secs(30));
 }
 
+/// A host told its database server's Unix socket (`DATABASE_SOCKET`, as the
+/// embedded server has) connects through it: its own pool, the
+/// dispatcher's claim connection, and the components, which still name the
+/// server by its TCP address (the one their allowed hosts are checked on).
+#[test]
+fn the_host_and_its_components_reach_a_local_database_through_its_socket() {
+    assert!(
+        synatra_tests::database_socket().is_some(),
+        "the test server listens on a Unix socket"
+    );
+    let fake = FakeLlm::start_with(|_| Answer::Text("done".into()));
+    let app = start();
+    publish(&app, "echo", &agent_config(&fake, "m", json!({})));
+    let id = start_thread(&app, "echo", "hello", "normal");
+    wait_for(&app, &id, &["completed"], Duration::from_secs(30));
+    // Every other backend of this database is the host's (this query's own
+    // connection is TCP); a Unix-socket client has no address.
+    let counts = psql(
+        &app.host.database_url,
+        "SELECT count(*) FILTER (WHERE client_addr IS NULL) || ' ' || count(*) FILTER (WHERE client_addr IS NOT NULL)
+         FROM pg_stat_activity
+         WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+    );
+    let (socket, tcp) = counts.split_once(' ').expect("two counts");
+    assert_eq!(tcp, "0", "no host connection over TCP (socket {socket})");
+    // The host's pool, the claim connection, and the components' pool.
+    assert!(
+        socket.parse::<u32>().expect("a count") >= 3,
+        "connections through the socket: {socket}"
+    );
+}
+
 /// `?follow=true` keeps a thread's stream open across runs: a client
 /// subscribes to a settled thread first, then posts, and sees the new run.
 #[test]

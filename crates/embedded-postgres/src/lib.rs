@@ -2,9 +2,11 @@
 //! binaries of the distribution's `postgresql` package.
 //!
 //! Used by the host when no `DATABASE_URL` is set, and by the test harness.
-//! The server listens on a free loopback port only (no Unix socket), uses
-//! password authentication with a generated password kept in the data
-//! directory, and is killed with its parent process (`PR_SET_PDEATHSIG`).
+//! The server listens on a free loopback port and, where the path fits, on a
+//! Unix socket in `<data dir>.sock` (a directory only the server's user may
+//! enter), uses password authentication with a generated password kept in
+//! the data directory, and is killed with its parent process
+//! (`PR_SET_PDEATHSIG`).
 //! When started as root, the server runs as the `postgres` system user, since
 //! PostgreSQL refuses to run as root.
 
@@ -34,6 +36,7 @@ pub struct EmbeddedPostgres {
     port: u16,
     password: String,
     data_dir: PathBuf,
+    socket_dir: Option<PathBuf>,
     /// An exclusive `flock` on `<data dir>.lock` for the server's lifetime:
     /// one process per data directory. The kernel drops it when we die.
     _lock: Option<std::fs::File>,
@@ -89,6 +92,7 @@ impl EmbeddedPostgres {
         options: Options,
     ) -> Result<Self> {
         let port = free_port()?;
+        let socket_dir = prepare_socket_dir(data_dir, port, owner)?;
         let log_path = data_dir.with_extension("log");
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("cannot create {}", log_path.display()))?;
@@ -97,7 +101,13 @@ impl EmbeddedPostgres {
             .arg(data_dir)
             .args(["-p", &port.to_string()])
             .args(["-c", "listen_addresses=127.0.0.1"])
-            .args(["-c", "unix_socket_directories="])
+            .arg("-c")
+            .arg(format!(
+                "unix_socket_directories={}",
+                socket_dir
+                    .as_deref()
+                    .map_or("".into(), Path::to_string_lossy)
+            ))
             .args(["-c", "max_connections=200"]);
         if options.ephemeral {
             cmd.args([
@@ -122,6 +132,7 @@ impl EmbeddedPostgres {
             port,
             password: password.to_string(),
             data_dir: data_dir.to_path_buf(),
+            socket_dir,
             _lock: None,
         };
         server.wait_ready(bin, &log_path)?;
@@ -149,6 +160,13 @@ impl EmbeddedPostgres {
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The directory of the server's Unix socket (`.s.PGSQL.<port>`), when
+    /// it has one: a local client reaches the server through it without the
+    /// TCP stack's work per message.
+    pub fn socket_dir(&self) -> Option<&Path> {
+        self.socket_dir.as_deref()
     }
 
     fn wait_ready(&mut self, bin: &Path, log: &Path) -> Result<()> {
@@ -312,6 +330,7 @@ impl EmbeddedPostgres {
             port,
             password: password.to_string(),
             data_dir: data_dir.to_path_buf(),
+            socket_dir: None,
             _lock: None,
         };
         let log = data_dir.join("postmaster.pid");
@@ -462,6 +481,32 @@ fn die_with_parent(cmd: &mut Command) {
 fn chown(path: &Path, user: User) -> Result<()> {
     std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid))
         .with_context(|| format!("cannot chown {}", path.display()))
+}
+
+/// Longest socket path the kernel takes (`sun_path` is 108 bytes with its
+/// terminating NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// Empties (a killed server leaves its socket behind) and creates
+/// `<data dir>.sock`, enterable by the server's user only; `None` when the
+/// socket's path would be too long, or the path is one PostgreSQL would
+/// read as a list.
+fn prepare_socket_dir(data_dir: &Path, port: u16, owner: Option<User>) -> Result<Option<PathBuf>> {
+    let dir = data_dir.with_extension("sock");
+    let socket = dir.join(format!(".s.PGSQL.{port}.lock"));
+    let text = dir.to_string_lossy();
+    if socket.as_os_str().len() > MAX_SOCKET_PATH || text.contains([',', '\'', '"', '\\']) {
+        return Ok(None);
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot empty {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    set_mode(&dir, 0o700)?;
+    if let Some(u) = owner {
+        chown(&dir, u)?;
+    }
+    Ok(Some(dir))
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<()> {

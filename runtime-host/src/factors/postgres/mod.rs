@@ -67,7 +67,13 @@ impl Factor for PostgresFactor {
     type InstanceState = PostgresInstance;
 
     fn configure(ctx: &ConfigureContext) -> anyhow::Result<Self::AppState> {
-        let pools = Arc::new(PgPools::new(ctx.pg_max_connections));
+        let own = ctx.db.connect_options();
+        let socket = own.get_socket().map(|dir| LocalSocket {
+            host: own.get_host().to_string(),
+            port: own.get_port(),
+            dir: dir.clone(),
+        });
+        let pools = Arc::new(PgPools::new(ctx.pg_max_connections, socket));
         Ok((pools, ctx.metrics.clone()))
     }
 
@@ -93,6 +99,17 @@ impl Factor for PostgresFactor {
 pub struct PgPools {
     pools: Mutex<HashMap<String, Kept>>,
     max_connections: u32,
+    socket: Option<LocalSocket>,
+}
+
+/// The host's own database server, reached through its Unix socket: a
+/// component's address naming that server (its host and port, which the
+/// component's allowed hosts are checked against) connects there. Only the
+/// host's configuration chooses a socket; a component's cannot.
+pub struct LocalSocket {
+    pub host: String,
+    pub port: u16,
+    pub dir: std::path::PathBuf,
 }
 
 /// A pool with the host and port its address names.
@@ -105,10 +122,11 @@ struct Kept {
 
 impl PgPools {
     /// Creates an empty pool registry; pools are created on first use.
-    pub fn new(max_connections: u32) -> Self {
+    pub fn new(max_connections: u32, socket: Option<LocalSocket>) -> Self {
         Self {
             pools: Mutex::new(HashMap::new()),
             max_connections,
+            socket,
         }
     }
 
@@ -138,6 +156,10 @@ impl PgPools {
         }
         let (host, port) = (options.get_host().to_string(), options.get_port());
         check(&host, port)?;
+        let options = match &self.socket {
+            Some(s) if s.host == host && s.port == port => options.socket(&s.dir),
+            _ => options,
+        };
         let mut pools = self.pools.lock().expect("pool registry poisoned");
         let kept = pools.entry(address.to_string()).or_insert_with(|| Kept {
             host,
