@@ -12,9 +12,7 @@ use crate::{
     jsonb, opt_text, opt_uuid, text, uuid, Db, DbError, DbResult, FromRow, Row, Timestamp,
 };
 
-pub use synatra_names::channels::{
-    CANCEL as CANCEL_CHANNEL, EVENTS as EVENTS_CHANNEL, RUNS as RUNS_CHANNEL,
-};
+pub use synatra_names::channels::{CANCEL as CANCEL_CHANNEL, RUNS as RUNS_CHANNEL};
 
 /// Fields of a new thread.
 pub struct NewThread<'a> {
@@ -74,7 +72,7 @@ pub fn add_message(
     .i64("id")
 }
 
-/// Appends an event for the thread's stream and announces it.
+/// Appends an event to the thread's stream (streams poll the log).
 pub fn add_event(
     db: &Db,
     thread_id: &str,
@@ -83,9 +81,8 @@ pub fn add_event(
     data: &Value,
 ) -> DbResult<()> {
     db.execute(
-        "WITH e AS (INSERT INTO run_events (thread_id, run_id, kind, data) VALUES ($1, $2, $3, $4) RETURNING thread_id)
-         SELECT pg_notify($5, thread_id::text) FROM e",
-        &[uuid(thread_id), opt_uuid(run_id), text(kind), jsonb(data), text(EVENTS_CHANNEL)],
+        "INSERT INTO run_events (thread_id, run_id, kind, data) VALUES ($1, $2, $3, $4)",
+        &[uuid(thread_id), opt_uuid(run_id), text(kind), jsonb(data)],
     )?;
     Ok(())
 }

@@ -46,6 +46,7 @@ pub const MIGRATIONS: &[(&str, &str)] = migrations![
     "0027_claims_by_id.sql",
     "0028_claims_load_the_run.sql",
     "0029_last_step_ends_in_one_update.sql",
+    "0030_no_notify_without_a_listener.sql",
 ];
 
 /// One migration file.
