@@ -160,7 +160,7 @@ fn durable_runs() -> Result<()> {
     println!();
     println!("== durable runs (PostgreSQL with fsync off, as in tests) ==");
     println!(
-        "record one step (SQL record_step: fence + step + message + NOTIFY, one statement): {:.0} µs; bare INSERT+COMMIT: {:.0} µs; ratio {:.2}x",
+        "record one step (SQL record_step: fence + step + message, one statement): {:.0} µs; bare INSERT+COMMIT: {:.0} µs; ratio {:.2}x",
         r.record_us,
         r.bare_insert_us,
         r.record_us / r.bare_insert_us
