@@ -1,7 +1,7 @@
 //! Durable-run figures, measured in one run against the real host, a real
 //! PostgreSQL and a fake provider:
-//! - recording one step (the fenced transaction of `crates/db/src/runs.rs`:
-//!   lease fence, step row, message) vs a bare INSERT+COMMIT;
+//! - recording one step (the SQL function `record_step` of the migrations:
+//!   lease fence, step row, message, one statement) vs a bare INSERT+COMMIT;
 //! - durable steps/s end to end with 1, 8 and 64 concurrent runs, against
 //!   the database's own capacity on the same cores (bare INSERT+COMMIT
 //!   transactions/s over 64 connections);

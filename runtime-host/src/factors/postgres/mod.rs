@@ -4,7 +4,10 @@
 //! connection for its lifetime, so `BEGIN … COMMIT` across calls is one
 //! transaction. A connection dropped inside an open transaction is rolled
 //! back before it returns to the pool. Addresses must be allowed by the
-//! component's `allowed_outbound_hosts` (`postgres://host:port`).
+//! component's `allowed_outbound_hosts` (`postgres://host:port`). One naming
+//! the host's own database server connects through that server's Unix
+//! socket when the host has one ([`LocalSocket`]); an address cannot name a
+//! socket itself.
 //!
 //! Types follow Spin 4.0.2 exactly (its tokio-postgres conversions), so an
 //! application tested here runs under `spin up` too: a parameter must match
