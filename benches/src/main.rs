@@ -239,9 +239,9 @@ fn print_rounds(r: &runs::Rounds, bare_commits_per_s: f64) {
         "database work per step over those {} s: {transactions:.1} transactions, {buffers:.0} buffer accesses, {tuples:.0} tuples read",
         runs::SUSTAINED.as_secs()
     );
-    let (by_id, by_scan) = r.claims;
+    let (by_id, by_scan, empty) = r.claims;
     println!(
-        "runs the dispatcher claimed: {by_id:.0} by their notified id, {by_scan:.0} by a scan"
+        "runs the dispatcher claimed: {by_id:.0} by their notified id, {by_scan:.0} by a scan; {empty:.0} scans found none"
     );
     let at_64 = r.steps_per_s.last().map_or(0.0, |(_, s)| *s);
     println!(

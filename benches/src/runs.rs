@@ -58,8 +58,9 @@ pub struct Rounds {
     /// accessed and tuples read by the database (its own counters, which do
     /// not vary with the machine's speed).
     pub database_work: [f64; 3],
-    /// Runs the dispatcher claimed over all rounds: by notified id, by scan.
-    pub claims: (f64, f64),
+    /// Runs the dispatcher claimed over all rounds: by notified id, by scan;
+    /// and its scans that found no run.
+    pub claims: (f64, f64, f64),
 }
 
 /// One component's share of a durable step at concurrency 1, from the
@@ -147,16 +148,20 @@ fn metrics(admin: &str) -> Result<String> {
         .into_string()?)
 }
 
-/// The dispatcher's claims so far: `(by id, by scan)`.
-fn run_claims(admin: &str) -> Result<(f64, f64)> {
+/// The dispatcher's claims so far: `(by id, by scan, scans that found none)`.
+fn run_claims(admin: &str) -> Result<(f64, f64, f64)> {
     let text = metrics(admin)?;
-    let count = |by: &str| {
+    let count = |series: &str| {
         text.lines()
-            .find_map(|l| l.strip_prefix(&format!("synatra_run_claims_total{{by=\"{by}\"}} ")))
+            .find_map(|l| l.strip_prefix(&format!("{series} ")))
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0.0)
     };
-    Ok((count("id"), count("scan")))
+    Ok((
+        count("synatra_run_claims_total{by=\"id\"}"),
+        count("synatra_run_claims_total{by=\"scan\"}"),
+        count("synatra_empty_run_scans_total"),
+    ))
 }
 
 /// Resources used so far: CPU ms of `[the host, the database, this bench]`

@@ -39,6 +39,7 @@ pub struct Metrics {
     statements: Family<ComponentLabels, Histogram>,
     run_advances: Family<OutcomeLabels, Counter>,
     run_claims: Family<ClaimLabels, Counter>,
+    empty_scans: Counter,
     outbound: Family<ConnectionLabels, Counter>,
 }
 
@@ -75,11 +76,17 @@ impl Default for Metrics {
         let statements = Family::<ComponentLabels, Histogram>::new_with_constructor(seconds);
         let run_advances = Family::<OutcomeLabels, Counter>::default();
         let run_claims = Family::<ClaimLabels, Counter>::default();
+        let empty_scans = Counter::default();
         let outbound = Family::<ConnectionLabels, Counter>::default();
         registry.register(
             "run_claims",
             "Runs the dispatcher claimed, by how it found them: `id` (notified) or `scan`",
             run_claims.clone(),
+        );
+        registry.register(
+            "empty_run_scans",
+            "Scans by the dispatcher for a ready run that found none",
+            empty_scans.clone(),
         );
         registry.register(
             "outbound_requests",
@@ -139,6 +146,7 @@ impl Default for Metrics {
             statements,
             run_advances,
             run_claims,
+            empty_scans,
             outbound,
         }
     }
@@ -184,6 +192,11 @@ impl Metrics {
         self.run_claims
             .get_or_create(&ClaimLabels { by: by.to_string() })
             .inc();
+    }
+
+    /// Counts a scan for a ready run that found none.
+    pub fn empty_scan(&self) {
+        self.empty_scans.inc();
     }
 
     /// Counts a request to an external host, sent on a `new` or `reused`

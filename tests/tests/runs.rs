@@ -4,13 +4,13 @@
 //! inline advancing without a dispatcher, and replaying a continued thread.
 //! Providers, cancellation and sub-agents have files of their own.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use synatra_tests::fake_llm::{Answer, FakeLlm};
 use synatra_tests::runs::{
     agent_config, agent_with_tools, answer_in_new_org, config_for_fakes, kinds, publish,
-    sse_events, start, start_on, start_thread, store_key, wait_for,
+    sse_events, start, start_on, start_thread, store_key, wait_for, App,
 };
 use synatra_tests::{psql, try_psql};
 
@@ -571,19 +571,61 @@ fn a_notified_run_is_claimed_by_its_id() {
         let id = start_thread(&app, "echo", message, "normal");
         wait_for(&app, &id, &["completed"], Duration::from_secs(30));
     }
-    let metrics = ureq::get(&format!("{}/metrics", app.host.admin))
+    let metrics = metrics(&app);
+    let (by_id, by_scan) = (
+        count(&metrics, "synatra_run_claims_total{by=\"id\"}"),
+        count(&metrics, "synatra_run_claims_total{by=\"scan\"}"),
+    );
+    assert_eq!(by_id + by_scan, 3, "{metrics}");
+    assert!(by_id >= 2, "{metrics}");
+}
+
+/// With no notified run left, a host scans for ready runs no notification
+/// named (due timers, expired leases) once per sweep interval (1 s), not
+/// each time a worker ends a run: thirty runs one after another cost at
+/// most one empty scan per second they took, plus one after each run a
+/// scan claimed (more may have been waiting) and one at the start.
+#[test]
+fn ending_runs_do_not_each_scan_for_the_next() {
+    let fake = FakeLlm::start_with(|_| Answer::Text("done".into()));
+    let app = start();
+    publish(&app, "echo", &agent_config(&fake, "m", json!({})));
+    let metrics_before = metrics(&app);
+    assert!(
+        metrics_before.contains("synatra_empty_run_scans_total "),
+        "the host counts empty scans: {metrics_before}"
+    );
+    let before = count(&metrics_before, "synatra_empty_run_scans_total");
+    let started = Instant::now();
+    for i in 0..30 {
+        let id = start_thread(&app, "echo", &format!("run {i}"), "normal");
+        wait_for(&app, &id, &["completed"], Duration::from_secs(30));
+    }
+    let secs = started.elapsed().as_secs_f64().ceil() as u32;
+    let metrics = metrics(&app);
+    let empty = count(&metrics, "synatra_empty_run_scans_total") - before;
+    let by_scan = count(&metrics, "synatra_run_claims_total{by=\"scan\"}");
+    assert!(
+        empty <= secs + by_scan + 1,
+        "{empty} empty scans in {secs} s for 30 runs: {metrics}"
+    );
+}
+
+/// The host's Prometheus metrics.
+fn metrics(app: &App) -> String {
+    ureq::get(&format!("{}/metrics", app.host.admin))
         .call()
         .expect("metrics")
         .into_string()
-        .expect("metrics text");
-    let claims = |by: &str| -> u32 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("synatra_run_claims_total{{by=\"{by}\"}} ")))
-            .map_or(0, |v| v.trim().parse().expect("a count"))
-    };
-    assert_eq!(claims("id") + claims("scan"), 3, "{metrics}");
-    assert!(claims("id") >= 2, "{metrics}");
+        .expect("metrics text")
+}
+
+/// The value of one counter `series` in `metrics` (0 before its first count).
+fn count(metrics: &str, series: &str) -> u32 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{series} ")))
+        .map_or(0, |v| v.trim().parse().expect("a count"))
 }
 
 /// The host's connections to its database can drop (a restart, a proxy's

@@ -47,6 +47,7 @@ pub const MIGRATIONS: &[(&str, &str)] = migrations![
     "0028_claims_load_the_run.sql",
     "0029_last_step_ends_in_one_update.sql",
     "0030_no_notify_without_a_listener.sql",
+    "0031_create_run_plans_once.sql",
 ];
 
 /// One migration file.

@@ -60,6 +60,14 @@ enum Notified {
     Gone,
 }
 
+/// When a worker of this host last scanned for a run, and whether that scan
+/// claimed one (more may be waiting; the first scan of a host counts as one
+/// that did, so runs left from before a restart are found at once).
+struct LastScan {
+    at: Instant,
+    found: bool,
+}
+
 /// Notified ids kept at most; beyond them the scan finds the runs.
 const MAX_NOTIFIED: usize = 4096;
 
@@ -100,7 +108,10 @@ pub async fn run(
     let wake = Arc::new(Notify::new());
     let in_flight: InFlight = Arc::default();
     let notified: NotifiedRuns = Arc::default();
-    let last_scan = Arc::new(Mutex::new(Instant::now()));
+    let last_scan = Arc::new(Mutex::new(LastScan {
+        at: Instant::now(),
+        found: true,
+    }));
     let claiming = Arc::new(tokio::sync::Mutex::new(None));
     tokio::spawn(listen(
         db.clone(),
@@ -197,8 +208,7 @@ struct Worker {
     db: PgPool,
     in_flight: InFlight,
     notified: NotifiedRuns,
-    /// When a worker of this host last scanned for a run.
-    last_scan: Arc<Mutex<Instant>>,
+    last_scan: Arc<Mutex<LastScan>>,
     /// Held by the worker claiming, with the connection claims use: one of
     /// their own (claims take turns anyway), so a claim costs one round trip,
     /// not also the pool's check of the connection it takes back.
@@ -246,9 +256,11 @@ impl Worker {
 
     /// Leases the oldest notified run that can be claimed (SQL `claim_run`:
     /// by its primary key) while its org has fewer than `org_limit` runs in
-    /// flight here; else, and once per sweep interval, scans for a run that
-    /// is ready (unleased or lease-expired) or whose durable timer is due,
-    /// taking turns between orgs (SQL `claim_next_run`).
+    /// flight here. It scans for a run that is ready (unleased or
+    /// lease-expired) or whose durable timer is due, taking turns between
+    /// orgs (SQL `claim_next_run`), first when notified runs have waited a
+    /// sweep interval, else when the notified runs' orgs are full here, or
+    /// none is left and the last scan found a run or was a sweep ago.
     async fn claim(&self, slot: &mut Option<PgConnection>) -> sqlx::Result<Option<Claimed>> {
         let mut conn = match slot.take() {
             Some(conn) => conn,
@@ -264,45 +276,68 @@ impl Worker {
 
     async fn claim_on(&self, conn: &mut PgConnection) -> sqlx::Result<Option<Claimed>> {
         let lease = format!("{}:{}", self.owner, uuid::Uuid::new_v4());
-        if !self.sweep_due() {
-            loop {
-                let Some((run, at)) = self.notified.lock().expect("notified runs").pop_front()
-                else {
-                    break;
-                };
-                match self.claim_notified(conn, run, &lease).await? {
-                    Notified::Claimed(org, loaded) => {
-                        self.app.metrics.run_claimed("id");
-                        return Ok(Some(Claimed {
-                            run_id: run.to_string(),
-                            org,
-                            lease,
-                            run: loaded,
-                        }));
-                    }
-                    // It waits for a run of its org to end here; meanwhile
-                    // the scan takes turns between the other orgs.
-                    Notified::OrgFull => {
-                        let mut ids = self.notified.lock().expect("notified runs");
-                        ids.push_front((run, at));
-                        break;
-                    }
-                    Notified::Gone => {}
-                }
+        let sweep = self.sweep_due();
+        if sweep {
+            if let Some(claimed) = self.scan(conn, &lease).await? {
+                return Ok(Some(claimed));
             }
         }
-        *self.last_scan.lock().expect("last scan") = Instant::now();
+        let mut org_full = false;
+        loop {
+            // The lock is released before the claim's await.
+            let next = self.notified.lock().expect("notified runs").pop_front();
+            let Some((run, at)) = next else {
+                break;
+            };
+            match self.claim_notified(conn, run, &lease).await? {
+                Notified::Claimed(org, loaded) => {
+                    self.app.metrics.run_claimed("id");
+                    return Ok(Some(Claimed {
+                        run_id: run.to_string(),
+                        org,
+                        lease,
+                        run: loaded,
+                    }));
+                }
+                // It waits for a run of its org to end here; meanwhile
+                // the scan takes turns between the other orgs.
+                Notified::OrgFull => {
+                    let mut ids = self.notified.lock().expect("notified runs");
+                    ids.push_front((run, at));
+                    org_full = true;
+                    break;
+                }
+                Notified::Gone => {}
+            }
+        }
+        // With no notified run left, ready runs no notification named
+        // (due timers, expired leases) wait for the sweep: an empty scan
+        // counts every org's leases, and a worker that found none after
+        // each run it advanced cost the database more than the run's claim.
+        if sweep || !(org_full || self.scan_due()) {
+            return Ok(None);
+        }
+        self.scan(conn, &lease).await
+    }
+
+    /// Leases the ready run next in turn between orgs (SQL `claim_next_run`).
+    async fn scan(&self, conn: &mut PgConnection, lease: &str) -> sqlx::Result<Option<Claimed>> {
         let (run, loaded): (Option<uuid::Uuid>, Option<serde_json::Value>) = sqlx::query_as(
             "SELECT c.id, CASE WHEN c.id IS NOT NULL THEN load_run(c.id, $1) END
              FROM (SELECT claim_next_run($1, $2, NULL, $3, $4) AS id) c",
         )
-        .bind(&lease)
+        .bind(lease)
         .bind(self.config.lease_secs)
         .bind(self.config.org_limit)
         .bind(&self.host)
         .fetch_one(&mut *conn)
         .await?;
+        *self.last_scan.lock().expect("last scan") = LastScan {
+            at: Instant::now(),
+            found: run.is_some(),
+        };
         let Some(run) = run else {
+            self.app.metrics.empty_scan();
             return Ok(None);
         };
         // Not expected (the claim and the load share a transaction); the
@@ -318,7 +353,7 @@ impl Worker {
         Ok(Some(Claimed {
             run_id: run.to_string(),
             org,
-            lease,
+            lease: lease.to_string(),
             run: loaded,
         }))
     }
@@ -368,7 +403,14 @@ impl Worker {
             .expect("notified runs")
             .front()
             .is_some_and(|(_, at)| waited(at));
-        backlog && waited(&self.last_scan.lock().expect("last scan"))
+        backlog && waited(&self.last_scan.lock().expect("last scan").at)
+    }
+
+    /// Whether a worker with no notified run left scans: the last scan of
+    /// this host found a run, or was a sweep interval ago.
+    fn scan_due(&self) -> bool {
+        let last = self.last_scan.lock().expect("last scan");
+        last.found || last.at.elapsed() >= self.config.poll
     }
 
     /// Counts a claimed run in flight here; returns what interrupts it.
