@@ -775,15 +775,20 @@ pub fn live_instances(admin: &str) -> i64 {
     metric(admin, "synatra_component_instances")
 }
 
-/// The value of the sample `series` (name and labels, as exposed) on the
-/// host's admin port; 0 when absent.
-pub fn metric(admin: &str, series: &str) -> i64 {
-    let text = ureq::get(&format!("{admin}/metrics"))
+/// The host's Prometheus metrics (its admin port), as text.
+pub fn metrics(admin: &str) -> String {
+    ureq::get(&format!("{admin}/metrics"))
         .call()
         .expect("metrics")
         .into_string()
-        .expect("metrics text");
-    text.lines()
+        .expect("metrics text")
+}
+
+/// The value of the sample `series` (name and labels, as exposed) on the
+/// host's admin port; 0 when absent.
+pub fn metric(admin: &str, series: &str) -> i64 {
+    metrics(admin)
+        .lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0)

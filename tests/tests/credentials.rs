@@ -60,11 +60,7 @@ fn credentials_are_sealed_masked_never_logged_and_used_per_environment() {
     assert!(!stored.contains(&prod_hex), "stored sealed, not in clear");
 
     // The agent names no base_url: the environment's credential supplies it.
-    publish(
-        &app,
-        "keyed",
-        &json!({ "model": { "provider": "openai", "model": "m" } }),
-    );
+    publish_keyed(&app);
     for env in ["production", "staging"] {
         let id = thread_in(&app, env);
         let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
@@ -121,11 +117,7 @@ fn a_sealed_key_moved_to_another_row_does_not_open() {
          FROM llm_credentials p JOIN environments e ON e.id = p.environment_id AND e.slug = 'production'
          WHERE s.environment_id <> p.environment_id",
     );
-    publish(
-        &app,
-        "keyed",
-        &json!({ "model": { "provider": "openai", "model": "m" } }),
-    );
+    publish_keyed(&app);
     let id = thread_in(&app, "staging");
     let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
     assert_eq!(t["status"], "failed");
@@ -307,6 +299,124 @@ fn keys_never_leave_for_an_agents_url() {
             "{all}"
         );
     }
+}
+
+/// A run's credential comes with its claim (SQL `load_run`), sealed by the
+/// gateway over its key and URLs: once the gateway has read and sealed the
+/// row, its model calls read nothing. A write of the row clears the seal, so
+/// the next run's gateway reads it again, and seals it anew.
+#[test]
+fn a_runs_credential_travels_with_its_claim_until_the_row_changes() {
+    let home = FakeLlm::start_with(|_| Answer::Text("ok".into()));
+    let moved = FakeLlm::start_with(|_| Answer::Text("ok".into()));
+    let app = start_on(&config_for_fakes());
+    let r = put(
+        &app,
+        "production",
+        "openai",
+        json!({ "api_key": PROD_KEY, "base_url": home.base_url() }),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    publish_keyed(&app);
+    let sealed = || {
+        synatra_tests::psql(
+            &app.host.database_url,
+            "SELECT count(*) FROM llm_credentials WHERE url_seal IS NOT NULL",
+        )
+    };
+    assert_eq!(sealed(), "0", "a stored row has no seal yet");
+    let run = || {
+        let before = gateway_statements(&app);
+        let id = thread_in(&app, "production");
+        let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+        assert_eq!(t["status"], "completed", "{t:#}");
+        gateway_statements(&app) - before
+    };
+
+    assert!(
+        run() >= 2,
+        "the first run's gateway read the row and sealed it"
+    );
+    assert_eq!(sealed(), "1");
+    assert_eq!(run(), 0, "the next run brought the credential with it");
+    assert_eq!(home.calls(), 2);
+
+    let r = put(
+        &app,
+        "production",
+        "openai",
+        json!({ "base_url": moved.base_url() }),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(sealed(), "0", "a write clears the seal");
+    assert!(run() >= 1, "the row was read again");
+    assert_eq!(moved.calls(), 1, "the call went to the new URL");
+    assert_eq!(sealed(), "1", "and the row was sealed again");
+    assert_eq!(run(), 0);
+    let auth: Vec<_> = [home.received(), moved.received()]
+        .concat()
+        .into_iter()
+        .map(|r| r.authorization)
+        .collect();
+    assert_eq!(auth, vec![Some(format!("Bearer {PROD_KEY}")); 4]);
+}
+
+/// A seal opens only for the row it was made for: one moved to another
+/// environment's row does not, and that row is read instead.
+#[test]
+fn a_url_seal_moved_to_another_row_does_not_open() {
+    let fake = FakeLlm::start_with(|_| Answer::Text("ok".into()));
+    let app = start_on(&config_for_fakes());
+    for (env, key) in [("production", PROD_KEY), ("staging", STAGING_KEY)] {
+        let r = put(
+            &app,
+            env,
+            "openai",
+            json!({ "api_key": key, "base_url": fake.base_url() }),
+        );
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+    publish_keyed(&app);
+    for env in ["production", "staging"] {
+        let id = thread_in(&app, env);
+        wait_for(&app, &id, &["completed"], Duration::from_secs(30));
+    }
+    synatra_tests::psql(
+        &app.host.database_url,
+        "UPDATE llm_credentials s SET url_seal = p.url_seal
+         FROM llm_credentials p JOIN environments e ON e.id = p.environment_id AND e.slug = 'production'
+         WHERE s.environment_id <> p.environment_id",
+    );
+    let before = gateway_statements(&app);
+    let id = thread_in(&app, "staging");
+    let t = wait_for(&app, &id, &["completed", "failed"], Duration::from_secs(30));
+    assert_eq!(t["status"], "completed", "{t:#}");
+    assert!(
+        gateway_statements(&app) > before,
+        "the gateway read the row whose seal did not open"
+    );
+    assert_eq!(
+        fake.received().last().and_then(|r| r.authorization.clone()),
+        Some(format!("Bearer {STAGING_KEY}"))
+    );
+    assert!(app.host.log().contains("did not match its seal"));
+}
+
+/// Statements the gateway has run (the host's histogram of them).
+fn gateway_statements(app: &App) -> i64 {
+    synatra_tests::metric(
+        &app.host.admin,
+        "synatra_postgres_statement_seconds_count{component=\"gateway\"}",
+    )
+}
+
+/// Publishes agent `keyed`: OpenAI, with no URL of its own.
+fn publish_keyed(app: &App) {
+    publish(
+        app,
+        "keyed",
+        &json!({ "model": { "provider": "openai", "model": "m" } }),
+    );
 }
 
 fn thread_in_agent(app: &App, agent: &str, env: &str) -> String {

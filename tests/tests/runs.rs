@@ -10,9 +10,9 @@ use serde_json::{json, Value};
 use synatra_tests::fake_llm::{Answer, FakeLlm};
 use synatra_tests::runs::{
     agent_config, agent_with_tools, answer_in_new_org, config_for_fakes, kinds, publish,
-    sse_events, start, start_on, start_thread, store_key, wait_for, App,
+    sse_events, start, start_on, start_thread, store_key, wait_for,
 };
-use synatra_tests::{psql, try_psql};
+use synatra_tests::{metric, metrics, psql, try_psql};
 
 #[test]
 fn agent_calls_a_tool_then_answers_and_tokens_stream() {
@@ -571,13 +571,11 @@ fn a_notified_run_is_claimed_by_its_id() {
         let id = start_thread(&app, "echo", message, "normal");
         wait_for(&app, &id, &["completed"], Duration::from_secs(30));
     }
-    let metrics = metrics(&app);
-    let (by_id, by_scan) = (
-        count(&metrics, "synatra_run_claims_total{by=\"id\"}"),
-        count(&metrics, "synatra_run_claims_total{by=\"scan\"}"),
-    );
-    assert_eq!(by_id + by_scan, 3, "{metrics}");
-    assert!(by_id >= 2, "{metrics}");
+    let admin = &app.host.admin;
+    let by_id = metric(admin, "synatra_run_claims_total{by=\"id\"}");
+    let by_scan = metric(admin, "synatra_run_claims_total{by=\"scan\"}");
+    assert_eq!(by_id + by_scan, 3, "{}", metrics(admin));
+    assert!(by_id >= 2, "{}", metrics(admin));
 }
 
 /// With no notified run left, a host scans for ready runs no notification
@@ -591,42 +589,26 @@ fn ending_runs_do_not_each_scan_for_the_next() {
     let fake = FakeLlm::start_with(|_| Answer::Text("done".into()));
     let app = start();
     publish(&app, "echo", &agent_config(&fake, "m", json!({})));
-    let metrics_before = metrics(&app);
+    let admin = &app.host.admin;
+    let exposed = metrics(admin);
     assert!(
-        metrics_before.contains("synatra_empty_run_scans_total "),
-        "the host counts empty scans: {metrics_before}"
+        exposed.contains("synatra_empty_run_scans_total "),
+        "the host counts empty scans: {exposed}"
     );
-    let before = count(&metrics_before, "synatra_empty_run_scans_total");
+    let before = metric(admin, "synatra_empty_run_scans_total");
     let started = Instant::now();
     for i in 0..30 {
         let id = start_thread(&app, "echo", &format!("run {i}"), "normal");
         wait_for(&app, &id, &["completed"], Duration::from_secs(30));
     }
-    let secs = started.elapsed().as_secs_f64().ceil() as u32;
-    let metrics = metrics(&app);
-    let empty = count(&metrics, "synatra_empty_run_scans_total") - before;
-    let by_scan = count(&metrics, "synatra_run_claims_total{by=\"scan\"}");
+    let secs = started.elapsed().as_secs_f64().ceil() as i64;
+    let empty = metric(admin, "synatra_empty_run_scans_total") - before;
+    let by_scan = metric(admin, "synatra_run_claims_total{by=\"scan\"}");
     assert!(
         empty <= secs + 1 + by_scan + 1,
-        "{empty} empty scans in {secs} s for 30 runs: {metrics}"
+        "{empty} empty scans in {secs} s for 30 runs: {}",
+        metrics(admin)
     );
-}
-
-/// The host's Prometheus metrics.
-fn metrics(app: &App) -> String {
-    ureq::get(&format!("{}/metrics", app.host.admin))
-        .call()
-        .expect("metrics")
-        .into_string()
-        .expect("metrics text")
-}
-
-/// The value of one counter `series` in `metrics` (0 before its first count).
-fn count(metrics: &str, series: &str) -> u32 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{series} ")))
-        .map_or(0, |v| v.trim().parse().expect("a count"))
 }
 
 /// The host's connections to its database can drop (a restart, a proxy's

@@ -33,6 +33,7 @@ pub async fn call(
     let caller = provider::Caller {
         org_id: &rec.run.org_id,
         environment_id: rec.run.environment_id.as_deref(),
+        credential: rec.run.credential.as_ref(),
     };
     // The lease is renewed before the call and as the model streams, so no
     // other claimer (a tick, the inline advancer, another host) takes the

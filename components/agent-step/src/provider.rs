@@ -15,6 +15,9 @@ use synatra_names::services::GATEWAY_LLM as GATEWAY;
 pub struct Caller<'a> {
     pub org_id: &'a str,
     pub environment_id: Option<&'a str>,
+    /// The credential the claim loaded with the run, passed on unopened (the
+    /// gateway checks its seal, and reads the row when it has none).
+    pub credential: Option<&'a serde_json::Value>,
 }
 
 /// Calls the model, passing streamed text to `on_text` as it arrives.
@@ -28,6 +31,7 @@ pub async fn complete(
     let body = json!({
         "org_id": caller.org_id,
         "environment_id": caller.environment_id,
+        "credential": caller.credential,
         "model": model,
         "messages": messages,
         "tools": tools,

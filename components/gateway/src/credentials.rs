@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 use spin_sdk::variables;
-use synatra_db::credentials::{self, CredentialUpdate};
+use synatra_db::credentials::{self, CredentialUpdate, Stored, Travelling};
 use synatra_db::Db;
 use synatra_secrets::{hint, SecretKey};
 
@@ -93,14 +93,16 @@ pub enum Refused {
 pub fn target(
     org_id: &str,
     environment_id: Option<&str>,
+    travelling: Option<&Travelling>,
     provider: &str,
     agent_url: Option<&str>,
     fallback_variable: &str,
 ) -> Result<Target, Refused> {
     let stored = match environment_id {
-        Some(env) => Db::open()
-            .and_then(|db| credentials::get(&db, org_id, env, provider))
-            .map_err(|e| Refused::Unusable(e.to_string()))?,
+        Some(env) => match travelling.and_then(|t| opened(org_id, env, provider, t)) {
+            Some(stored) => Some(stored),
+            None => read(org_id, env, provider)?,
+        },
         None => None,
     };
     let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
@@ -146,6 +148,48 @@ pub fn target(
         (None, _) => None,
     };
     Ok(Target { api_key, base_url })
+}
+
+/// The credential a run brought from its claim, if it is this call's and
+/// its `url_seal` opens: then its key and URLs are the row's as the gateway
+/// sealed them (a caller without the encryption key cannot make a seal for
+/// other URLs; the row it was loaded from may have changed since the claim,
+/// as it may during any call).
+fn opened(org_id: &str, env: &str, provider: &str, travelling: &Travelling) -> Option<Stored> {
+    if travelling.provider != provider {
+        return None;
+    }
+    let stored = travelling.stored()?;
+    let seal = stored.url_seal.as_deref()?;
+    let context = credentials::urls_context(org_id, env, provider, &stored);
+    match key().ok()?.open(seal, &context) {
+        Ok(_) => Some(stored),
+        Err(_) => {
+            eprintln!("a run's {provider} credential did not match its seal; reading the row");
+            None
+        }
+    }
+}
+
+/// Reads the credential row; seals one with no seal yet, so the next
+/// claims load it with their runs.
+fn read(org_id: &str, env: &str, provider: &str) -> Result<Option<Stored>, Refused> {
+    let db = Db::open().map_err(|e| Refused::Unusable(e.to_string()))?;
+    let stored = credentials::get(&db, org_id, env, provider)
+        .map_err(|e| Refused::Unusable(e.to_string()))?;
+    if let Some(row) = stored.as_ref().filter(|s| s.url_seal.is_none()) {
+        let context = credentials::urls_context(org_id, env, provider, row);
+        let sealed = key()
+            .and_then(|k| k.seal(&[], &context).map_err(|e| e.to_string()))
+            .and_then(|seal| {
+                credentials::set_url_seal(&db, org_id, env, provider, row, &seal)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = sealed {
+            eprintln!("could not seal the {provider} credential's URLs: {e}");
+        }
+    }
+    Ok(stored)
 }
 
 /// Whether the operator lets `org_id` use the fallback keys

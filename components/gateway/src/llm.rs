@@ -9,6 +9,7 @@ use spin_sdk::http::{
     ResponseOutparam,
 };
 use synatra_agents::ModelConfig;
+use synatra_db::credentials::Travelling;
 use synatra_llm::{
     key_variable, prepare, ChatRequest, LlmError, Message, ToolSpec, UNREACHABLE_HEADER,
 };
@@ -20,6 +21,10 @@ use crate::{error, reply};
 struct Complete {
     org_id: String,
     environment_id: Option<String>,
+    /// The credential the run's claim loaded (`credentials::Travelling`);
+    /// read as a value so that a malformed one is only not used.
+    #[serde(default)]
+    credential: Option<serde_json::Value>,
     model: ModelConfig,
     messages: Vec<Message>,
     tools: Vec<ToolSpec>,
@@ -32,9 +37,13 @@ pub async fn complete(body: &[u8], out: ResponseOutparam) {
         Err(e) => return reply(out, 400, error("invalid_json", e)).await,
     };
     let mut model = call.model;
+    let travelling = call
+        .credential
+        .and_then(|c| serde_json::from_value::<Travelling>(c).ok());
     let target = match credentials::target(
         &call.org_id,
         call.environment_id.as_deref(),
+        travelling.as_ref(),
         model.provider.as_str(),
         model.base_url.as_deref(),
         key_variable(model.provider),

@@ -1,6 +1,8 @@
 //! `llm_credentials`: per org, environment and provider. Only the gateway
-//! writes sealed keys and reads them back; the API lists masked views.
+//! writes sealed keys and opens them (a claim loads a run's row still
+//! sealed, for the gateway); the API lists masked views.
 
+use serde::Deserialize;
 use spin_sdk::pg4::ParameterValue::{Binary, Boolean, DbNull};
 
 use crate::{jsonb, opt_text, opt_uuid, text, uuid, Db, DbResult, FromRow, Row, Timestamp};
@@ -67,7 +69,7 @@ pub fn upsert(db: &Db, u: &CredentialUpdate) -> DbResult<()> {
                api_key_hint = CASE WHEN $4 THEN EXCLUDED.api_key_hint ELSE llm_credentials.api_key_hint END,
                base_url = CASE WHEN $7 THEN EXCLUDED.base_url ELSE llm_credentials.base_url END,
                allowed_base_urls = CASE WHEN $10 THEN EXCLUDED.allowed_base_urls ELSE llm_credentials.allowed_base_urls END,
-               updated_by = EXCLUDED.updated_by, updated_at = now()",
+               updated_by = EXCLUDED.updated_by, updated_at = now(), url_seal = NULL",
         &[
             uuid(u.org_id),
             uuid(u.environment_id),
@@ -91,6 +93,88 @@ pub struct Stored {
     pub sealed_key: Option<Vec<u8>>,
     pub base_url: Option<String>,
     pub allowed_base_urls: Vec<String>,
+    /// The gateway's seal over the row's key and URLs (see [`urls_context`]);
+    /// None until the gateway seals the row, and again after each write.
+    pub url_seal: Option<Vec<u8>>,
+}
+
+/// A credential as SQL `load_run` hands it to the agent step, which passes
+/// it to the gateway unopened: bytes in hex.
+#[derive(Deserialize)]
+pub struct Travelling {
+    pub provider: String,
+    api_key_sealed: Option<String>,
+    base_url: Option<String>,
+    allowed_base_urls: Vec<String>,
+    url_seal: String,
+}
+
+impl Travelling {
+    /// The row it was loaded from; None when its hex does not decode.
+    pub fn stored(&self) -> Option<Stored> {
+        let sealed_key = match &self.api_key_sealed {
+            Some(hex) => Some(unhex(hex)?),
+            None => None,
+        };
+        Some(Stored {
+            sealed_key,
+            base_url: self.base_url.clone(),
+            allowed_base_urls: self.allowed_base_urls.clone(),
+            url_seal: Some(unhex(&self.url_seal)?),
+        })
+    }
+}
+
+fn unhex(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// What a credential's `url_seal` is bound to: the row's identity, its
+/// sealed key (or its having none) and every URL the gateway decides on. A seal made for other
+/// URLs, another key or another row does not open.
+pub fn urls_context(org_id: &str, environment_id: &str, provider: &str, stored: &Stored) -> String {
+    serde_json::json!([
+        "llm-urls",
+        context(org_id, environment_id, provider),
+        stored.sealed_key,
+        stored.base_url,
+        stored.allowed_base_urls,
+    ])
+    .to_string()
+}
+
+/// Stores `seal` as the row's `url_seal` if the row still holds what was
+/// sealed (a write meanwhile cleared the seal and changed the row).
+pub fn set_url_seal(
+    db: &Db,
+    org_id: &str,
+    environment_id: &str,
+    provider: &str,
+    stored: &Stored,
+    seal: &[u8],
+) -> DbResult<()> {
+    db.execute(
+        "UPDATE llm_credentials SET url_seal = $4
+          WHERE org_id = $1 AND environment_id = $2 AND provider = $3
+            AND api_key_sealed IS NOT DISTINCT FROM $5 AND base_url IS NOT DISTINCT FROM $6
+            AND allowed_base_urls = $7",
+        &[
+            uuid(org_id),
+            uuid(environment_id),
+            text(provider),
+            Binary(seal.to_vec()),
+            stored.sealed_key.clone().map_or(DbNull, Binary),
+            opt_text(stored.base_url.as_deref()),
+            jsonb(&serde_json::json!(stored.allowed_base_urls)),
+        ],
+    )?;
+    Ok(())
 }
 
 /// One credential, if configured.
@@ -101,7 +185,7 @@ pub fn get(
     provider: &str,
 ) -> DbResult<Option<Stored>> {
     db.query_opt(
-        "SELECT api_key_sealed, base_url, allowed_base_urls FROM llm_credentials
+        "SELECT api_key_sealed, base_url, allowed_base_urls, url_seal FROM llm_credentials
              WHERE org_id = $1 AND environment_id = $2 AND provider = $3",
         &[uuid(org_id), uuid(environment_id), text(provider)],
     )?
@@ -111,6 +195,7 @@ pub fn get(
             base_url: r.opt_str("base_url")?,
             allowed_base_urls: serde_json::from_value(r.json("allowed_base_urls")?)
                 .unwrap_or_default(),
+            url_seal: r.bytes("url_seal")?,
         })
     })
     .transpose()

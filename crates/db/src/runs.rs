@@ -283,6 +283,10 @@ pub struct RunState {
     pub leased_by_caller: bool,
     pub active_ms: i64,
     pub retries: i32,
+    /// The credential of the run's model provider in its environment, as
+    /// the gateway sealed it (`credentials::Travelling`), passed on unopened.
+    #[serde(default)]
+    pub credential: Option<Value>,
 }
 
 /// A run loaded to be advanced: its state, its recorded step outputs in

@@ -48,6 +48,7 @@ pub const MIGRATIONS: &[(&str, &str)] = migrations![
     "0029_last_step_ends_in_one_update.sql",
     "0030_no_notify_without_a_listener.sql",
     "0031_create_run_plans_once.sql",
+    "0032_credentials_travel_with_the_run.sql",
 ];
 
 /// One migration file.
