@@ -150,7 +150,8 @@ pub fn urls_context(org_id: &str, environment_id: &str, provider: &str, stored: 
 }
 
 /// Stores `seal` as the row's `url_seal` if the row still holds what was
-/// sealed (a write meanwhile cleared the seal and changed the row).
+/// sealed (a write meanwhile cleared the seal and changed the row) and no
+/// concurrent call has sealed it already.
 pub fn set_url_seal(
     db: &Db,
     org_id: &str,
@@ -163,7 +164,7 @@ pub fn set_url_seal(
         "UPDATE llm_credentials SET url_seal = $4
           WHERE org_id = $1 AND environment_id = $2 AND provider = $3
             AND api_key_sealed IS NOT DISTINCT FROM $5 AND base_url IS NOT DISTINCT FROM $6
-            AND allowed_base_urls = $7",
+            AND allowed_base_urls = $7 AND url_seal IS NULL",
         &[
             uuid(org_id),
             uuid(environment_id),
