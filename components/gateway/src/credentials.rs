@@ -36,6 +36,17 @@ pub fn key() -> Result<SecretKey, String> {
     SecretKey::from_hex(&hex).map_err(|e| e.to_string())
 }
 
+/// The encryption key, read from its variable at most once per model call
+/// (a travelling credential's seal and the key it carries both need it).
+#[derive(Default)]
+struct LazyKey(std::cell::OnceCell<Result<SecretKey, String>>);
+
+impl LazyKey {
+    fn get(&self) -> Result<&SecretKey, String> {
+        self.0.get_or_init(key).as_ref().map_err(Clone::clone)
+    }
+}
+
 /// Seals and stores a credential; returns (status, `{stored}` or error).
 pub fn put(body: &[u8]) -> (u16, Value) {
     let put: Put = match serde_json::from_slice(body) {
@@ -98,10 +109,11 @@ pub fn target(
     agent_url: Option<&str>,
     fallback_variable: &str,
 ) -> Result<Target, Refused> {
+    let secret = LazyKey::default();
     let stored = match environment_id {
-        Some(env) => match travelling.and_then(|t| opened(org_id, env, provider, t)) {
+        Some(env) => match travelling.and_then(|t| opened(&secret, org_id, env, provider, t)) {
             Some(stored) => Some(stored),
-            None => read(org_id, env, provider)?,
+            None => read(&secret, org_id, env, provider)?,
         },
         None => None,
     };
@@ -128,7 +140,8 @@ pub fn target(
     let sealed = stored.and_then(|s| s.sealed_key);
     let api_key = match (sealed, environment_id) {
         (Some(sealed), Some(env)) if goes_home => {
-            let plain = key()
+            let plain = secret
+                .get()
                 .map_err(Refused::Unusable)?
                 .open(&sealed, &credentials::context(org_id, env, provider))
                 .map_err(|e| {
@@ -155,14 +168,20 @@ pub fn target(
 /// sealed them (a caller without the encryption key cannot make a seal for
 /// other URLs; the row it was loaded from may have changed since the claim,
 /// as it may during any call).
-fn opened(org_id: &str, env: &str, provider: &str, travelling: &Travelling) -> Option<Stored> {
+fn opened(
+    secret: &LazyKey,
+    org_id: &str,
+    env: &str,
+    provider: &str,
+    travelling: &Travelling,
+) -> Option<Stored> {
     if travelling.provider != provider {
         return None;
     }
     let stored = travelling.stored()?;
     let seal = stored.url_seal.as_deref()?;
     let context = credentials::urls_context(org_id, env, provider, &stored);
-    match key().ok()?.open(seal, &context) {
+    match secret.get().ok()?.open(seal, &context) {
         Ok(_) => Some(stored),
         Err(_) => {
             eprintln!("a run's {provider} credential did not match its seal; reading the row");
@@ -173,13 +192,19 @@ fn opened(org_id: &str, env: &str, provider: &str, travelling: &Travelling) -> O
 
 /// Reads the credential row; seals one with no seal yet, so the next
 /// claims load it with their runs.
-fn read(org_id: &str, env: &str, provider: &str) -> Result<Option<Stored>, Refused> {
+fn read(
+    secret: &LazyKey,
+    org_id: &str,
+    env: &str,
+    provider: &str,
+) -> Result<Option<Stored>, Refused> {
     let db = Db::open().map_err(|e| Refused::Unusable(e.to_string()))?;
     let stored = credentials::get(&db, org_id, env, provider)
         .map_err(|e| Refused::Unusable(e.to_string()))?;
     if let Some(row) = stored.as_ref().filter(|s| s.url_seal.is_none()) {
         let context = credentials::urls_context(org_id, env, provider, row);
-        let sealed = key()
+        let sealed = secret
+            .get()
             .and_then(|k| k.seal(&[], &context).map_err(|e| e.to_string()))
             .and_then(|seal| {
                 credentials::set_url_seal(&db, org_id, env, provider, row, &seal)

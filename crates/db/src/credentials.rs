@@ -136,8 +136,8 @@ fn unhex(hex: &str) -> Option<Vec<u8>> {
 }
 
 /// What a credential's `url_seal` is bound to: the row's identity, its
-/// sealed key (or its having none) and every URL the gateway decides on. A seal made for other
-/// URLs, another key or another row does not open.
+/// sealed key (or its having none) and every URL the gateway decides on.
+/// A seal made for other URLs, another key or another row does not open.
 pub fn urls_context(org_id: &str, environment_id: &str, provider: &str, stored: &Stored) -> String {
     serde_json::json!([
         "llm-urls",
